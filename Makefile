@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both first set up: system packages (graphviz's dot), then .venv with chronum installed editable.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.chronum-installed
+
+.PHONY: setup system demo test lint typecheck bench clean
+
+setup: system $(STAMP)
+
+system:
+	@bash scripts/setup-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: setup
+	@cd examples && ../$(VENV)/bin/chronum run chronum.yaml --db ../.chronum/demo.db; \
+	 ../$(VENV)/bin/chronum history --db ../.chronum/demo.db --limit 5
+
+lint: setup
+	$(VENV)/bin/ruff check chronum tests benchmarks
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+test: setup lint typecheck
+	$(VENV)/bin/pytest
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build .chronum .pytest_cache .mypy_cache .ruff_cache

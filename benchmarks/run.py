@@ -1,0 +1,359 @@
+"""Chronum's benchmarks (``make bench``): whole ``chronum run`` processes against budgets.
+
+    python benchmarks/run.py [--quick] [--repeat N] [--json PATH] [--only W1,W3,...]
+
+Every number is a median of whole-process wall times, each taken beside a baseline measured in
+the same invocation (alternating with it, so a busy machine slows both): a bare ``python -c pass``
+for the in-process workloads, a bare asyncio loop spawning the same processes for W3. The
+workloads and budgets are issue #2's "Performance" section. Flows, databases and logs live in a
+temporary folder that is deleted afterwards; nothing is written into the repository.
+
+This is a report, not a test: the exit code is 0 even when a budget is missed (1 only when a
+workload could not be run at all, such as a ``chronum run`` that fails).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import workloads as wl
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+CHRONUM = str(Path(sys.executable).parent / "chronum")
+HEAVY = ("pandas", "IPython", "graphviz", "dask")
+MB = 1_000_000
+
+#: The environment of every measured process; ``main`` sets it (see ``child_env``).
+ENV: dict[str, str] = dict(os.environ)
+
+
+def child_env(scratch: Path) -> dict[str, str]:
+    """This environment with bytecode caching on, the caches kept in the scratch folder.
+
+    A user's installed chronum runs from ``.pyc`` files; a sandbox that sets
+    ``PYTHONDONTWRITEBYTECODE`` would otherwise make every measured process compile chronum and
+    its imports from source (about 80 ms of W0 here). ``PYTHONPYCACHEPREFIX`` keeps the caches
+    out of the repository; the warm-up run of each workload fills them.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    return env
+
+
+class BenchError(Exception):
+    """A workload could not be measured (the command failed, or recorded the wrong thing)."""
+
+
+@dataclass
+class Row:
+    name: str
+    what: str
+    unit: str  # "s", "ms" or "MB"
+    median: float | None = None
+    baseline: float | None = None
+    budget: float | None = None
+    budget_is_ratio: bool = False
+    passed: bool | None = None
+    samples: list[float] = field(default_factory=list)
+    baseline_samples: list[float] = field(default_factory=list)
+    note: str = ""
+    error: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.median is None or not self.baseline:
+            return None
+        return self.median / self.baseline
+
+    def judge(self) -> None:
+        value = self.ratio if self.budget_is_ratio else self.median
+        self.passed = None if value is None or self.budget is None else value <= self.budget
+
+
+# -- running processes ----------------------------------------------------------------------
+
+
+def _timed(cmd: Sequence[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=ENV, check=False)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        raise BenchError(f"`{' '.join(cmd[:3])} ...` exited {done.returncode}: "
+                         + " | ".join(tail))
+    return took
+
+
+def _paired(command: Callable[[int], list[str]], baseline: list[str], repeat: int,
+            cwd: Path, check: Callable[[int], None] | None = None) -> tuple[list[float], ...]:
+    """One warm-up of each, then ``repeat`` alternating (baseline, command) timings."""
+    _timed(baseline, cwd)
+    _timed(command(0), cwd)
+    if check is not None:
+        check(0)
+    ours: list[float] = []
+    theirs: list[float] = []
+    for i in range(1, repeat + 1):
+        theirs.append(_timed(baseline, cwd))
+        ours.append(_timed(command(i), cwd))
+    return ours, theirs
+
+
+def _db(tmp: Path, name: str, i: int) -> Path:
+    """A fresh database per run, in its own folder (step logs are written beside it)."""
+    folder = tmp / "db" / f"{name}-{i}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "chronum.db"
+
+
+def _check_recorded(db: Path, n_steps: int) -> None:
+    """The run really happened: recorded succeeded, with every step succeeded."""
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT status FROM runs").fetchall()
+        done = conn.execute("SELECT COUNT(*) FROM steps WHERE status = 'succeeded'").fetchone()[0]
+    if runs != [("succeeded",)] or done != n_steps:
+        raise BenchError(f"{db.name}: runs {runs}, {done} of {n_steps} steps succeeded")
+
+
+# -- the benchmarks -------------------------------------------------------------------------
+
+
+def bench_flow(row: Row, tmp: Path, flow: Path, n_steps: int, repeat: int,
+               baseline: list[str]) -> None:
+    def command(i: int) -> list[str]:
+        return [CHRONUM, "run", str(flow), "-q", "--db", str(_db(tmp, row.name, i))]
+
+    ours, theirs = _paired(command, baseline, repeat, tmp,
+                           lambda i: _check_recorded(_db(tmp, row.name, i), n_steps))
+    row.samples, row.baseline_samples = ours, theirs
+    row.median, row.baseline = statistics.median(ours), statistics.median(theirs)
+
+
+def bench_import(row: Row, tmp: Path, repeat: int) -> None:
+    ours, theirs = _paired(lambda _: [PY, "-c", "import chronum"], [PY, "-c", "pass"],
+                           repeat, tmp)
+    row.samples = [1000 * t for t in ours]
+    row.baseline_samples = [1000 * t for t in theirs]
+    row.baseline = statistics.median(row.baseline_samples)
+    row.median = statistics.median(row.samples) - row.baseline
+    row.note = f"import chronum {statistics.median(row.samples):.1f} ms whole process"
+
+
+def check_heavy_imports(row: Row, tmp: Path) -> None:
+    probe = ("import sys, json, chronum; "
+             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    out = subprocess.run([PY, "-c", probe], cwd=tmp, capture_output=True, text=True, env=ENV,
+                         check=False)
+    if out.returncode != 0:
+        raise BenchError(f"import chronum failed: {out.stderr.strip()[-300:]}")
+    loaded = json.loads(out.stdout)
+    row.passed = not loaded
+    row.note = "imported: " + ", ".join(loaded) if loaded else "none of them imported"
+
+
+def _peak(cmd: list[str], tmp: Path) -> int:
+    out = subprocess.run([PY, str(HERE / "peak_rss.py"), *cmd], cwd=tmp, capture_output=True,
+                         text=True, env=ENV, check=True)
+    report = json.loads(out.stdout)
+    if report["returncode"] != 0:
+        raise BenchError(f"`{' '.join(cmd[:3])} ...` exited {report['returncode']}")
+    return int(report["peak_rss_bytes"])
+
+
+def bench_memory(row: Row, tmp: Path, n: int) -> None:
+    flow = wl.write_flow(tmp, "memory", wl.independent(n))
+    warm_up = wl.write_flow(tmp, "memory-warm-up", wl.one_step())
+    _timed([CHRONUM, "run", str(warm_up), "-q", "--db", str(_db(tmp, "warm-up", 0))], tmp)
+    db = _db(tmp, row.name, 0)
+    start = time.perf_counter()
+    row.median = _peak([CHRONUM, "run", str(flow), "-q", "--db", str(db)], tmp) / MB
+    took = time.perf_counter() - start
+    _check_recorded(db, n)
+    row.baseline = _peak([PY, "-c", "pass"], tmp) / MB
+    row.samples, row.baseline_samples = [row.median], [row.baseline]
+    row.note = f"the {n:,}-step run took {took:.2f} s"
+
+
+def bench_steps(row: Row, tmp: Path, n: int, repeat: int) -> None:
+    db = _db(tmp, row.name, 0)
+    start = time.perf_counter()
+    built = subprocess.run([PY, str(HERE / "recorded.py"), "build", str(db), str(n)], cwd=tmp,
+                           capture_output=True, text=True, env=ENV, check=False)
+    if built.returncode != 0:
+        raise BenchError(f"building the database failed: {built.stderr.strip()[-400:]}")
+    build_s = time.perf_counter() - start
+    run_id = json.loads(built.stdout)["run_id"]
+    cold: list[float] = []
+    warm: list[float] = []
+    for _ in range(repeat + 1):  # the first is the warm-up (page cache, .pyc files)
+        out = subprocess.run([PY, str(HERE / "recorded.py"), "time", str(db), run_id],
+                             cwd=tmp, capture_output=True, text=True, env=ENV, check=False)
+        if out.returncode != 0:
+            raise BenchError(f"chronum.steps() failed: {out.stderr.strip()[-400:]}")
+        report = json.loads(out.stdout)
+        if not report["ok"] or report["rows"] != n:
+            raise BenchError(f"chronum.steps() returned {report['rows']} rows, expected {n}")
+        cold.append(report["seconds"])
+        warm.append(report["warm_seconds"])
+    row.samples, row.baseline_samples = cold[1:], warm[1:]
+    row.median = statistics.median(row.samples)
+    row.note = (f"first call in a fresh process; a second call takes "
+                f"{statistics.median(warm[1:]):.3f} s; building the db took {build_s:.1f} s")
+
+
+# -- the plan and the report ----------------------------------------------------------------
+
+
+def plan(sizes: wl.Sizes, tmp: Path, repeat: int, import_repeat: int,
+         ) -> list[tuple[Row, Callable[[Row], None]]]:
+    wl.write_noop_module(tmp)
+    bare = [PY, "-c", "pass"]
+    n3 = sizes.w3_shell
+    asyncio_true = [PY, str(HERE / "asyncio_true.py"), str(n3)]
+    flows = {
+        "W0": ("1 step", wl.one_step(), 1, 0.08),
+        "W1": (f"{sizes.w1_fan:,} no-ops + 1 join", wl.fan_in(sizes.w1_fan), sizes.w1_fan + 1,
+               0.20),
+        "W2": (f"{sizes.w2_chain}-step chain", wl.chain(sizes.w2_chain), sizes.w2_chain, 0.12),
+        "W4": (f"{sizes.w4_layers}x{sizes.w4_width} layers",
+               wl.layers(sizes.w4_layers, sizes.w4_width), sizes.w4_layers * sizes.w4_width,
+               0.17),
+    }
+    rows: list[tuple[Row, Callable[[Row], None]]] = []
+
+    def flow_bench(flow: Path, n: int, baseline: list[str]) -> Callable[[Row], None]:
+        return lambda row: bench_flow(row, tmp, flow, n, repeat, baseline)
+
+    for name, (what, text, n, budget) in flows.items():
+        flow = wl.write_flow(tmp, name.lower(), text)
+        rows.append((Row(name, what, "s", budget=budget), flow_bench(flow, n, bare)))
+    w3 = wl.write_flow(tmp, "w3", wl.shell_true(n3))
+    rows.insert(3, (Row("W3", f"{n3} shell `true`", "s", budget=1.2, budget_is_ratio=True),
+                    flow_bench(w3, n3, asyncio_true)))
+    rows += [
+        (Row("import", "import chronum, added", "ms", budget=40.0),
+         lambda row: bench_import(row, tmp, import_repeat)),
+        (Row("heavy", "no pandas/IPython/graphviz/dask", "-"),
+         lambda row: check_heavy_imports(row, tmp)),
+        (Row("memory", f"{sizes.memory_steps:,}-step flow, peak RSS", "MB", budget=150.0),
+         lambda row: bench_memory(row, tmp, sizes.memory_steps)),
+        (Row("steps()", f"chronum.steps(), {sizes.recorded_steps:,} steps", "s", budget=1.0),
+         lambda row: bench_steps(row, tmp, sizes.recorded_steps, repeat)),
+    ]
+    return rows
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value:.3f} s"
+    return f"{value:.1f} {unit}"
+
+
+def _budget(row: Row) -> str:
+    if row.name == "heavy":
+        return "none"
+    if row.budget is None:
+        return "-"
+    return f"<= {row.budget:g}x" if row.budget_is_ratio else f"<= {_fmt(row.budget, row.unit)}"
+
+
+def print_table(rows: list[Row], quick: bool) -> None:
+    head = ("workload", "what", "median", "baseline", "ratio", "budget", "verdict")
+    lines = [head]
+    for r in rows:
+        verdict = "ERROR" if r.error else {True: "PASS", False: "FAIL", None: "-"}[r.passed]
+        ratio = "-" if r.ratio is None or r.name == "import" else f"{r.ratio:.2f}x"
+        lines.append((r.name, r.what, _fmt(r.median, r.unit), _fmt(r.baseline, r.unit), ratio,
+                      _budget(r), verdict))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    for i, line in enumerate(lines):
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    for r in rows:
+        if r.note or r.error:
+            print(f"{r.name}: {r.error or r.note}")
+    missed = [r.name for r in rows if r.passed is False]
+    broken = [r.name for r in rows if r.error]
+    print()
+    if quick:
+        print("--quick: reduced sizes and repetitions; verdicts are a smoke check only.")
+    print(f"budgets missed: {', '.join(missed)}" if missed else "all measured budgets met")
+    if broken:
+        print(f"could not measure: {', '.join(broken)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repetitions and smaller workloads, for a smoke check")
+    parser.add_argument("--repeat", type=int, help="measured runs per workload (default 5)")
+    parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    parser.add_argument("--only", metavar="NAMES", help="comma-separated: W0,W1,import,...")
+    parser.add_argument("--keep-env", action="store_true",
+                        help="run every process in this environment unchanged (by default "
+                             "bytecode caching is turned on, into the scratch folder)")
+    args = parser.parse_args(argv)
+    global ENV
+    repeat = args.repeat or (3 if args.quick else 5)
+    import_repeat = args.repeat or (3 if args.quick else 15)
+    sizes = wl.SIZES["quick" if args.quick else "full"]
+    only = {n.strip().lower() for n in args.only.split(",")} if args.only else None
+    if not Path(CHRONUM).exists():
+        print(f"no chronum entry point at {CHRONUM}; run `make setup` first", file=sys.stderr)
+        return 1
+    rows: list[Row] = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="chronum-bench-") as scratch:
+        if not args.keep_env:
+            ENV = child_env(Path(scratch))
+        for row, bench in plan(sizes, Path(scratch), repeat, import_repeat):
+            if only is not None and row.name.lower() not in only:
+                continue
+            print(f"{row.name}: {row.what} ...", file=sys.stderr, flush=True)
+            try:
+                bench(row)
+            except (BenchError, subprocess.CalledProcessError, OSError, sqlite3.Error) as exc:
+                row.error = str(exc)
+            if row.name != "heavy":
+                row.judge()
+            rows.append(row)
+    load = (load_before, os.getloadavg()[0])
+    print_table(rows, args.quick)
+    print(f"1-minute load average {load[0]:.2f} before, {load[1]:.2f} after, on "
+          f"{os.cpu_count()} CPUs (a busy machine inflates every number)")
+    if args.json:
+        report = {
+            "quick": args.quick,
+            "repeat": repeat,
+            "python": platform.python_version(),
+            "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": load,
+            "bytecode_cache": not args.keep_env,
+            "results": [{**asdict(r), "ratio": r.ratio} for r in rows],
+        }
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 1 if any(r.error for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Chronum: workflows as DAGs of steps, run on asyncio, recorded in SQLite.
+
+    >>> import chronum
+    >>> run = chronum.run("flow.yaml")          # or: await chronum.arun(...) in a notebook
+    >>> chronum.history()                       # past runs as a pandas DataFrame
+
+Public names are loaded on first use, so ``import chronum`` stays fast and pulls in neither
+asyncio nor pandas until they are needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # not from typing: importing typing alone costs ~10 ms
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backoff",
+    "ChronumError",
+    "Event",
+    "EventBus",
+    "Executor",
+    "Flow",
+    "Result",
+    "RetryPolicy",
+    "Run",
+    "SpecError",
+    "Step",
+    "StepContext",
+    "__version__",
+    "aresume",
+    "arun",
+    "attempts",
+    "events",
+    "history",
+    "load",
+    "register_executor",
+    "register_parser",
+    "resume",
+    "run",
+    "steps",
+]
+
+_LAZY = {
+    "Backoff": "chronum.model",
+    "Flow": "chronum.model",
+    "RetryPolicy": "chronum.model",
+    "Step": "chronum.model",
+    "ChronumError": "chronum.errors",
+    "SpecError": "chronum.errors",
+    "Event": "chronum.eventbus",
+    "EventBus": "chronum.eventbus",
+    "Executor": "chronum.executors",
+    "Result": "chronum.executors",
+    "StepContext": "chronum.executors",
+    "register_executor": "chronum.executors",
+    "register_parser": "chronum.spec",
+    "Run": "chronum.api",
+    "arun": "chronum.api",
+    "aresume": "chronum.api",
+    "attempts": "chronum.api",
+    "events": "chronum.api",
+    "history": "chronum.api",
+    "load": "chronum.api",
+    "resume": "chronum.api",
+    "run": "chronum.api",
+    "steps": "chronum.api",
+}
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .api import Run, aresume, arun, attempts, events, history, load, resume, run, steps
+    from .errors import ChronumError, SpecError
+    from .eventbus import Event, EventBus
+    from .executors import Executor, Result, StepContext, register_executor
+    from .model import Backoff, Flow, RetryPolicy, Step
+    from .spec import register_parser
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chronum' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

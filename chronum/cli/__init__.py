@@ -1,0 +1,126 @@
+"""The ``chronum`` command: a thin layer over the public API.
+
+Exit codes: 0 succeeded, 1 the run failed or was cancelled, 2 invalid flow or usage,
+130 interrupted (Ctrl-C). A ``ChronumError`` prints its message and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import ChronumError, SpecError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    return name, value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="chronum",
+        description="Run workflow DAGs written in YAML; every run is recorded in SQLite.",
+    )
+    p.add_argument("--version", action="version", version=f"chronum {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def db_option(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--db", metavar="PATH",
+                         help="SQLite file (default: $CHRONUM_DB or .chronum/chronum.db)")
+
+    def run_options(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--max-parallel", type=_positive, metavar="N",
+                         help="run at most N steps at once (overrides maxParallel)")
+        cmd.add_argument("--stop-on-fail", action="store_true", default=None,
+                         help="stop the run at the first failure (overrides stopOnFail)")
+        cmd.add_argument("--events-jsonl", metavar="PATH",
+                         help="append every event as one JSON line to PATH")
+        cmd.add_argument("--format", choices=("text", "json"), default="text",
+                         help="text: live progress; json: the run as JSON at the end")
+        cmd.add_argument("-q", "--quiet", action="store_true",
+                         help="no step output, only state changes")
+        db_option(cmd)
+
+    run = sub.add_parser("run", help="run a flow file")
+    run.add_argument("file")
+    run.add_argument("-p", "--param", dest="params", action="append", type=_param, default=[],
+                     metavar="NAME=VALUE", help="override a declared param (repeatable)")
+    run_options(run)
+
+    val = sub.add_parser("validate", help="check a flow file and report every problem")
+    val.add_argument("file")
+
+    graph = sub.add_parser("graph", help="draw a flow (DOT, SVG or PNG)")
+    graph.add_argument("file")
+    graph.add_argument("-o", "--output", metavar="OUT",
+                       help="out.svg, out.png or out.dot (default: DOT on stdout)")
+
+    hist = sub.add_parser("history", help="past runs, newest first")
+    hist.add_argument("--limit", type=_positive, default=20, metavar="N")
+    hist.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    db_option(hist)
+
+    show = sub.add_parser("show", help="one run and its steps")
+    show.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or 'last'")
+    show.add_argument("--format", choices=("table", "json"), default="table")
+    db_option(show)
+
+    logs = sub.add_parser("logs", help="the log of a run's steps")
+    logs.add_argument("run", metavar="RUN")
+    logs.add_argument("step", nargs="?", metavar="STEP")
+    db_option(logs)
+
+    resume = sub.add_parser("resume", help="run again what did not succeed in RUN")
+    resume.add_argument("run", metavar="RUN")
+    run_options(resume)
+    return p
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from . import commands
+
+    try:
+        code: int = getattr(commands, f"cmd_{args.command}")(args)
+    except SpecError as exc:  # already file:line:col: message (hint), one line per problem
+        print(exc, file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"{len(exc.problems)} problems found", file=sys.stderr)
+        return exc.exit_code
+    except ChronumError as exc:
+        print(f"chronum: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("chronum: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `chronum history | head`
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""One function per ``chronum`` command; each returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunNotFoundError, UsageError
+from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .display import Printer, format_table, printer_for
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)
+
+
+async def _run_with_signals(coro_factory: Any) -> Any:
+    """Run the coroutine as a task that SIGINT/SIGTERM cancel, so steps are stopped cleanly."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro_factory())
+    interrupted: list[int] = []
+
+    def cancel(signum: int) -> None:
+        interrupted.append(signum)
+        task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, cancel, signum)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _execute(args: argparse.Namespace, start: Any) -> int:
+    """Shared by run and resume: live printer, the run, the final line or JSON."""
+    from ..api import Run
+
+    printer: Printer = printer_for(args.format, quiet=args.quiet)
+    options: dict[str, Any] = {
+        "max_parallel": args.max_parallel,
+        "stop_on_fail": args.stop_on_fail,
+        "db": args.db,
+        "events_jsonl": args.events_jsonl,
+        "subscribers": [printer],
+    }
+    try:
+        run: Run = asyncio.run(_run_with_signals(lambda: start(options)))
+    except KeyboardInterrupt:
+        printer.close()
+        print("chronum: interrupted; the run was recorded as cancelled "
+              "(`chronum resume last` runs the rest)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    printer.close()
+    if args.format == "json":
+        print(_json(_show_object(run.run_id, args.db)))
+    else:
+        printer.summary(run)
+    return EXIT_OK if run.status == "succeeded" else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..api import arun, load
+
+    flow = load(args.file, params=dict(args.params) or None)
+    return _execute(args, lambda options: arun(flow, **options))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from ..api import aresume
+
+    return _execute(args, lambda options: aresume(args.run, **options))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ..api import load
+
+    flow = load(args.file)
+    n = len(flow.steps)
+    print(f"{args.file}: ok — flow '{flow.name}', {n} step{'s' if n != 1 else ''}")
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from ..api import load
+    from ..render import render, to_dot
+
+    flow = load(args.file)
+    if args.output is None:
+        sys.stdout.write(to_dot(flow))
+        return EXIT_OK
+    out = Path(args.output)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt in ("dot", "gv"):
+        out.write_text(to_dot(flow), encoding="utf-8")
+    elif fmt in ("svg", "png", "pdf"):
+        out.write_bytes(render(flow, fmt))
+    else:
+        raise UsageError(f"cannot tell the format of {args.output!r}; use .svg, .png or .dot")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _store(db: str | None) -> Any:
+    from ..store import Store, resolve_db_path
+
+    path = resolve_db_path(db)
+    if not path.exists():
+        raise RunNotFoundError(f"no runs recorded yet: {path} does not exist "
+                           "(run a flow with `chronum run FLOW.yaml`, or pass --db)")
+    return Store(path)
+
+
+_HISTORY_COLUMNS = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
+                    "n_steps", "n_failed", "parent_run_id")
+_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",
+                 "duration_s", "reason")
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from ..store.frames import to_json_rows
+
+    store = _store(args.db)
+    try:
+        rows = to_json_rows(store.history(limit=args.limit))
+    finally:
+        store.close()
+    if args.format == "json":
+        print(_json(rows))
+    elif args.format == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(_HISTORY_COLUMNS),
+                                extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print(format_table(rows, ("run_id", "flow", "status", "started_at", "duration_s",
+                                  "n_steps", "n_failed", "parent_run_id")))
+    return EXIT_OK
+
+
+def _show_object(ref: str, db: str | None) -> dict[str, Any]:
+    from ..store.frames import to_json_rows
+
+    store = _store(db)
+    try:
+        info = store.run(store.resolve_run(ref))
+    finally:
+        store.close()
+    head = to_json_rows([{k: v for k, v in info.items() if k != "steps"}])[0]
+    return {
+        "run_id": head["run_id"],
+        "flow": head["flow"],
+        "status": head["status"],
+        "started_at": head["started_at"],
+        "finished_at": head["finished_at"],
+        "steps": [{k: row.get(k) for k in _STEP_COLUMNS}
+                  for row in to_json_rows(info["steps"])],
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    obj = _show_object(args.run, args.db)
+    if args.format == "json":
+        print(_json(obj))
+        return EXIT_OK
+    print(f"run {obj['run_id']}  flow {obj['flow']}  {obj['status']}  "
+          f"started {obj['started_at']}  finished {obj['finished_at'] or '-'}")
+    print(format_table(obj["steps"], _STEP_COLUMNS))
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    store = _store(args.db)
+    try:
+        run_id = store.resolve_run(args.run)
+        names = [row["step"] for row in store.steps(run_id)]
+        if args.step is not None and args.step not in names:
+            import difflib
+
+            close = difflib.get_close_matches(args.step, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"run {run_id} has no step {args.step!r}{hint}")
+        for name in [args.step] if args.step else names:
+            path = store.log_path(run_id, name)
+            if args.step is None:
+                print(f"==> {name} <==")
+            if path is None or not Path(path).exists():
+                if args.step is not None:
+                    print(f"(step {name} wrote no log)", file=sys.stderr)
+                continue
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 16):
+                    sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+    finally:
+        store.close()
+    return EXIT_OK

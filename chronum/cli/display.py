@@ -1,0 +1,229 @@
+"""What ``chronum run`` prints while a flow runs.
+
+Three printers hang off the event bus: ``PlainPrinter`` (a line per state change and per line
+of step output, for pipes and CI logs), ``LivePrinter`` (a terminal: output scrolls above a
+status block that is redrawn a few times a second) and ``SilentPrinter`` (``--format json``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+from ..eventbus import (
+    Event,
+    LogLine,
+    RunFinished,
+    RunStarted,
+    StepCached,
+    StepCancelled,
+    StepFailed,
+    StepRetrying,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
+
+if TYPE_CHECKING:
+    from ..api import Run
+
+SYMBOLS = {
+    "succeeded": "✓", "failed": "✗", "cancelled": "⊘", "skipped": "–",
+    "upstream_failed": "↯", "cached": "↺", "retrying": "↻", "running": "▶",
+    "interrupted": "!",
+}
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+class Printer:
+    """Base printer: turns events into lines; subclasses decide where they go."""
+
+    def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.quiet = quiet
+        self.total = 0
+        self.counts: dict[str, int] = {}
+        self.flow = ""
+        self.run_id = ""
+
+    def __call__(self, event: Event) -> None:
+        line = self.describe(event)
+        if line is not None:
+            self.emit_line(line)
+
+    def describe(self, event: Event) -> str | None:
+        if isinstance(event, LogLine):
+            return None if self.quiet else f"[{event.step}] {event.line}"
+        if isinstance(event, RunStarted):
+            self.total = len(event.steps)
+            self.flow, self.run_id = event.flow, event.run_id
+            return (f"▶ {event.flow} · run {event.run_id} · {self.total} steps · "
+                    f"maxParallel={event.max_parallel}"
+                    + (f" · resuming {event.parent_run_id}" if event.parent_run_id else ""))
+        if isinstance(event, StepStarted):
+            extra = f" (attempt {event.attempt})" if (event.attempt or 1) > 1 else ""
+            return f"[{event.step}] started{extra}"
+        if isinstance(event, StepSucceeded):
+            self._count("succeeded")
+            return f"[{event.step}] succeeded in {_fmt_s(event.duration_s)}"
+        if isinstance(event, StepRetrying):
+            return (f"[{event.step}] attempt {event.attempt} failed ({event.reason}); "
+                    f"retrying in {_fmt_s(event.delay_s)}")
+        if isinstance(event, StepFailed):
+            self._count("failed")
+            tail = " (continueOnError)" if event.continued else ""
+            return f"[{event.step}] failed in {_fmt_s(event.duration_s)}: {event.reason}{tail}"
+        if isinstance(event, StepCancelled):
+            self._count("cancelled")
+            return f"[{event.step}] cancelled: {event.reason}"
+        if isinstance(event, StepSkipped):
+            self._count(event.status)
+            return f"[{event.step}] {event.status}: {event.reason}"
+        if isinstance(event, StepCached):
+            self._count("cached")
+            return f"[{event.step}] cached from run {event.from_run}"
+        if isinstance(event, RunFinished):
+            return None
+        return None
+
+    def _count(self, state: str) -> None:
+        self.counts[state] = self.counts.get(state, 0) + 1
+
+    def emit_line(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        pass
+
+    def summary(self, run: Run) -> None:
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(self.counts.items()))
+        took = f" in {_fmt_s(run.duration_s)}" if run.duration_s is not None else ""
+        self.out.write(f"{SYMBOLS.get(run.status, '')} run {run.run_id} {run.status}{took}"
+                       f" ({parts or 'no steps'})\n")
+        if run.status != "succeeded":
+            self.out.write(f"  see `chronum show {run.run_id}`, `chronum logs {run.run_id} "
+                           "STEP`; `chronum resume last` runs what did not succeed\n")
+        self.out.flush()
+
+
+class PlainPrinter(Printer):
+    """Plain lines, flushed as they come: right for pipes, files and CI logs."""
+
+
+class SilentPrinter(Printer):
+    def __call__(self, event: Event) -> None:
+        pass
+
+
+class LivePrinter(Printer):
+    """A terminal view: finished steps and output scroll; running steps and a bar stay below."""
+
+    REFRESH = 0.1
+
+    def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
+        super().__init__(out, quiet)
+        self.running: dict[str, tuple[float, int]] = {}
+        self.last_line: dict[str, str] = {}
+        self.block_height = 0
+        self.last_draw = 0.0
+        self.started = time.monotonic()
+        self.pending: list[str] = []
+        self.done = 0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepStarted) and event.step:
+            self.running[event.step] = (time.monotonic(), event.attempt or 1)
+        elif isinstance(event, LogLine) and event.step:
+            self.last_line[event.step] = event.line
+        elif isinstance(event, (StepSucceeded, StepFailed, StepCancelled)) and event.step:
+            self.running.pop(event.step, None)
+            self.done += 1
+        elif isinstance(event, (StepSkipped, StepCached)):
+            self.done += 1
+        line = self.describe(event)
+        if line is not None and not isinstance(event, StepStarted):
+            self.pending.append(self._colour(event, line))
+        now = time.monotonic()
+        if now - self.last_draw >= self.REFRESH or isinstance(event, RunFinished):
+            self.redraw(now)
+
+    @staticmethod
+    def _colour(event: Event, line: str) -> str:
+        colour = {
+            StepSucceeded: "32", StepFailed: "31", StepCancelled: "35", StepSkipped: "90",
+            StepCached: "36", StepRetrying: "33", RunStarted: "1",
+        }.get(type(event))
+        return f"\x1b[{colour}m{line}\x1b[0m" if colour else line
+
+    def redraw(self, now: float) -> None:
+        self.last_draw = now
+        width = shutil.get_terminal_size((100, 20)).columns
+        parts = []
+        if self.block_height:
+            parts.append(f"\x1b[{self.block_height}F\x1b[J")
+        parts.extend(line + "\n" for line in self.pending)
+        self.pending.clear()
+        block = self._block(now, width)
+        parts.extend(line + "\n" for line in block)
+        self.block_height = len(block)
+        self.out.write("".join(parts))
+        self.out.flush()
+
+    def _block(self, now: float, width: int) -> list[str]:
+        lines = []
+        shown = list(self.running.items())[:8]
+        for name, (since, attempt) in shown:
+            extra = f" attempt {attempt}" if attempt > 1 else ""
+            last = self.last_line.get(name, "")
+            text = f"  ▶ {name} {_fmt_s(now - since)}{extra}  {last}"
+            lines.append(text[: width - 1])
+        if len(self.running) > len(shown):
+            lines.append(f"  … and {len(self.running) - len(shown)} more running")
+        total = max(self.total, 1)
+        bar_width = max(10, min(40, width - 40))
+        filled = int(bar_width * self.done / total)
+        lines.append(f"  [{'█' * filled}{'·' * (bar_width - filled)}] {self.done}/{self.total}"
+                     f" steps · {_fmt_s(now - self.started)}")
+        return lines
+
+    def close(self) -> None:
+        self.redraw(time.monotonic())
+        if self.block_height:  # leave the final bar on screen, nothing else to clear
+            self.block_height = 0
+
+
+def printer_for(fmt: str, quiet: bool = False) -> Printer:
+    if fmt == "json":
+        return SilentPrinter()
+    if sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb":
+        return LivePrinter(quiet=quiet)
+    return PlainPrinter(quiet=quiet)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def format_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A plain aligned text table."""
+    body = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+              for r in body]
+    return "\n".join(lines)

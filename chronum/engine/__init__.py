@@ -1,0 +1,15 @@
+"""The async engine: ``await run_flow(flow, run_id=..., bus=...)``."""
+
+from .retry import backoff_delay, seed_for
+from .runner import TIMEOUT_EXIT_CODE, Clock, RunOutcome, SystemClock, run_flow, step_environment
+
+__all__ = [
+    "TIMEOUT_EXIT_CODE",
+    "Clock",
+    "RunOutcome",
+    "SystemClock",
+    "backoff_delay",
+    "run_flow",
+    "seed_for",
+    "step_environment",
+]

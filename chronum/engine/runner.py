@@ -1,0 +1,404 @@
+"""The scheduler: one coroutine owns all the state of a run.
+
+It never owns the event loop: ``await run_flow(...)`` runs on whatever loop is running (a
+terminal's ``asyncio.run``, a Jupyter kernel's loop). Each step runs as a task that makes its
+attempts, waits its backoff and reports through the event bus; the scheduler decides what starts
+next, in file order, and what is halted when something fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import re
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..eventbus import (
+    EventBus,
+    LogLine,
+    RunFinished,
+    RunStarted,
+    StepCached,
+    StepCancelled,
+    StepFailed,
+    StepRetrying,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
+from ..executors import Executor, ExecutorRegistry, Result, StepContext, default_registry
+from ..model import Flow, Step
+from .retry import backoff_delay, seed_for
+
+__all__ = ["Clock", "RunOutcome", "SystemClock", "run_flow", "step_environment"]
+
+#: A step whose attempt ran past its timeout ends with this code, like coreutils' timeout(1).
+TIMEOUT_EXIT_CODE = 124
+
+_DONE_OK = frozenset({"succeeded", "cached"})
+
+
+class Clock:
+    """Time as the engine sees it; tests pass a clock that jumps instead of sleeping."""
+
+    def now(self) -> float:
+        raise NotImplementedError
+
+    def monotonic(self) -> float:
+        raise NotImplementedError
+
+    async def sleep(self, seconds: float) -> None:
+        raise NotImplementedError
+
+
+class SystemClock(Clock):
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    states: dict[str, str]
+    outputs: dict[str, Any]
+    started_at: float
+    finished_at: float
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+_PARAM_NAME = re.compile(r"[^A-Za-z0-9]")
+
+
+def step_environment(flow: Flow, step: Step, run_id: str, attempt: int,
+                     params: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment of a step: process, flow env, step env, params, run facts.
+
+    Params reach steps only as ``CHRONUM_PARAM_<NAME>`` variables, never as text substituted
+    into a command, so a parameter value can never inject shell syntax.
+    """
+    env = dict(base)
+    env.update(flow.env)
+    env.update(step.env)
+    for name, value in params.items():
+        env["CHRONUM_PARAM_" + _PARAM_NAME.sub("_", name).upper()] = value
+    env["CHRONUM_RUN_ID"] = run_id
+    env["CHRONUM_FLOW"] = flow.name
+    env["CHRONUM_STEP"] = step.name
+    env["CHRONUM_ATTEMPT"] = str(attempt)
+    return env
+
+
+class _Run:
+    """State of one run; only the scheduler coroutine mutates it."""
+
+    def __init__(self, flow: Flow, run_id: str, bus: EventBus, executors: ExecutorRegistry,
+                 clock: Clock, params: Mapping[str, str], max_parallel: int, stop_on_fail: bool,
+                 grace: float, extras: Mapping[str, Any], base_env: Mapping[str, str]) -> None:
+        self.flow = flow
+        self.run_id = run_id
+        self.bus = bus
+        self.executors = executors
+        self.clock = clock
+        self.params = dict(params)
+        self.max_parallel = max(1, max_parallel)
+        self.stop_on_fail = stop_on_fail
+        self.grace = grace
+        self.extras = extras
+        self.base_env = base_env
+        self.position = {s.name: i for i, s in enumerate(flow.steps)}
+        self.dependents: dict[str, list[str]] = {s.name: [] for s in flow.steps}
+        for s in flow.steps:
+            for need in s.needs:
+                self.dependents[need].append(s.name)
+        self.waiting_on = {s.name: len(set(s.needs)) for s in flow.steps}
+        self.states: dict[str, str] = {s.name: "pending" for s in flow.steps}
+        self.outputs: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.ready: list[int] = []
+        self.running: dict[asyncio.Task[Result], str] = {}
+        self.halted = False
+        self._executor_cache: dict[str, Executor] = {}
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def executor(self, name: str) -> Executor:
+        ex = self._executor_cache.get(name)
+        if ex is None:
+            ex = self._executor_cache[name] = self.executors.create(name)
+        return ex
+
+    def mark_done(self, name: str) -> None:
+        """``name`` counts as done for its dependents: release the ones now ready."""
+        for dep in self.dependents[name]:
+            self.waiting_on[dep] -= 1
+            if self.waiting_on[dep] == 0 and self.states[dep] == "pending":
+                heapq.heappush(self.ready, self.position[dep])
+
+    def halt_downstream(self, failed: str) -> None:
+        """Mark everything downstream of ``failed`` upstream_failed, in file order."""
+        seen: set[str] = set()
+        stack = list(self.dependents[failed])
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            stack.extend(self.dependents[name])
+        for name in sorted(seen, key=self.position.__getitem__):
+            if self.states[name] == "pending":
+                self.states[name] = "upstream_failed"
+                culprit = next((n for n in self.flow.step(name).needs
+                                if self.states.get(n) in ("failed", "upstream_failed")), failed)
+                self.bus.emit(StepSkipped(run_id=self.run_id, at=self.clock.now(), step=name,
+                                          status="upstream_failed",
+                                          reason=f"needs '{culprit}', which did not succeed"))
+
+    def skip_pending(self, reason: str) -> None:
+        for step in self.flow.steps:
+            if self.states[step.name] == "pending":
+                self.states[step.name] = "skipped"
+                self.bus.emit(StepSkipped(run_id=self.run_id, at=self.clock.now(),
+                                          step=step.name, status="skipped", reason=reason))
+
+    # -- one step ----------------------------------------------------------------------
+
+    def context(self, step: Step, attempt: int) -> StepContext:
+        bus, run_id, name, clock = self.bus, self.run_id, step.name, self.clock
+        loop, loop_thread = asyncio.get_running_loop(), threading.get_ident()
+
+        def log(stream: str, line: str) -> None:
+            event = LogLine(run_id=run_id, at=clock.now(), step=name, attempt=attempt,
+                            stream=stream, line=line)
+            if threading.get_ident() == loop_thread:
+                bus.emit(event)
+            else:  # print() from a sync step in a worker thread: observers live on the loop
+                loop.call_soon_threadsafe(bus.emit, event)
+
+        cwd = self.flow.base_dir if step.cwd is None else self.flow.base_dir / step.cwd
+        inputs = {n: self.outputs[n] for n in step.needs if n in self.outputs}
+        return StepContext(
+            run_id=self.run_id, flow=self.flow, attempt=attempt,
+            env=step_environment(self.flow, step, self.run_id, attempt, self.params,
+                                 self.base_env),
+            cwd=Path(cwd), params=self.params, inputs=inputs, log=log, grace=self.grace,
+            extras=self.extras,
+        )
+
+    async def attempt(self, step: Step, ctx: StepContext) -> Result:
+        executor = self.executor(step.executor)
+        try:
+            async with asyncio.timeout(step.timeout):
+                return await executor.execute(step, ctx)
+        except TimeoutError:
+            msg = f"timed out after {step.timeout:g}s"
+            ctx.log("stderr", f"chronum: {msg}; the step's processes were stopped")
+            return Result(TIMEOUT_EXIT_CODE, error=msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an executor bug must fail the step, not the engine
+            for line in traceback.format_exc().splitlines():
+                ctx.log("stderr", line)
+            return Result(1, error=f"executor {step.executor!r} raised {type(exc).__name__}: {exc}")
+
+    async def run_step(self, step: Step) -> Result:
+        attempt, delay = 0, 0.0
+        while True:
+            attempt += 1
+            ctx = self.context(step, attempt)
+            started = self.clock.monotonic()
+            self.bus.emit(StepStarted(run_id=self.run_id, at=self.clock.now(), step=step.name,
+                                      attempt=attempt, delay_s=delay, executor=step.executor))
+            try:
+                result = await self.attempt(step, ctx)
+            except asyncio.CancelledError:
+                self.bus.emit(StepCancelled(
+                    run_id=self.run_id, at=self.clock.now(), step=step.name, attempt=attempt,
+                    duration_s=self.clock.monotonic() - started, reason=self.cancel_reason))
+                raise
+            duration = self.clock.monotonic() - started
+            if result.ok:
+                self.bus.emit(StepSucceeded(run_id=self.run_id, at=self.clock.now(),
+                                            step=step.name, attempt=attempt,
+                                            exit_code=result.exit_code, duration_s=duration))
+                return result
+            reason = result.error or f"exit code {result.exit_code}"
+            if step.retry.should_retry(attempt, result.exit_code) and not self.halted:
+                delay = backoff_delay(step.retry.backoff, attempt,
+                                      seed_for(self.flow.name, step.name, self.run_id, attempt))
+                self.bus.emit(StepRetrying(run_id=self.run_id, at=self.clock.now(),
+                                           step=step.name, attempt=attempt,
+                                           exit_code=result.exit_code, delay_s=delay,
+                                           reason=reason))
+                await self.clock.sleep(delay)
+                if not self.halted:
+                    continue
+            self.bus.emit(StepFailed(run_id=self.run_id, at=self.clock.now(), step=step.name,
+                                     attempt=attempt, exit_code=result.exit_code,
+                                     duration_s=duration, reason=reason,
+                                     continued=step.continue_on_error))
+            return result
+
+    cancel_reason = "run cancelled"
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def start_ready(self) -> None:
+        while self.ready and len(self.running) < self.max_parallel and not self.halted:
+            step = self.flow.steps[heapq.heappop(self.ready)]
+            if self.states[step.name] != "pending":
+                continue
+            self.states[step.name] = "running"
+            task = asyncio.ensure_future(self.run_step(step))
+            self.running[task] = step.name
+
+    def finish(self, task: asyncio.Task[Result]) -> None:
+        name = self.running.pop(task)
+        step = self.flow.step(name)
+        if task.cancelled():
+            self.states[name] = "cancelled"
+            return
+        exc = task.exception()
+        if exc is not None:
+            raise exc  # the store could not write, or the engine has a bug: fail loudly
+        result = task.result()
+        if result.ok:
+            self.states[name] = "succeeded"
+            if result.value is not None:
+                self.outputs[name] = result.value
+            self.mark_done(name)
+            return
+        self.states[name] = "failed"
+        self.errors[name] = result.error or f"exit code {result.exit_code}"
+        if step.continue_on_error:
+            self.mark_done(name)
+            return
+        self.halt_downstream(name)
+        if self.stop_on_fail and not self.halted:
+            self.halted = True
+            self.cancel_reason = f"stopOnFail: step '{name}' failed"
+            for other in self.running:
+                other.cancel()
+            self.skip_pending(f"stopOnFail: step '{name}' failed")
+
+    def final_status(self, cancelled: bool) -> str:
+        if cancelled:
+            return "cancelled"
+        for step in self.flow.steps:
+            state = self.states[step.name]
+            if state == "failed" and not step.continue_on_error:
+                return "failed"
+            if state in ("upstream_failed", "cancelled"):
+                return "failed"
+        return "succeeded"
+
+
+async def run_flow(
+    flow: Flow,
+    *,
+    run_id: str,
+    bus: EventBus,
+    executors: ExecutorRegistry | None = None,
+    clock: Clock | None = None,
+    params: Mapping[str, str] | None = None,
+    max_parallel: int | None = None,
+    stop_on_fail: bool | None = None,
+    cached: Mapping[str, str] | None = None,
+    cached_outputs: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
+    grace: float = 5.0,
+    extras: Mapping[str, Any] | None = None,
+    base_env: Mapping[str, str] | None = None,
+) -> RunOutcome:
+    """Run ``flow`` to the end and return how it went.
+
+    ``cached`` maps step names to the run that produced them (resume): those steps are not run
+    and count as succeeded. Cancelling the coroutine (Ctrl-C, the notebook's Stop button)
+    stops every running step, records the run ``cancelled`` and re-raises ``CancelledError``.
+    """
+    clock = clock or SystemClock()
+    run = _Run(
+        flow, run_id, bus, executors or default_registry, clock,
+        params if params is not None else flow.params,
+        flow.max_parallel if max_parallel is None else max_parallel,
+        flow.stop_on_fail if stop_on_fail is None else stop_on_fail,
+        grace, extras or {}, os.environ if base_env is None else base_env,
+    )
+    started_at, started = clock.now(), clock.monotonic()
+    bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,
+                        params=dict(run.params), parent_run_id=parent_run_id,
+                        source=flow.source, max_parallel=run.max_parallel))
+    for step in flow.steps:
+        if cached and step.name in cached:
+            run.states[step.name] = "cached"
+            if cached_outputs and step.name in cached_outputs:
+                run.outputs[step.name] = cached_outputs[step.name]
+            bus.emit(StepCached(run_id=run_id, at=clock.now(), step=step.name,
+                                from_run=cached[step.name]))
+    for step in flow.steps:
+        if run.states[step.name] == "cached":
+            run.mark_done(step.name)
+        elif run.waiting_on[step.name] == 0:
+            heapq.heappush(run.ready, run.position[step.name])
+    # Steps that need a cached step were pushed by mark_done already; dedupe is in start_ready.
+
+    cancelled = False
+    try:
+        run.start_ready()
+        while run.running:
+            done, _ = await asyncio.wait(list(run.running), return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: run.position[run.running[t]]):
+                run.finish(task)
+            run.start_ready()
+    except asyncio.CancelledError:
+        cancelled = True
+        run.halted = True
+        await _stop_all(run)
+        run.skip_pending("run cancelled")
+        _emit_finished(run, "cancelled", started)
+        raise
+    except BaseException:
+        run.halted = True
+        await _stop_all(run)
+        raise
+    status = run.final_status(cancelled)
+    _emit_finished(run, status, started)
+    return RunOutcome(run_id=run_id, status=status, states=dict(run.states),
+                      outputs=dict(run.outputs), started_at=started_at,
+                      finished_at=clock.now(), errors=dict(run.errors))
+
+
+async def _stop_all(run: _Run) -> None:
+    """Cancel every running step and wait until each has stopped its processes."""
+    tasks = list(run.running)
+    for task in tasks:
+        task.cancel()
+    while True:
+        try:
+            if tasks:
+                await asyncio.wait(tasks)
+            break
+        except asyncio.CancelledError:
+            continue  # a second Ctrl-C must not leave processes behind
+    for task in tasks:
+        name = run.running.pop(task)
+        run.states[name] = "cancelled"
+
+
+def _emit_finished(run: _Run, status: str, started: float) -> None:
+    n_failed = sum(1 for s in run.states.values() if s == "failed")
+    run.bus.emit(RunFinished(run_id=run.run_id, at=run.clock.now(), status=status,
+                             duration_s=run.clock.monotonic() - started, n_failed=n_failed))

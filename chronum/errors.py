@@ -1,0 +1,107 @@
+"""Every error Chronum raises on purpose.
+
+    ChronumError                 root; carries an exit code for the CLI
+    ├── SpecError                a flow could not be loaded; holds every Problem found in one pass
+    ├── UsageError               wrong arguments (CLI flags, API parameters)
+    ├── RunNotFoundError         a run reference matched no run, or more than one
+    ├── StoreError               the SQLite store cannot be opened or written
+    ├── ExecutorError            an executor is unknown or cannot be constructed
+    └── RunFailedError           ``Run.raise_for_status()`` on a run that did not succeed
+
+A user mistake is always a ``ChronumError``: front ends print ``str(error)`` and exit with
+``error.exit_code``, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "ChronumError",
+    "ExecutorError",
+    "Location",
+    "Problem",
+    "RunFailedError",
+    "RunNotFoundError",
+    "SpecError",
+    "StoreError",
+    "UsageError",
+]
+
+
+class ChronumError(Exception):
+    """Root of every error Chronum raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where something is in a flow file: 1-based line and column, and the field path."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line:
+            where += f":{self.line}:{self.col or 1}"
+        return where
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a flow: where, what, and how to fix it."""
+
+    location: Location
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.location}: "
+        if self.location.path:
+            text += f"{self.location.path}: "
+        text += self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class SpecError(ChronumError):
+    """A flow has problems; all of them are listed, in file order."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(
+            problems, key=lambda p: (p.location.file, p.location.line, p.location.col)
+        )
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def single(cls, file: str, message: str, hint: str = "", line: int = 0, col: int = 0,
+               path: str = "") -> SpecError:
+        return cls([Problem(Location(file, line, col, path), message, hint)])
+
+
+class UsageError(ChronumError):
+    exit_code = 2
+
+
+class RunNotFoundError(ChronumError):
+    exit_code = 2
+
+
+class StoreError(ChronumError):
+    exit_code = 1
+
+
+class ExecutorError(ChronumError):
+    exit_code = 2
+
+
+class RunFailedError(ChronumError):
+    exit_code = 1

@@ -1,0 +1,375 @@
+"""The ``python`` executor: a script in a subprocess, or a function called in-process.
+
+``run: path/to/script.py [args]`` runs the script (relative to the flow file's folder) with the
+current interpreter, in its own process group like a shell step.
+
+``call: module:function`` (or a bare ``function`` from the notebook namespace passed as
+``ctx.extras["namespace"]``) calls the function in this process; its return value is the step's
+value, handed to dependents. Parameters are filled by name: an upstream step's name gives its
+value, ``ctx``/``context`` gives the ``StepContext``, ``**kwargs`` takes every input.
+
+Output: ``print()`` inside the function reaches the log of the step that called it, even with many
+steps running at once, because ``sys.stdout``/``sys.stderr`` are replaced (once) by routers that
+look up the current step in a ``ContextVar``; ``asyncio.to_thread`` and tasks carry it along. A
+thread the function starts itself does not, and writes to the real stream.
+
+Cancellation: an ``async def`` function is cancelled with the step's task. A sync function runs
+in a worker thread (so the event loop stays free), and Python cannot kill a thread: on
+cancellation the step ends at once and the thread is abandoned, running to completion in the
+background with its output dropped. A step that must be stoppable should be a script or async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import shlex
+import sys
+import threading
+import traceback
+import weakref
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TextIO, cast
+
+from ..model import Step
+from .base import LogSink, Result, StepContext
+from .process import MAX_LINE, describe_exit, run_process
+
+__all__ = ["PythonExecutor"]
+
+#: Parameter names that receive the ``StepContext`` rather than an upstream value.
+CONTEXT_NAMES = frozenset({"ctx", "context"})
+
+
+class _CallError(Exception):
+    """The function could not be found or bound; the message is shown to the user."""
+
+
+# -- output routing -------------------------------------------------------------------------
+
+
+class _StepOutput:
+    """One call's ``print()`` output, split into lines for its step's log, from any thread.
+
+    Lines written in a worker thread are handed to the event loop with ``call_soon_threadsafe``,
+    so the log sink only ever runs on the loop thread, in order.
+    """
+
+    def __init__(self, log: LogSink, loop: asyncio.AbstractEventLoop) -> None:
+        self._log = log
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._partial = {"stdout": "", "stderr": ""}
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def _emit(self, stream: str, line: str) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self._log(stream, line)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._log, stream, line)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            self.closed = True
+
+    def write(self, stream: str, text: str) -> None:
+        if self.closed:
+            return
+        with self._lock:
+            *lines, rest = (self._partial[stream] + text).split("\n")
+            while len(rest) > MAX_LINE:
+                lines.append(rest[:MAX_LINE])
+                rest = rest[MAX_LINE:]
+            self._partial[stream] = rest
+            for line in lines:
+                self._emit(stream, line)
+
+    def flush(self) -> None:
+        with self._lock:
+            for stream, rest in self._partial.items():
+                if rest and not self.closed:
+                    self._emit(stream, rest)
+                self._partial[stream] = ""
+
+
+_current_output: ContextVar[_StepOutput | None] = ContextVar("chronum_step_output", default=None)
+
+
+class _StreamRouter:
+    """Stands in for ``sys.stdout``/``sys.stderr``: writes go to the current step, if any."""
+
+    def __init__(self, real: TextIO, stream: str) -> None:
+        self._real = real
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        output = _current_output.get()
+        if output is None:
+            return self._real.write(text)
+        output.write(self._stream, text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if _current_output.get() is None:
+            self._real.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _install_routers() -> None:
+    # Checked on every call: pytest, IPython and others swap sys.stdout after we installed ours.
+    if not isinstance(sys.stdout, _StreamRouter) and sys.stdout is not None:
+        sys.stdout = cast(TextIO, _StreamRouter(sys.stdout, "stdout"))
+    if not isinstance(sys.stderr, _StreamRouter) and sys.stderr is not None:
+        sys.stderr = cast(TextIO, _StreamRouter(sys.stderr, "stderr"))
+
+
+# -- finding and binding the function -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to call a function, worked out once: its parameters and whether it is async."""
+
+    is_async: bool
+    #: (name, required, positional_only) in signature order.
+    params: tuple[tuple[str, bool, bool], ...]
+    var_keyword: bool
+
+
+_callables: dict[tuple[str, str], Callable[..., Any]] = {}
+_plans: weakref.WeakKeyDictionary[Callable[..., Any], _Plan] = weakref.WeakKeyDictionary()
+_paths_added: set[str] = set()
+
+
+def _add_to_path(folder: Path) -> None:
+    path = str(folder.resolve())
+    if path not in _paths_added:
+        _paths_added.add(path)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def _import_target(target: str, base_dir: Path) -> Callable[..., Any]:
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise _CallError(f"call: {target!r} should be 'module:function'")
+    key = (str(base_dir), target)
+    if key in _callables:
+        return _callables[key]
+    _add_to_path(base_dir)
+    importlib.invalidate_caches()  # the module file may be newer than the import system's view
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise _CallError(f"cannot import module {module_name!r}: {_summary(exc)}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise _CallError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if callable(obj):
+        _callables[key] = obj
+    return cast(Callable[..., Any], obj)
+
+
+def _resolve(target: str, ctx: StepContext) -> Callable[..., Any]:
+    if ":" in target:
+        obj: Any = _import_target(target, ctx.flow.base_dir)
+    else:
+        namespace = ctx.extras.get("namespace")
+        if namespace is None:
+            raise _CallError(
+                f"call: {target!r}: no notebook namespace here; write 'module:function'"
+            )
+        if target not in namespace:
+            raise _CallError(f"function {target!r} is not defined in the notebook namespace")
+        obj = namespace[target]
+    if not callable(obj):
+        raise _CallError(f"call: {target!r} is not callable (it is a {type(obj).__name__})")
+    return cast(Callable[..., Any], obj)
+
+
+def _make_plan(func: Callable[..., Any]) -> _Plan:
+    is_async = inspect.iscoroutinefunction(func)
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins have no signature: call without arguments
+        return _Plan(is_async, (), False)
+    params = []
+    var_keyword = False
+    for p in signature.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            var_keyword = True
+        elif p.kind is not p.VAR_POSITIONAL:
+            params.append((p.name, p.default is p.empty, p.kind is p.POSITIONAL_ONLY))
+    return _Plan(is_async, tuple(params), var_keyword)
+
+
+def _plan_for(func: Callable[..., Any]) -> _Plan:
+    try:
+        plan = _plans.get(func)
+    except TypeError:  # not weak-referenceable: work it out every time
+        return _make_plan(func)
+    if plan is None:
+        plan = _make_plan(func)
+        with contextlib.suppress(TypeError):
+            _plans[func] = plan
+    return plan
+
+
+def _bind(plan: _Plan, ctx: StepContext) -> tuple[list[Any], dict[str, Any]]:
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    used: set[str] = set()
+    for name, required, positional_only in plan.params:
+        if name in CONTEXT_NAMES:
+            value: Any = ctx
+        elif name in ctx.inputs:
+            value = ctx.inputs[name]
+            used.add(name)
+        elif required:
+            available = ", ".join(sorted(ctx.inputs)) or "none"
+            raise _CallError(
+                f"required parameter {name!r} matches no upstream step (inputs: {available})"
+            )
+        else:
+            continue
+        if positional_only:
+            args.append(value)
+        else:
+            kwargs[name] = value
+    if plan.var_keyword:
+        for name, value in ctx.inputs.items():
+            if name not in used and name not in kwargs:
+                kwargs[name] = value
+    return args, kwargs
+
+
+# -- calling --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    value: Any = None
+    error: BaseException | None = None
+
+
+def _call_sync(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> _Outcome:
+    # Runs in the worker thread; catching here keeps SystemExit off the event loop.
+    try:
+        return _Outcome(func(*args, **kwargs))
+    except (Exception, SystemExit) as exc:
+        return _Outcome(error=exc)
+
+
+async def _await(awaitable: Awaitable[Any]) -> _Outcome:
+    try:
+        return _Outcome(await awaitable)
+    except (Exception, SystemExit) as exc:
+        return _Outcome(error=exc)
+
+
+def _summary(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _log_traceback(log: LogSink, exc: BaseException) -> None:
+    # Drop the first frame: it is ours (_call_sync or _await), not the user's.
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    for chunk in traceback.format_exception(type(exc), exc, tb):
+        for line in chunk.rstrip("\n").split("\n"):
+            log("stderr", line)
+
+
+def _failed(ctx: StepContext, exc: BaseException) -> Result:
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return Result(code or 0, error=None if not code else f"sys.exit({code})")
+        ctx.log("stderr", str(code))
+        return Result(1, error=str(code))
+    _log_traceback(ctx.log, exc)
+    return Result(1, error=_summary(exc))
+
+
+class PythonExecutor:
+    """Runs ``run:`` scripts in a subprocess and ``call:`` functions in-process."""
+
+    step_keys: ClassVar[frozenset[str]] = frozenset()
+
+    async def execute(self, step: Step, ctx: StepContext) -> Result:
+        if step.call and step.run:
+            return _refuse(ctx, "a python step takes either 'run:' or 'call:', not both")
+        if step.call:
+            return await self._call(step.call, ctx)
+        if step.run:
+            return await self._script(step.run, ctx)
+        return _refuse(ctx, "a python step needs 'run: script.py' or 'call: module:function'")
+
+    async def _script(self, run: str, ctx: StepContext) -> Result:
+        try:
+            argv = shlex.split(run)
+        except ValueError as exc:
+            return _refuse(ctx, f"cannot parse run: {run!r}: {exc}", code=2)
+        script = (ctx.flow.base_dir / argv[0]).resolve()
+        if not script.is_file():
+            return _refuse(ctx, f"python script not found: {script}", code=2)
+        code = await run_process(
+            [sys.executable, "-u", str(script), *argv[1:]],  # -u: lines arrive as printed
+            env=ctx.env,
+            cwd=ctx.cwd,
+            log=ctx.log,
+            grace=ctx.grace,
+        )
+        return Result(code, error=None if code == 0 else describe_exit(code))
+
+    async def _call(self, target: str, ctx: StepContext) -> Result:
+        try:
+            func = _resolve(target, ctx)
+            plan = _plan_for(func)
+            args, kwargs = _bind(plan, ctx)
+        except _CallError as exc:
+            if exc.__cause__ is not None and not isinstance(exc.__cause__, ImportError):
+                _log_traceback(ctx.log, exc.__cause__)  # an error inside the module: show where
+            return _refuse(ctx, f"{target}: {exc}")
+        _install_routers()
+        output = _StepOutput(ctx.log, asyncio.get_running_loop())
+        token = _current_output.set(output)
+        try:
+            if plan.is_async:
+                outcome = await _await(func(*args, **kwargs))
+            else:
+                outcome = await asyncio.to_thread(_call_sync, func, args, kwargs)
+                if outcome.error is None and inspect.isawaitable(outcome.value):
+                    outcome = await _await(outcome.value)
+        except asyncio.CancelledError:
+            if not plan.is_async:
+                output.closed = True
+                ctx.log("stderr", f"chronum: {target} cancelled; its thread cannot be stopped "
+                        "and keeps running in the background")
+            raise
+        finally:
+            _current_output.reset(token)
+            output.flush()
+            output.closed = True  # a task or thread the function left behind no longer logs here
+        if outcome.error is not None:
+            return _failed(ctx, outcome.error)
+        return Result(0, value=outcome.value)
+
+
+def _refuse(ctx: StepContext, message: str, code: int = 1) -> Result:
+    ctx.log("stderr", f"chronum: {message}")
+    return Result(code, error=message)

@@ -1,0 +1,105 @@
+"""The normalized flow: frozen dataclasses, no I/O.
+
+A parser turns a document into these; the engine only ever sees these. Defaults from the flow
+(``defaultRetry``, ``defaultTimeout``, ``backoff``) are already applied to every ``Step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from .errors import Location
+
+__all__ = [
+    "RUN_STATES",
+    "STEP_STATES",
+    "Backoff",
+    "Flow",
+    "RetryPolicy",
+    "Step",
+]
+
+Jitter = Literal["full", "equal", "none"]
+
+#: Step states, as stored; these words never change meaning.
+STEP_STATES = (
+    "pending", "running", "retrying", "succeeded", "failed", "skipped", "upstream_failed",
+    "cancelled", "cached",
+)
+#: Run states, as stored; these words never change meaning.
+RUN_STATES = ("running", "succeeded", "failed", "cancelled", "interrupted")
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before attempt n+1: ``min(max, base * factor**(n-1))``, then jitter."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    max: float = 60.0
+    jitter: Jitter = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``limit`` retries after the first attempt; only for ``exit_codes`` when given."""
+
+    limit: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
+    exit_codes: tuple[int, ...] | None = None
+
+    def should_retry(self, attempt: int, exit_code: int) -> bool:
+        if attempt > self.limit:
+            return False
+        return self.exit_codes is None or exit_code in self.exit_codes
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    executor: str = "shell"
+    run: str | None = None
+    call: str | None = None
+    needs: tuple[str, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    continue_on_error: bool = False
+    env: Mapping[str, str] = field(default_factory=_empty)
+    cwd: str | None = None
+    shell: str | None = None
+    #: Keys owned by the executor (``image:`` for docker, say), validated by it.
+    options: Mapping[str, Any] = field(default_factory=_empty)
+    location: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    name: str
+    steps: tuple[Step, ...]
+    max_parallel: int = 1
+    stop_on_fail: bool = False
+    default_retry: int = 0
+    default_timeout: float | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    env: Mapping[str, str] = field(default_factory=_empty)
+    params: Mapping[str, str] = field(default_factory=_empty)
+    #: The file the flow came from, if any; relative paths resolve against ``base_dir``.
+    source: str | None = field(default=None, compare=False)
+    base_dir: Path = field(default_factory=Path.cwd, compare=False)
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.steps)

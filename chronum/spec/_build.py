@@ -1,0 +1,375 @@
+"""A raw document (positioned YMap tree, or plain dicts) to a ``chronum.model.Flow``.
+
+Every problem in the document is collected in one pass and raised together as a SpecError, in
+file order. Flow-level defaults (``defaultRetry``, ``defaultTimeout``, ``backoff``) are folded
+into each Step here, so the engine never has to look them up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from .. import dag
+from ..errors import ExecutorError, Location, SpecError
+from ..model import Backoff, Flow, RetryPolicy, Step
+from ._checks import Checker, describe
+from ._nodes import Pos, child_pos, pos_of
+
+__all__ = [
+    "BACKOFF_KEYS",
+    "FLOW_KEYS",
+    "JITTERS",
+    "PYTHON_LIKE",
+    "RETRY_KEYS",
+    "STEP_KEYS",
+    "ExecutorNames",
+    "apply_params",
+    "build",
+]
+
+FLOW_KEYS = frozenset({"name", "maxParallel", "stopOnFail", "defaultRetry", "defaultTimeout",
+                       "backoff", "env", "params", "steps"})
+STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
+                       "continueOnError", "env", "cwd", "shell"})
+RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
+BACKOFF_KEYS = frozenset({"base", "factor", "max", "jitter"})
+JITTERS = ("full", "equal", "none")
+#: Executors that run Python callables, so ``call:`` makes sense for them.
+PYTHON_LIKE = frozenset({"python", "dask"})
+
+_STEP_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_CALL = re.compile(r"(?:[^\W\d]\w*(?:\.[^\W\d]\w*)*:)?[^\W\d]\w*(?:\.[^\W\d]\w*)*\Z")
+
+
+class ExecutorNames(Protocol):
+    """What validation needs from ``chronum.executors.ExecutorRegistry`` (spec sits below it)."""
+
+    def names(self) -> list[str]: ...
+    def __contains__(self, name: object) -> bool: ...
+    def step_keys(self, name: str) -> frozenset[str]: ...
+
+
+@dataclass(slots=True)
+class _Defaults:
+    retry: int
+    timeout: float | None
+    backoff: Backoff
+
+
+class _Builder(Checker):
+    def __init__(self, file: str, executors: ExecutorNames) -> None:
+        super().__init__(file)
+        self.executors = executors
+        self._step_keys: dict[str, frozenset[str] | None] = {}
+        self._all_keys: dict[str, frozenset[str]] | None = None
+
+    # -- flow --------------------------------------------------------------------------------
+
+    def flow(self, doc: Any, default_name: str | None) -> Flow | None:
+        root: Pos = (0, 0)  # plain dicts from other parsers have no positions
+        if doc is None:
+            self.add((1, 1), "", "the flow is empty", "a flow needs at least 'name' and 'steps'")
+            return None
+        if not isinstance(doc, Mapping):
+            self.add(pos_of(doc, root), "", f"expected a mapping at the top level, got "
+                     f"{describe(doc)}")
+            return None
+        pos = pos_of(doc, root)
+        self.keys(doc, "", pos, FLOW_KEYS)
+        get = doc.get
+        name = default_name
+        if get("name") is not None:
+            name = self.text(doc, "name", "", pos)
+            if name == "":
+                self.at(doc, "name", "", pos, "the flow name is empty")
+        elif not default_name:
+            self.add(pos, "", "missing required key 'name'")
+        max_parallel = 1 if get("maxParallel") is None else self.integer(
+            doc, "maxParallel", "", pos, 1)
+        stop = False if get("stopOnFail") is None else self.boolean(doc, "stopOnFail", "", pos)
+        retry = 0 if get("defaultRetry") is None else self.integer(doc, "defaultRetry", "", pos, 0)
+        timeout = None if get("defaultTimeout") is None else self.number(
+            doc, "defaultTimeout", "", pos, 0, exclusive=True)
+        backoff = self.backoff(doc, "backoff", "", pos, Backoff())
+        env = {} if get("env") is None else self.str_map(doc, "env", "", pos)
+        params = {} if get("params") is None else self.str_map(doc, "params", "", pos)
+        defaults = _Defaults(retry or 0, timeout, backoff)
+        steps = self.steps(doc, pos, defaults)
+        if self.problems or name is None:
+            return None
+        return Flow(
+            name=name, steps=steps, max_parallel=max_parallel or 1, stop_on_fail=bool(stop),
+            default_retry=retry or 0, default_timeout=timeout, backoff=backoff,
+            env=MappingProxyType(env or {}), params=MappingProxyType(params or {}),
+        )
+
+    def backoff(self, c: Any, key: str, prefix: str, fb: Pos, base: Backoff) -> Backoff:
+        """``base`` with the keys given in ``c[key]`` laid over it."""
+        if c.get(key) is None:
+            return base
+        m = self.mapping(c, key, prefix, fb)
+        if m is None:
+            return base
+        path, pos = f"{prefix}.{key}" if prefix else key, child_pos(c, key, fb)
+        self.keys(m, path, pos, BACKOFF_KEYS)
+        changes: dict[str, Any] = {}
+        for field, minimum in (("base", 0.0), ("factor", 1.0), ("max", 0.0)):
+            if m.get(field) is not None:
+                value = self.number(m, field, path, pos, minimum)
+                if value is not None:
+                    changes[field] = value
+        if m.get("jitter") is not None:
+            changes["jitter"] = self.choice(m, "jitter", path, pos, JITTERS) or base.jitter
+        return replace(base, **changes) if changes else base
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def steps(self, doc: Mapping[Any, Any], pos: Pos, defaults: _Defaults) -> tuple[Step, ...]:
+        if "steps" not in doc:
+            self.add(pos, "", "missing required key 'steps'")
+            return ()
+        if doc["steps"] is None:
+            return ()
+        raw = doc["steps"]
+        if not isinstance(raw, list | tuple):
+            self.at(doc, "steps", "", pos, f"expected a list of steps, got {describe(raw)}")
+            return ()
+        spos = child_pos(doc, "steps", pos)
+        steps: list[Step] = []
+        mappings: dict[int, Mapping[Any, Any]] = {}  # id(step) -> its mapping, for positions
+        for i, item in enumerate(raw):
+            if not isinstance(item, Mapping):
+                self.at(raw, i, "steps", spos, f"expected a mapping (a step), got "
+                        f"{describe(item)}")
+                continue
+            built = self.step(item, pos_of(item, child_pos(raw, i, spos)), f"steps[{i}]",
+                              defaults)
+            if built is not None:
+                steps.append(built)
+                mappings[id(built)] = item
+        self.graph(steps, mappings)
+        return tuple(steps)
+
+    def step(self, m: Mapping[Any, Any], pos: Pos, path: str, defaults: _Defaults
+             ) -> Step | None:
+        """One step; its ``needs`` are checked by ``graph`` once every step is known."""
+        get = m.get
+        executor = "shell" if get("executor") is None else self.text(m, "executor", path, pos)
+        extra = self.executor_keys(m, executor, path, pos)
+        if extra is not None:
+            self.keys(m, path, pos, STEP_KEYS | extra, self.owner_hint)
+        name = None
+        if get("name") is None:
+            self.add(pos, path, "missing required key 'name'")
+        else:
+            name = self.text(m, "name", path, pos)
+            if name is not None and not _STEP_NAME.match(name):
+                self.at(m, "name", path, pos, f"invalid step name {name!r}",
+                        "use letters, digits, '_', '.' and '-'")
+        run, call, cwd, shell = (None if get(k) is None else self.text(m, k, path, pos)
+                                 for k in ("run", "call", "cwd", "shell"))
+        needs = self.needs(m, path, pos)
+        retry = self.retry(m, path, pos, defaults)
+        timeout = defaults.timeout if get("timeout") is None else self.number(
+            m, "timeout", path, pos, 0, exclusive=True)
+        coe = False if get("continueOnError") is None else self.boolean(
+            m, "continueOnError", path, pos)
+        env = {} if get("env") is None else self.str_map(m, "env", path, pos)
+        if extra is not None:  # rules of an unknown executor are unknown too
+            self.executor_rules(m, executor or "shell", extra, path, pos)
+        if call is not None and not _CALL.match(call):
+            self.at(m, "call", path, pos, f"expected 'module:function' or a function name, "
+                    f"got {call!r}")
+        if name is None:
+            return None
+        options = {k: v for k, v in m.items() if k in (extra or ()) and k not in STEP_KEYS}
+        step = Step(
+            name=name, executor=executor or "shell", run=run, call=call,
+            needs=tuple(dict.fromkeys(needs)), retry=retry, timeout=timeout,
+            continue_on_error=bool(coe), env=MappingProxyType(env or {}), cwd=cwd, shell=shell,
+            options=MappingProxyType(options), location=Location(self.file, *pos, path),
+        )
+        return step
+
+    def executor_keys(self, m: Mapping[Any, Any], executor: str | None, path: str, pos: Pos
+                      ) -> frozenset[str] | None:
+        """Extra keys the executor accepts; None when it is unknown (then keys go unchecked)."""
+        if executor is None:
+            return None
+        if executor in self._step_keys:
+            return self._step_keys[executor]
+        keys: frozenset[str] | None = None
+        if executor not in self.executors:
+            installed = ", ".join(self.executors.names())
+            hint = " ".join(filter(None, (self.suggest(executor, self.executors.names()),
+                                          f"installed executors: {installed}")))
+            self.at(m, "executor", path, pos, f"unknown executor {executor!r}", hint)
+            return None  # not cached: every step naming it is reported
+        try:
+            keys = self.executors.step_keys(executor)
+        except ExecutorError as exc:  # a plugin that cannot be imported
+            if "executor" in m:
+                self.at(m, "executor", path, pos, str(exc))
+            else:
+                self.add(pos, path, str(exc))
+        self._step_keys[executor] = keys
+        return keys
+
+    def owner_hint(self, key: str) -> str:
+        """For a key another executor accepts (``image`` on a shell step): say which."""
+        if self._all_keys is None:
+            self._all_keys = {}
+            for name in self.executors.names():
+                try:
+                    self._all_keys[name] = self.executors.step_keys(name)
+                except ExecutorError:  # reported where a step uses it, if one does
+                    self._all_keys[name] = frozenset()
+        owners = [name for name, keys in self._all_keys.items() if key in keys]
+        if not owners:
+            return ""
+        return f"{key!r} is for the {' or '.join(owners)} executor: add 'executor: {owners[0]}'"
+
+    def executor_rules(self, m: Mapping[Any, Any], executor: str, extra: frozenset[str],
+                       path: str, pos: Pos) -> None:
+        has_run, has_call = m.get("run") is not None, m.get("call") is not None
+        python_like = executor in PYTHON_LIKE or "call" in extra
+        if has_call and not python_like:
+            self.at(m, "call", path, pos, "'call' is only for python executors (python, dask)",
+                    "add 'executor: python'")
+        if m.get("shell") is not None and executor != "shell" and "shell" not in extra:
+            self.at(m, "shell", path, pos, f"'shell' is only for the shell executor, not "
+                    f"{executor!r}")
+        if executor == "shell" and not (has_run or has_call):
+            self.add(pos, path, "a shell step needs 'run'")
+        elif executor in PYTHON_LIKE:
+            if has_run and has_call:
+                self.add(pos, path, f"a {executor} step takes 'run' (a script) or 'call' "
+                         f"(a function), not both")
+            elif not (has_run or has_call):
+                self.add(pos, path, f"a {executor} step needs 'run' (a script) or 'call' "
+                         f"(a function)")
+
+    def needs(self, m: Mapping[Any, Any], path: str, pos: Pos) -> list[str]:
+        raw = m.get("needs")
+        if raw is None:
+            return []
+        if isinstance(raw, str):
+            return [raw]
+        if not isinstance(raw, list | tuple):
+            self.at(m, "needs", path, pos, f"expected a step name or a list of step names, "
+                    f"got {describe(raw)}")
+            return []
+        names = [n for n in raw if isinstance(n, str)]
+        if len(names) < len(raw):
+            npos, npath = child_pos(m, "needs", pos), f"{path}.needs"
+            for i, item in enumerate(raw):
+                if not isinstance(item, str):
+                    self.at(raw, i, npath, npos, f"expected a step name, got {describe(item)}")
+        return names
+
+    def retry(self, m: Mapping[Any, Any], path: str, pos: Pos, d: _Defaults) -> RetryPolicy:
+        raw = m.get("retry")
+        if raw is None:
+            return RetryPolicy(limit=d.retry, backoff=d.backoff)
+        if not isinstance(raw, Mapping):
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                limit = self.integer(m, "retry", path, pos, 0)
+            else:
+                self.at(m, "retry", path, pos, f"expected an integer, got {describe(raw)}",
+                        "or a mapping {limit, backoff, exitCodes}")
+                limit = None
+            return RetryPolicy(limit=d.retry if limit is None else limit, backoff=d.backoff)
+        rpath, rpos = f"{path}.retry", child_pos(m, "retry", pos)
+        self.keys(raw, rpath, rpos, RETRY_KEYS)
+        limit = None if raw.get("limit") is None else self.integer(raw, "limit", rpath, rpos, 0)
+        backoff = self.backoff(raw, "backoff", rpath, rpos, d.backoff)
+        codes = raw.get("exitCodes")
+        exit_codes: tuple[int, ...] | None = None
+        if isinstance(codes, int) and not isinstance(codes, bool):
+            exit_codes = (codes,)
+        elif isinstance(codes, list | tuple):
+            cpath, cpos = f"{rpath}.exitCodes", child_pos(raw, "exitCodes", rpos)
+            exit_codes = tuple(c for i, c in enumerate(codes)
+                               if self.integer(codes, i, cpath, cpos, -(2**31)) is not None)
+        elif codes is not None:
+            self.at(raw, "exitCodes", rpath, rpos,
+                    f"expected a list of exit codes, got {describe(codes)}")
+        return RetryPolicy(limit=d.retry if limit is None else limit, backoff=backoff,
+                           exit_codes=exit_codes)
+
+    # -- the graph ---------------------------------------------------------------------------
+
+    def graph(self, steps: list[Step], mappings: dict[int, Mapping[Any, Any]]) -> None:
+        """Duplicate names, unknown or self ``needs``, and cycles, once every step is known."""
+        first: dict[str, Step] = {}
+        for step in steps:
+            seen = first.setdefault(step.name, step)
+            if seen is not step:
+                loc = step.location or Location(self.file)
+                line = seen.location.line if seen.location else 0
+                self.at(mappings[id(step)], "name", loc.path, (loc.line, loc.col),
+                        f"duplicate step name {step.name!r}", f"the first is on line {line}")
+        for step in steps:
+            for name in step.needs:
+                if name == step.name:
+                    self.need(step, mappings, name, f"step {name!r} needs itself")
+                elif name not in first:
+                    self.need(step, mappings, name, f"unknown step {name!r}",
+                              self.suggest(name, first))
+        edges = {name: [n for n in s.needs if n != name] for name, s in first.items()}
+        cycle = dag.find_cycle(edges)
+        if cycle:
+            loc = first[cycle[0]].location or Location(self.file)
+            self.add((loc.line, loc.col), loc.path, "cycle: " + " -> ".join(cycle))
+
+    def need(self, step: Step, mappings: dict[int, Mapping[Any, Any]], name: str,
+             message: str, hint: str = "") -> None:
+        """Report ``name`` where the step's ``needs`` first mentions it."""
+        loc = step.location or Location(self.file)
+        m = mappings[id(step)]
+        raw = m["needs"]
+        if isinstance(raw, str):
+            self.at(m, "needs", loc.path, (loc.line, loc.col), message, hint)
+        else:
+            npos = child_pos(m, "needs", (loc.line, loc.col))
+            self.at(raw, list(raw).index(name), f"{loc.path}.needs", npos, message, hint)
+
+
+def build(doc: Any, *, file: str, base_dir: Path, source: str | None,
+          executors: ExecutorNames, params: Mapping[str, str] | None = None,
+          default_name: str | None = None) -> Flow:
+    """Validate ``doc`` and return the Flow, or raise SpecError with every problem found."""
+    builder = _Builder(file, executors)
+    flow = builder.flow(doc, default_name)
+    if flow is None or builder.problems:
+        raise SpecError(builder.problems)
+    flow = replace(flow, source=source, base_dir=base_dir)
+    return apply_params(flow, params, file, doc) if params else flow
+
+
+def apply_params(flow: Flow, params: Mapping[str, Any] | None, file: str, doc: Any = None
+                 ) -> Flow:
+    """Run-time values for declared ``params`` (``-p region=us``); undeclared names are errors."""
+    if not params:
+        return flow
+    checker = Checker(file)
+    pos = child_pos(doc, "params", pos_of(doc, (0, 0))) if isinstance(doc, Mapping) else (0, 0)
+    values = dict(flow.params)
+    for name, value in params.items():
+        if name not in values:
+            hint = checker.suggest(name, values) or (
+                f"declared parameters: {', '.join(values)}" if values
+                else "the flow declares no parameters")
+            checker.add(pos, "params", f"unknown parameter {name!r}", hint)
+        elif isinstance(value, bool):
+            values[name] = "true" if value else "false"
+        else:
+            values[name] = str(value)
+    if checker.problems:
+        raise SpecError(checker.problems)
+    return replace(flow, params=MappingProxyType(values))

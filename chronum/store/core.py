@@ -1,0 +1,353 @@
+"""``Store``: one SQLite file that several processes share, plus the step logs beside it.
+
+Writes come from the engine through the event bus: ``record`` buffers, ``flush`` commits, so a
+run costs one short ``BEGIN IMMEDIATE`` transaction per scheduler tick rather than one per
+event. ``begin_run`` is the exception: it commits at once, so a run exists in the database
+before any of its steps starts. Reads are plain queries outside transactions (WAL lets them run
+beside another process's writer).
+
+An in-memory database (``":memory:"``) keeps its step logs in a temporary folder that
+``close()`` deletes, so ``read_log`` works the same for the life of the store.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..errors import StoreError
+from ..eventbus import Event
+from ..model import Flow
+from . import queries
+from .liveness import host_name, start_token
+from .logs import relative_log_path
+from .recorder import AttemptRow, Batch, Recorder, RunState, StepRow, to_json
+from .schema import connect, migrate, store_error
+
+__all__ = ["Store", "resolve_db_path"]
+
+T = TypeVar("T")
+
+_MEMORY = ":memory:"
+
+
+def resolve_db_path(db: str | os.PathLike[str] | None = None) -> Path:
+    """``db`` if given, else ``$CHRONUM_DB``, else ``.chronum/chronum.db`` in the working dir."""
+    if db is not None and os.fspath(db) != "":
+        return Path(db)
+    env = os.environ.get("CHRONUM_DB")
+    if env:
+        return Path(env)
+    return Path.cwd() / ".chronum" / "chronum.db"
+
+
+_UPDATE_STEPS = """
+UPDATE steps SET status = ?, attempts = ?, exit_code = ?, started_at = ?, finished_at = ?,
+    reason = ?, cached_from = ?, log_path = ?, log_tail = ?
+WHERE run_id = ? AND step = ?
+"""
+_UPSERT_ATTEMPTS = """
+INSERT INTO attempts (run_id, step, attempt, status, exit_code, started_at, finished_at, delay_s)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, step, attempt) DO UPDATE SET
+    status = excluded.status, exit_code = excluded.exit_code,
+    started_at = excluded.started_at, finished_at = excluded.finished_at,
+    delay_s = excluded.delay_s
+"""
+_INSERT_EVENTS = """
+INSERT INTO events (run_id, seq, at, kind, step, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+_UPDATE_RUNS = "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?"
+_INSERT_RUN = """
+INSERT INTO runs (run_id, flow, status, started_at, parent_run_id, source, params, n_steps,
+                  pid, host, proc_token)
+VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_STEP = "INSERT INTO steps (run_id, step, position, status) VALUES (?, ?, ?, 'pending')"
+
+
+class Store:
+    """The run history of one SQLite file. Thread-safe; usable as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        raw = os.fspath(path)
+        self._memory = raw in (_MEMORY, "")
+        self.path = Path(raw) if not self._memory else Path(_MEMORY)
+        self._temp_logs: str | None = None
+        if self._memory:
+            import tempfile
+
+            self._temp_logs = tempfile.mkdtemp(prefix="chronum-logs-")
+            self.log_root = Path(self._temp_logs)
+        else:
+            self.log_root = self.path.parent
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = self._open(_MEMORY if self._memory else raw)
+        self._recorder = Recorder(self.log_root, self._load_run)
+
+    def _open(self, raw: str) -> sqlite3.Connection:
+        try:
+            if not self._memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder for the Chronum database {self.path}: {exc}"
+            ) from exc
+        try:
+            conn = connect(raw)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc, "open") from exc
+        try:
+            migrate(conn, self.path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise store_error(self.path, exc, "open") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write what is buffered, close the logs and the connection. Safe to call twice."""
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                self.flush()
+            finally:
+                self._recorder.close_logs()
+                conn, self._conn = self._conn, None
+                conn.close()
+                if self._temp_logs is not None:
+                    import shutil
+
+                    shutil.rmtree(self._temp_logs, ignore_errors=True)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _write(self, doing: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; sqlite errors become StoreError."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc, doing) from exc
+        return result
+
+    def _read(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return body(self._connection())
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc, "read") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the Chronum database {self.path} is closed")
+        return self._conn
+
+    @property
+    def _where(self) -> str:
+        return str(self.path)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def begin_run(self, run_id: str, flow: Flow, *, parent_run_id: str | None = None,
+                  params: Mapping[str, str] | None = None) -> None:
+        """Record a new ``running`` run and its steps as ``pending``; committed at once."""
+        effective = {**dict(flow.params), **dict(params or {})}
+        names = flow.step_names
+        run_row = (run_id, flow.name, time.time(), parent_run_id, flow.source,
+                   to_json(effective), len(names), os.getpid(), host_name(), start_token())
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(_INSERT_RUN, run_row)
+            conn.executemany(_INSERT_STEP, [(run_id, n, i) for i, n in enumerate(names)])
+
+        with self._lock:
+            try:
+                self._write("record a run in", insert)
+            except StoreError as exc:
+                if "UNIQUE constraint" in str(exc.__cause__):
+                    raise StoreError(f"run {run_id!r} already exists in {self.path}") from exc
+                raise
+            self._recorder.add_run(run_id, names)
+
+    def record(self, event: Event) -> None:
+        """Bus subscriber: buffer the rows ``event`` implies; ``flush`` writes them."""
+        with self._lock:
+            try:
+                self._recorder.record(event)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write the log of step {event.step!r} of run {event.run_id!r} "
+                    f"under {self.log_root}: {exc}"
+                ) from exc
+            except KeyError as exc:
+                raise StoreError(f"{exc.args[0]} (in {self.path})") from exc
+
+    def flush(self) -> None:
+        """Write everything buffered in one transaction (nothing to do costs nothing)."""
+        with self._lock:
+            try:
+                self._recorder.flush_logs()
+            except OSError as exc:
+                raise StoreError(f"cannot write step logs under {self.log_root}: {exc}") from exc
+            batch = self._recorder.take()
+            if not batch:
+                return
+            try:
+                self._write("write to", lambda conn: _apply(conn, batch))
+            except BaseException:
+                self._recorder.discard()
+                raise
+
+    def _load_run(self, run_id: str) -> RunState:
+        """Rebuild the recorder's rows of a run from the database (begun by another Store)."""
+        conn = self._connection()
+        try:
+            rows = conn.execute(
+                "SELECT step, status, attempts, exit_code, started_at, finished_at, reason, "
+                "cached_from, log_path, log_tail FROM steps WHERE run_id = ?", (run_id,)
+            ).fetchall()
+            if not rows:
+                raise StoreError(f"run {run_id!r} was never begun in {self.path}")
+            seq = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+            last = conn.execute(
+                "SELECT step, attempt, status, exit_code, started_at, finished_at, delay_s "
+                "FROM attempts WHERE run_id = ? ORDER BY attempt", (run_id,)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc, "read") from exc
+        steps = {r[0]: StepRow(*r[1:]) for r in rows}
+        for step, *attempt in last:
+            steps[step].current = AttemptRow(*attempt)
+        return RunState(steps, next_seq=int(seq) + 1)
+
+    # -- logs -------------------------------------------------------------------------------
+
+    def log_path(self, run_id: str, step: str) -> Path | None:
+        """The step's log file; a cached step points at the log of the run that produced it."""
+        self.flush()
+        seen: set[str] = set()
+        while run_id not in seen:
+            seen.add(run_id)
+            row = self._log_row(run_id, step)
+            if row is None:
+                return None
+            path = self.log_root / (row[0] or relative_log_path(run_id, step))
+            if path.exists():
+                return path
+            if not row[1]:
+                return None
+            run_id = row[1]
+        return None
+
+    def _log_row(self, run_id: str, step: str) -> tuple[str | None, str | None] | None:
+        def select(conn: sqlite3.Connection) -> tuple[str | None, str | None] | None:
+            return conn.execute(  # type: ignore[no-any-return]
+                "SELECT log_path, cached_from FROM steps WHERE run_id = ? AND step = ?",
+                (run_id, step)).fetchone()
+
+        return self._read(select)
+
+    def read_log(self, run_id: str, step: str) -> str:
+        """The whole log of a step ("" when it printed nothing)."""
+        path = self.log_path(run_id, step)
+        if path is None:
+            return ""
+        try:
+            return path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise StoreError(f"cannot read the log {path}: {exc}") from exc
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        """Show runs whose runner died as ``interrupted`` (written back once found)."""
+        dead = self._read(queries.find_interrupted)
+        if not dead:
+            return
+
+        def mark(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE runs SET status = 'interrupted' WHERE run_id = ? AND status = 'running'",
+                [(run_id,) for run_id in dead],
+            )
+
+        self._write("update", mark)
+
+    def _query(self, read: Callable[..., T], *args: Any, sweep: bool = False) -> T:
+        """Run one of the ``queries`` functions after writing what is buffered."""
+        with self._lock:
+            self.flush()
+            if sweep:
+                self._sweep()
+            return self._read(lambda conn: read(conn, *args))
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """One dict per run, newest first (``HISTORY_COLUMNS``)."""
+        return self._query(queries.history, limit, sweep=True)
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """One dict per step of ``run_id`` in file order (``STEP_COLUMNS``)."""
+        return self._query(queries.steps, run_id)
+
+    def step_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """``steps()`` plus ``cached_from``, ``log_path`` (absolute) and ``log_tail``."""
+        rows = self._query(queries.step_rows, run_id)
+        for row in rows:
+            if row["log_path"]:
+                row["log_path"] = str(self.log_root / row["log_path"])
+        return rows
+
+    def attempts(self, run_id: str) -> list[dict[str, Any]]:
+        """One dict per attempt, by step position then attempt (``ATTEMPT_COLUMNS``)."""
+        return self._query(queries.attempts, run_id)
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's events in order (``EVENT_COLUMNS``); ``data`` is a dict."""
+        return self._query(queries.events, run_id)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run with its params, source and steps; RunNotFoundError when unknown."""
+        return self._query(queries.run, run_id, self._where, sweep=True)
+
+    def resolve_run(self, ref: str) -> str:
+        """``last``, a run id, or a unique prefix of one -> the run id."""
+        return self._query(queries.resolve_run, ref, self._where)
+
+
+def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
+    if batch.steps:
+        conn.executemany(_UPDATE_STEPS, batch.steps)
+    if batch.attempts:
+        conn.executemany(_UPSERT_ATTEMPTS, batch.attempts)
+    if batch.events:
+        conn.executemany(_INSERT_EVENTS, batch.events)
+    if batch.runs:
+        conn.executemany(_UPDATE_RUNS, batch.runs)

@@ -1,0 +1,211 @@
+"""The read half of the store: plain SQL over a connection, rows as dicts with fixed keys.
+
+Every function here takes an open connection and returns lists of dicts whose keys are exactly
+the documented columns (DESIGN §6), timestamps as epoch floats or None. The DataFrame views in
+``frames`` are built on these, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ..errors import RunNotFoundError
+from .liveness import host_name, is_alive
+
+__all__ = [
+    "ATTEMPT_COLUMNS",
+    "EVENT_COLUMNS",
+    "HISTORY_COLUMNS",
+    "STEP_COLUMNS",
+    "Table",
+    "attempts",
+    "attempts_table",
+    "events",
+    "events_table",
+    "find_interrupted",
+    "history",
+    "history_table",
+    "resolve_run",
+    "run",
+    "step_rows",
+    "steps",
+    "steps_table",
+]
+
+HISTORY_COLUMNS = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
+                   "n_steps", "n_failed", "parent_run_id")
+STEP_COLUMNS = ("run_id", "step", "status", "attempts", "exit_code", "started_at",
+                "finished_at", "duration_s", "reason")
+ATTEMPT_COLUMNS = ("run_id", "step", "attempt", "status", "exit_code", "started_at",
+                   "finished_at", "duration_s", "delay_s")
+EVENT_COLUMNS = ("seq", "at", "kind", "step", "attempt", "data")
+_RAW_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",
+                     "reason")
+
+# ``INDEXED BY`` the partial index of failed steps: without ANALYZE statistics the planner
+# would count through every step of the run (100,000 for a big one) on each history() call.
+_HISTORY_SQL = """
+SELECT r.run_id, r.flow, r.status, r.started_at, r.finished_at,
+       r.finished_at - r.started_at,
+       r.n_steps,
+       (SELECT COUNT(*) FROM steps s INDEXED BY steps_failed
+        WHERE s.run_id = r.run_id AND s.status = 'failed'),
+       r.parent_run_id
+FROM runs r ORDER BY r.started_at DESC, r.rowid DESC
+"""
+_STEPS_SQL = """
+SELECT step, status, attempts, exit_code, started_at, finished_at, reason{extra}
+FROM steps WHERE run_id = ? ORDER BY position
+"""
+_ATTEMPTS_SQL = """
+SELECT a.run_id, a.step, a.attempt, a.status, a.exit_code, a.started_at, a.finished_at,
+       a.finished_at - a.started_at, a.delay_s
+FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.step = a.step
+WHERE a.run_id = ? ORDER BY s.position, a.attempt
+"""
+
+
+def _dicts(columns: tuple[str, ...], rows: list[Any]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row)) for row in rows]  # noqa: B905 - same width by construction
+
+
+Table = tuple[tuple[str, ...], list[tuple[Any, ...]]]
+
+
+def steps_table(conn: sqlite3.Connection, run_id: str) -> Table:
+    """``steps`` as (columns, tuples) for the DataFrame views: no dicts, and neither the
+    constant ``run_id`` nor the derived ``duration_s`` (pandas adds those column-wise)."""
+    rows = conn.execute(_STEPS_SQL.format(extra=""), (run_id,)).fetchall()
+    return _RAW_STEP_COLUMNS, rows
+
+
+def attempts_table(conn: sqlite3.Connection, run_id: str) -> Table:
+    return ATTEMPT_COLUMNS, conn.execute(_ATTEMPTS_SQL, (run_id,)).fetchall()
+
+
+def history_table(conn: sqlite3.Connection, limit: int | None = None) -> Table:
+    sql = _HISTORY_SQL
+    args: tuple[int, ...] = ()
+    if limit is not None:
+        sql += " LIMIT ?"
+        args = (max(int(limit), 0),)
+    return HISTORY_COLUMNS, conn.execute(sql, args).fetchall()
+
+
+def events_table(conn: sqlite3.Connection, run_id: str) -> Table:
+    rows = conn.execute(
+        "SELECT seq, at, kind, step, attempt, data FROM events WHERE run_id = ? ORDER BY seq",
+        (run_id,),
+    ).fetchall()
+    return EVENT_COLUMNS, [(*row[:5], json.loads(row[5])) for row in rows]
+
+
+def history(conn: sqlite3.Connection, limit: int | None = None) -> list[dict[str, Any]]:
+    return _dicts(*history_table(conn, limit))
+
+
+def _step_dicts(run_id: str, rows: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {"run_id": run_id, "step": step, "status": status, "attempts": attempts,
+         "exit_code": exit_code, "started_at": started, "finished_at": finished,
+         "duration_s": None if started is None or finished is None else finished - started,
+         "reason": reason}
+        for step, status, attempts, exit_code, started, finished, reason in rows
+    ]
+
+
+def steps(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    return _step_dicts(run_id, steps_table(conn, run_id)[1])
+
+
+def step_rows(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    """``steps`` plus ``cached_from``, ``log_path`` (as stored: relative) and ``log_tail``."""
+    sql = _STEPS_SQL.format(extra=", cached_from, log_path, log_tail")
+    rows = conn.execute(sql, (run_id,)).fetchall()
+    extra = ("cached_from", "log_path", "log_tail")
+    result = _step_dicts(run_id, [row[:7] for row in rows])
+    for out, row in zip(result, rows, strict=True):
+        out.update(zip(extra, row[7:], strict=True))
+    return result
+
+
+def attempts(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    return _dicts(*attempts_table(conn, run_id))
+
+
+def events(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    return _dicts(*events_table(conn, run_id))
+
+
+def run(conn: sqlite3.Connection, run_id: str, where: str) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT run_id, flow, status, started_at, finished_at, finished_at - started_at, "
+        "parent_run_id, params, source FROM runs WHERE run_id = ?",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"no run {run_id!r} in {where}")
+    keys = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
+            "parent_run_id", "params", "source")
+    result = dict(zip(keys, row, strict=True))
+    result["params"] = json.loads(result["params"] or "{}")
+    result["steps"] = steps(conn, run_id)
+    return result
+
+
+def _latest(conn: sqlite3.Connection, n: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?", (n,)
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def resolve_run(conn: sqlite3.Connection, ref: str, where: str) -> str:
+    """``last`` is the newest run; anything else is a run id or a unique prefix of one."""
+    ref = ref.strip()
+    if ref == "last":
+        latest = _latest(conn, 1)
+        if not latest:
+            raise RunNotFoundError(f"no runs recorded yet in {where}")
+        return str(latest[0])
+    if not ref:
+        raise RunNotFoundError("give a run id, a unique prefix of one, or 'last'")
+    if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (ref,)).fetchone():
+        return ref
+    # A range scan on the primary key: every id starting with ``ref`` sorts in [ref, ref+max).
+    matches = [r[0] for r in conn.execute(
+        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 11",
+        (ref, ref + "\U0010ffff"),
+    )]
+    if len(matches) == 1:
+        return str(matches[0])
+    if matches:
+        shown = ", ".join(matches[:10]) + (", ..." if len(matches) > 10 else "")
+        raise RunNotFoundError(
+            f"run {ref!r} is ambiguous: it matches {shown}; give more characters of the run id"
+        )
+    latest = _latest(conn, 5)
+    if not latest:
+        raise RunNotFoundError(f"no run matches {ref!r}: no runs recorded yet in {where}")
+    raise RunNotFoundError(
+        f"no run matches {ref!r} in {where}; the latest runs are: {', '.join(latest)} "
+        "(or use 'last')"
+    )
+
+
+def find_interrupted(conn: sqlite3.Connection) -> list[str]:
+    """Runs still marked ``running`` on this host whose runner process is gone.
+
+    A run started on another host (a database on a shared disk) cannot be checked from here
+    and stays ``running``.
+    """
+    here = host_name()
+    rows = conn.execute(
+        "SELECT run_id, pid, host, proc_token FROM runs WHERE status = 'running'"
+    ).fetchall()
+    return [
+        run_id for run_id, pid, host, token in rows
+        if host == here and pid is not None and not is_alive(int(pid), token)
+    ]

@@ -1,0 +1,171 @@
+"""Opening the SQLite file and migrating its schema.
+
+The schema version lives in ``PRAGMA user_version``: migration *n* (1-based) in ``MIGRATIONS``
+brings a database from version *n-1* to *n*. Migrations only ever append, so a database written
+by an older Chronum opens in a newer one; a database from a *newer* Chronum is refused rather
+than misread. Migrating happens inside ``BEGIN IMMEDIATE`` and re-reads the version under the
+write lock, so two processes opening a fresh file at once do not both migrate it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import StoreError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "migrate", "store_error"]
+
+#: Seconds a writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+_V1_TABLES = """
+CREATE TABLE runs (
+    run_id        TEXT PRIMARY KEY,
+    flow          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    started_at    REAL NOT NULL,
+    finished_at   REAL,
+    parent_run_id TEXT,
+    source        TEXT,
+    params        TEXT NOT NULL DEFAULT '{}',
+    n_steps       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_started_at ON runs (started_at);
+
+-- Clustered by (run_id, position): reading a run's steps in file order is one range scan.
+CREATE TABLE steps (
+    run_id      TEXT NOT NULL REFERENCES runs (run_id),
+    step        TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    exit_code   INTEGER,
+    started_at  REAL,
+    finished_at REAL,
+    reason      TEXT,
+    cached_from TEXT,
+    PRIMARY KEY (run_id, position)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX steps_name ON steps (run_id, step);
+
+CREATE TABLE attempts (
+    run_id      TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    exit_code   INTEGER,
+    started_at  REAL,
+    finished_at REAL,
+    delay_s     REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, step, attempt),
+    FOREIGN KEY (run_id, step) REFERENCES steps (run_id, step)
+);
+
+CREATE TABLE events (
+    run_id  TEXT NOT NULL REFERENCES runs (run_id),
+    seq     INTEGER NOT NULL,
+    at      REAL NOT NULL,
+    kind    TEXT NOT NULL,
+    step    TEXT,
+    attempt INTEGER,
+    data    TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, seq)
+);
+"""
+
+# Version 2: step logs moved to files (path + tail in the row), and the runner's identity is
+# recorded so a run whose process died can be shown ``interrupted``.
+_V2_LOGS_AND_LIVENESS = """
+ALTER TABLE steps ADD COLUMN log_path TEXT;
+ALTER TABLE steps ADD COLUMN log_tail TEXT;
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN host TEXT;
+ALTER TABLE runs ADD COLUMN proc_token TEXT;
+CREATE INDEX runs_status ON runs (status);
+CREATE INDEX steps_failed ON steps (run_id) WHERE status = 'failed';
+"""
+
+#: Applied in order; never edit one that has shipped, append a new one instead.
+MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def store_error(path: str | Path, exc: sqlite3.Error, doing: str) -> StoreError:
+    """Turn a sqlite3 error into a StoreError that names the file and says what to do."""
+    text = str(exc)
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered:
+        why = "the file (or its folder) is read-only; Chronum needs to write to it"
+    elif "not a database" in lowered:
+        why = "the file is not a SQLite database"
+    elif "locked" in lowered or "busy" in lowered:
+        why = f"another process held the database lock for more than {BUSY_TIMEOUT_S:.0f} s"
+    elif "unable to open" in lowered:
+        why = "the file cannot be opened (check that its folder exists and is writable)"
+    elif "disk" in lowered and "full" in lowered:
+        why = "the disk is full"
+    else:
+        why = text
+    error = StoreError(f"cannot {doing} the Chronum database {path}: {why} ({text})")
+    error.__cause__ = exc
+    return error
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open ``path`` with the settings several processes writing one file rely on.
+
+    ``isolation_level=None`` leaves transactions to us: every write is ``BEGIN IMMEDIATE`` so
+    the lock is taken up front, where the busy handler waits for it, instead of being upgraded
+    mid-transaction, where SQLite answers SQLITE_BUSY at once ("database is locked").
+    """
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
+    if isinstance(migration, str):
+        for statement in migration.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    else:
+        migration(conn)
+
+
+def migrate(conn: sqlite3.Connection, path: str | Path,
+            migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Bring the schema to ``len(migrations)``; return the version found before."""
+    target = len(migrations)
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found == target:
+        return found
+    if found > target:
+        raise StoreError(
+            f"the Chronum database {path} has schema version {found}, but this Chronum only "
+            f"knows versions up to {target}: it was written by a newer Chronum; upgrade "
+            "Chronum (pip install -U chronum) or point --db / CHRONUM_DB at another file"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for migration in migrations[found:]:
+            _apply(conn, migration)
+        conn.execute(f"PRAGMA user_version = {target}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found

@@ -1,0 +1,42 @@
+"""`import chronum` stays light: checked in a fresh interpreter, like click's test_imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = {"pandas", "numpy", "IPython", "ipywidgets", "graphviz", "dask", "distributed",
+         "yaml", "asyncio", "sqlite3"}
+
+
+def _imported_after(code: str) -> set[str]:
+    script = (
+        "import sys; before = set(sys.modules);"
+        f"{code};"
+        "import json; print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    return {name.split(".")[0] for name in json.loads(out)}
+
+
+def test_import_chronum_imports_nothing_heavy():
+    assert _imported_after("import chronum") & HEAVY == set()
+
+
+@pytest.mark.parametrize("module", ["chronum.store", "chronum.engine", "chronum.spec",
+                                    "chronum.cli", "chronum.api"])
+def test_no_module_imports_pandas_or_notebook_libraries(module):
+    heavy = {"pandas", "IPython", "ipywidgets", "graphviz", "dask", "distributed"}
+    assert _imported_after(f"import {module}") & heavy == set()
+
+
+def test_public_names_resolve_and_are_sorted():
+    import chronum
+
+    assert chronum.__all__ == sorted(chronum.__all__)
+    for name in chronum.__all__:
+        assert getattr(chronum, name) is not None
