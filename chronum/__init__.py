@@ -80,6 +80,19 @@ if TYPE_CHECKING:
     from .spec import register_parser
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext chronum``: registers the ``%%chronum`` and ``%chronum`` magics."""
+    from .notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .notebook import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

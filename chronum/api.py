@@ -109,6 +109,12 @@ class Run:
     def resume(self, **options: Any) -> Run:
         return resume(self.run_id, db=self.db, **options)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display in Jupyter; the notebook package decides what a run looks like."""
+        from .notebook.display import run_mimebundle
+
+        return run_mimebundle(self, include, exclude)
+
     def __repr__(self) -> str:
         took = f", {self.duration_s:.1f}s" if self.duration_s is not None else ""
         return (f"<Run {self.run_id} {self.flow.name}: {self.status} "
