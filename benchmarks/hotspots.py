@@ -40,39 +40,51 @@ def flow_text(name: str, sizes: wl.Sizes) -> str:
     }[name]
 
 
+def _owners(lines: list[tuple[str, int]]) -> dict[str, str]:
+    """Module -> the nearest chronum module that pulled it in (or its top-level import).
+
+    ``-X importtime`` prints children before their parent; read backwards it is a pre-order
+    walk, so a stack by depth gives every module its ancestors.
+    """
+    owner: dict[str, str] = {}
+    stack: list[str] = []
+    for module, depth in reversed(lines):
+        del stack[depth:]
+        stack.append(module)
+        chronum_ancestors = [m for m in stack if m.startswith("chronum")]
+        owner.setdefault(module, chronum_ancestors[-1] if chronum_ancestors else stack[0])
+    return owner
+
+
 def import_report(flow: Path, tmp: Path, env: dict[str, str], runs: int, top: int) -> None:
     best: dict[str, int] = {}
-    parent_of: dict[str, str] = {}  # module -> the top-level import that pulled it in
+    owner: dict[str, str] = {}
     for i in range(runs):
         db = tmp / f"imports-{i}" / "chronum.db"
         done = subprocess.run([sys.executable, "-X", "importtime", CHRONUM, "run", str(flow),
                                "-q", "--db", str(db)], cwd=tmp, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               check=False)
-        pending: list[str] = []
+        lines: list[tuple[str, int]] = []
         for line in done.stderr.splitlines():
             m = _LINE.match(line)
-            if m is None:
-                continue
-            self_us, depth, module = int(m[1]), (len(m[3]) - 1) // 2, m[4]
-            best[module] = min(best.get(module, self_us), self_us)
-            pending.append(module)
-            if depth == 0:  # importtime prints children first, then the module that pulled them
-                for child in pending:
-                    parent_of.setdefault(child, module)
-                pending.clear()
+            if m is not None:
+                best[m[4]] = min(best.get(m[4], int(m[1])), int(m[1]))
+                lines.append((m[4], (len(m[3]) - 1) // 2))
+        for module, who in _owners(lines).items():
+            owner.setdefault(module, who)
     groups: dict[str, int] = defaultdict(int)
     for module, us in best.items():
-        root = module if module.startswith("chronum") else parent_of.get(module, module)
-        groups[root.split(".")[0] if not root.startswith("chronum") else root] += us
+        groups[owner.get(module, module)] += us
     print(f"imports of `chronum run` (min self time over {runs} runs): "
           f"{sum(best.values()) / 1000:.1f} ms in {len(best)} modules")
-    print("  by chronum module, or the top-level import that pulled it in:")
+    print("  by the chronum module that imported them (itself included), else the top-level "
+          "import:")
     for name, us in sorted(groups.items(), key=lambda kv: -kv[1])[:top]:
         print(f"  {us / 1000:7.1f} ms  {name}")
-    print("  slowest single modules:")
+    print("  slowest single modules (self time):")
     for name, us in sorted(best.items(), key=lambda kv: -kv[1])[:top]:
-        print(f"  {us / 1000:7.1f} ms  {name}")
+        print(f"  {us / 1000:7.1f} ms  {name}  (via {owner.get(name, '?')})")
 
 
 def run_profile(flow: Path, tmp: Path, top: int) -> None:

@@ -151,19 +151,40 @@ def bench_import(row: Row, tmp: Path, repeat: int) -> None:
     row.baseline_samples = [1000 * t for t in theirs]
     row.baseline = statistics.median(row.baseline_samples)
     row.median = statistics.median(row.samples) - row.baseline
-    row.note = f"import chronum {statistics.median(row.samples):.1f} ms whole process"
+    least = min(row.samples) - min(row.baseline_samples)
+    row.note = (f"import chronum {statistics.median(row.samples):.1f} ms whole process; "
+                f"fastest runs differ by {least:.1f} ms (a negative median means noise "
+                f"exceeds the cost)")
 
 
-def check_heavy_imports(row: Row, tmp: Path) -> None:
-    probe = ("import sys, json, chronum; "
-             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
-    out = subprocess.run([PY, "-c", probe], cwd=tmp, capture_output=True, text=True, env=ENV,
-                         check=False)
-    if out.returncode != 0:
-        raise BenchError(f"import chronum failed: {out.stderr.strip()[-300:]}")
-    loaded = json.loads(out.stdout)
-    row.passed = not loaded
-    row.note = "imported: " + ", ".join(loaded) if loaded else "none of them imported"
+_HEAVY_PROBE = """
+import json, sys
+after_import = []
+import chronum
+after_import = [m for m in HEAVY if m in sys.modules]
+from chronum.cli import main
+code = main(["run", FLOW, "-q", "--db", DB])
+after_run = [m for m in HEAVY if m in sys.modules]
+with open(OUT, "w") as fh:
+    json.dump({"import": after_import, "run": after_run, "code": code}, fh)
+"""
+
+
+def check_heavy_imports(row: Row, tmp: Path, flow: Path) -> None:
+    """After ``import chronum``, and after a whole ``chronum run`` of W0 in the same process."""
+    out = tmp / "heavy.json"
+    names = {"HEAVY": HEAVY, "FLOW": str(flow), "DB": str(_db(tmp, "heavy", 0)), "OUT": str(out)}
+    probe = "".join(f"{k} = {v!r}\n" for k, v in names.items()) + _HEAVY_PROBE
+    done = subprocess.run([PY, "-c", probe], cwd=tmp, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=ENV, check=False)
+    if done.returncode != 0 or not out.exists():
+        raise BenchError(f"the import probe failed: {done.stderr.strip()[-300:]}")
+    report = json.loads(out.read_text(encoding="utf-8"))
+    if report["code"] != 0:
+        raise BenchError(f"chronum run of W0 exited {report['code']} in the import probe")
+    row.passed = not report["import"] and not report["run"]
+    row.note = (f"after `import chronum`: {', '.join(report['import']) or 'none'}; "
+                f"after a whole `chronum run` of W0: {', '.join(report['run']) or 'none'}")
 
 
 def _peak(cmd: list[str], tmp: Path) -> int:
@@ -235,6 +256,7 @@ def plan(sizes: wl.Sizes, tmp: Path, repeat: int, import_repeat: int,
                0.17),
     }
     rows: list[tuple[Row, Callable[[Row], None]]] = []
+    w0 = wl.write_flow(tmp, "w0", flows["W0"][1])
 
     def flow_bench(flow: Path, n: int, baseline: list[str]) -> Callable[[Row], None]:
         return lambda row: bench_flow(row, tmp, flow, n, repeat, baseline)
@@ -249,7 +271,7 @@ def plan(sizes: wl.Sizes, tmp: Path, repeat: int, import_repeat: int,
         (Row("import", "import chronum, added", "ms", budget=40.0),
          lambda row: bench_import(row, tmp, import_repeat)),
         (Row("heavy", "no pandas/IPython/graphviz/dask", "-"),
-         lambda row: check_heavy_imports(row, tmp)),
+         lambda row: check_heavy_imports(row, tmp, w0)),
         (Row("memory", f"{sizes.memory_steps:,}-step flow, peak RSS", "MB", budget=150.0),
          lambda row: bench_memory(row, tmp, sizes.memory_steps)),
         (Row("steps()", f"chronum.steps(), {sizes.recorded_steps:,} steps", "s", budget=1.0),
@@ -307,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="3 repetitions and smaller workloads, for a smoke check")
     parser.add_argument("--repeat", type=int, help="measured runs per workload (default 5)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
-    parser.add_argument("--only", metavar="NAMES", help="comma-separated: W0,W1,import,...")
+    parser.add_argument("--only", metavar="NAMES",
+                        help="comma-separated: W0,W1,W2,W3,W4,import,heavy,memory,steps")
     parser.add_argument("--keep-env", action="store_true",
                         help="run every process in this environment unchanged (by default "
                              "bytecode caching is turned on, into the scratch folder)")
@@ -316,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeat = args.repeat or (3 if args.quick else 5)
     import_repeat = args.repeat or (3 if args.quick else 15)
     sizes = wl.SIZES["quick" if args.quick else "full"]
-    only = {n.strip().lower() for n in args.only.split(",")} if args.only else None
+    only = {n.strip().lower().strip("()") for n in args.only.split(",")} if args.only else None
     if not Path(CHRONUM).exists():
         print(f"no chronum entry point at {CHRONUM}; run `make setup` first", file=sys.stderr)
         return 1
@@ -326,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.keep_env:
             ENV = child_env(Path(scratch))
         for row, bench in plan(sizes, Path(scratch), repeat, import_repeat):
-            if only is not None and row.name.lower() not in only:
+            if only is not None and row.name.lower().strip("()") not in only:
                 continue
             print(f"{row.name}: {row.what} ...", file=sys.stderr, flush=True)
             try:
