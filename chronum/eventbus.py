@@ -37,7 +37,7 @@ __all__ = [
     "Subscriber",
 ]
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Event:
     """Base of every event: which run, when (epoch seconds), which step and attempt."""
 
@@ -64,7 +64,7 @@ class Event:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class RunStarted(Event):
     kind: ClassVar[str] = "run.started"
     flow: str = ""
@@ -75,21 +75,21 @@ class RunStarted(Event):
     max_parallel: int = 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class StepStarted(Event):
     kind: ClassVar[str] = "step.started"
     delay_s: float = 0.0
     executor: str = "shell"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class LogLine(Event):
     kind: ClassVar[str] = "step.log"
     stream: str = "stdout"
     line: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class StepRetrying(Event):
     """An attempt failed and another will follow after ``delay_s``."""
 
@@ -99,14 +99,14 @@ class StepRetrying(Event):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class StepSucceeded(Event):
     kind: ClassVar[str] = "step.succeeded"
     exit_code: int | None = 0
     duration_s: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class StepFailed(Event):
     kind: ClassVar[str] = "step.failed"
     exit_code: int | None = None
@@ -115,7 +115,7 @@ class StepFailed(Event):
     continued: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class StepSkipped(Event):
     """Never started: ``status`` is ``skipped`` or ``upstream_failed``."""
 
@@ -124,7 +124,7 @@ class StepSkipped(Event):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class StepCached(Event):
     """Kept from an earlier run on resume."""
 
@@ -132,7 +132,7 @@ class StepCached(Event):
     from_run: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class StepCancelled(Event):
     kind: ClassVar[str] = "step.cancelled"
     exit_code: int | None = None
@@ -140,7 +140,7 @@ class StepCancelled(Event):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class RunFinished(Event):
     kind: ClassVar[str] = "run.finished"
     status: str = "succeeded"

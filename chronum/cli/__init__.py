@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ..errors import ChronumError, SpecError
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -122,5 +122,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def console() -> None:
+    """The ``chronum`` executable: ``main``, then exit without the interpreter's teardown.
+
+    Everything that matters is closed by then (the store commits and closes inside the
+    command); skipping module teardown saves ~20 ms on every short command.
+    """
+    import os
+
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)

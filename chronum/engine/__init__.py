@@ -1,7 +1,15 @@
 """The async engine: ``await run_flow(flow, run_id=..., bus=...)``."""
 
 from .retry import backoff_delay, seed_for
-from .runner import TIMEOUT_EXIT_CODE, Clock, RunOutcome, SystemClock, run_flow, step_environment
+from .runner import (
+    TIMEOUT_EXIT_CODE,
+    Clock,
+    RunOutcome,
+    SystemClock,
+    run_environment,
+    run_flow,
+    step_environment,
+)
 
 __all__ = [
     "TIMEOUT_EXIT_CODE",
@@ -9,6 +17,7 @@ __all__ = [
     "RunOutcome",
     "SystemClock",
     "backoff_delay",
+    "run_environment",
     "run_flow",
     "seed_for",
     "step_environment",

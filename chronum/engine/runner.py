@@ -37,7 +37,7 @@ from ..executors import Executor, ExecutorRegistry, Result, StepContext, default
 from ..model import Flow, Step
 from .retry import backoff_delay, seed_for
 
-__all__ = ["Clock", "RunOutcome", "SystemClock", "run_flow", "step_environment"]
+__all__ = ["Clock", "RunOutcome", "SystemClock", "run_environment", "run_flow", "step_environment"]
 
 #: A step whose attempt ran past its timeout ends with this code, like coreutils' timeout(1).
 TIMEOUT_EXIT_CODE = 124
@@ -83,20 +83,26 @@ class RunOutcome:
 _PARAM_NAME = re.compile(r"[^A-Za-z0-9]")
 
 
-def step_environment(flow: Flow, step: Step, run_id: str, attempt: int,
-                     params: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
-    """The whole environment of a step: process, flow env, step env, params, run facts.
+def run_environment(flow: Flow, run_id: str, params: Mapping[str, str],
+                    base: Mapping[str, str]) -> dict[str, str]:
+    """What every step of a run sees: the process env, the flow's env, params, the run id.
 
     Params reach steps only as ``CHRONUM_PARAM_<NAME>`` variables, never as text substituted
     into a command, so a parameter value can never inject shell syntax.
     """
     env = dict(base)
     env.update(flow.env)
-    env.update(step.env)
     for name, value in params.items():
         env["CHRONUM_PARAM_" + _PARAM_NAME.sub("_", name).upper()] = value
     env["CHRONUM_RUN_ID"] = run_id
     env["CHRONUM_FLOW"] = flow.name
+    return env
+
+
+def step_environment(run_env: Mapping[str, str], step: Step, attempt: int) -> dict[str, str]:
+    """The whole environment of one attempt: the run's, then the step's own env."""
+    env = dict(run_env)
+    env.update(step.env)
     env["CHRONUM_STEP"] = step.name
     env["CHRONUM_ATTEMPT"] = str(attempt)
     return env
@@ -118,7 +124,7 @@ class _Run:
         self.stop_on_fail = stop_on_fail
         self.grace = grace
         self.extras = extras
-        self.base_env = base_env
+        self.run_env = run_environment(flow, run_id, self.params, base_env)
         self.position = {s.name: i for i, s in enumerate(flow.steps)}
         self.dependents: dict[str, list[str]] = {s.name: [] for s in flow.steps}
         for s in flow.steps:
@@ -148,6 +154,9 @@ class _Run:
             if self.waiting_on[dep] == 0 and self.states[dep] == "pending":
                 heapq.heappush(self.ready, self.position[dep])
 
+    def step(self, name: str) -> Step:
+        return self.flow.steps[self.position[name]]
+
     def halt_downstream(self, failed: str) -> None:
         """Mark everything downstream of ``failed`` upstream_failed, in file order."""
         seen: set[str] = set()
@@ -161,7 +170,7 @@ class _Run:
         for name in sorted(seen, key=self.position.__getitem__):
             if self.states[name] == "pending":
                 self.states[name] = "upstream_failed"
-                culprit = next((n for n in self.flow.step(name).needs
+                culprit = next((n for n in self.step(name).needs
                                 if self.states.get(n) in ("failed", "upstream_failed")), failed)
                 self.bus.emit(StepSkipped(run_id=self.run_id, at=self.clock.now(), step=name,
                                           status="upstream_failed",
@@ -192,8 +201,7 @@ class _Run:
         inputs = {n: self.outputs[n] for n in step.needs if n in self.outputs}
         return StepContext(
             run_id=self.run_id, flow=self.flow, attempt=attempt,
-            env=step_environment(self.flow, step, self.run_id, attempt, self.params,
-                                 self.base_env),
+            env=step_environment(self.run_env, step, attempt),
             cwd=Path(cwd), params=self.params, inputs=inputs, log=log, grace=self.grace,
             extras=self.extras,
         )
@@ -267,7 +275,7 @@ class _Run:
 
     def finish(self, task: asyncio.Task[Result]) -> None:
         name = self.running.pop(task)
-        step = self.flow.step(name)
+        step = self.step(name)
         if task.cancelled():
             self.states[name] = "cancelled"
             return
