@@ -40,6 +40,7 @@ __all__ = [
     "register_parser",
     "resume",
     "run",
+    "show",
     "steps",
 ]
 
@@ -67,6 +68,7 @@ _LAZY = {
     "resume": "chronum.api",
     "run": "chronum.api",
     "steps": "chronum.api",
+    "show": "chronum.notebook.timeline",
 }
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     from .eventbus import Event, EventBus
     from .executors import Executor, Result, StepContext, register_executor
     from .model import Backoff, Flow, RetryPolicy, Step
+    from .notebook.timeline import show
     from .spec import register_parser
 
 

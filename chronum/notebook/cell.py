@@ -1,0 +1,307 @@
+"""Running one ``%%chronum`` cell: parse the options and the YAML, show the view, run, finish.
+
+``run_cell`` is a coroutine: the input transformer turns a ``%%chronum`` cell into a top-level
+``await`` of it, so the run happens on the kernel's own loop and the cell blocks like any other
+while widget clicks and the Stop button keep working. ``--background`` starts the same coroutine
+as a task in an empty ``contextvars.Context`` (so its messages go to whichever cell is running,
+which is what nbclient and JupyterLab keep) and returns a ``RunHandle`` at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import shlex
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.display import DisplayHandle, display
+
+from .. import api
+from ..errors import ChronumError, SpecError
+from ..model import Flow
+from .display import Snapshot, plain_text, prefix_for, static_html
+from .view import LiveView
+
+__all__ = ["RunHandle", "cell_parser", "parse_flow", "run_cell"]
+
+#: Flows of the runs started from cells in this kernel (a cell flow has no file to reload).
+FLOWS: OrderedDict[str, Flow] = OrderedDict()
+_FLOWS_LIMIT = 64
+_VIEWS_LIMIT = 8
+#: Background runs, newest last, for ``%chronum wait``.
+HANDLES: list[RunHandle] = []
+#: Objects whose picture this cell already shows: id -> execution count (see ``mark_shown``).
+_SHOWN: dict[int, int] = {}
+LAST_FLOW: list[Flow] = []
+#: Seconds a finished cell waits for its graph before sending the final picture without it.
+LAYOUT_WAIT = 1.0
+#: Live views of recent runs by run id (benchmarks and browser tests read their timestamps).
+VIEWS: OrderedDict[str, LiveView] = OrderedDict()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` (shown without a traceback) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(message or f"{self.prog}: exit {status}")
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    return name, value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def cell_parser() -> _Parser:
+    p = _Parser(prog="%%chronum", add_help=False)
+    p.add_argument("name", nargs="?")
+    p.add_argument("--max-parallel", type=int, dest="max_parallel")
+    p.add_argument("--stop-on-fail", action="store_true", dest="stop_on_fail", default=None)
+    p.add_argument("--retry", type=_non_negative)
+    p.add_argument("--background", action="store_true")
+    p.add_argument("--dry-run", action="store_true", dest="dry_run")
+    p.add_argument("--raise", action="store_true", dest="raise_")
+    p.add_argument("--db")
+    p.add_argument("-p", "--param", type=_param, action="append", default=[], dest="params")
+    return p
+
+
+def parse_options(line: str) -> argparse.Namespace:
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%%chronum: {exc}") from None
+    return cell_parser().parse_args(argv)
+
+
+def parse_flow(body: str, opts: argparse.Namespace) -> Flow:
+    """The cell's YAML as a Flow; the magic line's NAME and ``--retry`` override the text."""
+    from ..spec import ParserRegistry, loads
+
+    registry = ParserRegistry(entry_points=False)
+    yaml_parser = registry.parser("yaml")
+    assert yaml_parser is not None
+
+    def parser(text: str, file: str) -> Any:
+        doc = yaml_parser(text, file)
+        if isinstance(doc, dict):
+            if opts.name:
+                doc["name"] = opts.name
+            if opts.retry is not None:
+                doc["defaultRetry"] = opts.retry
+        return doc
+
+    registry.register("yaml", parser, extensions=(".yaml", ".yml"))
+    try:
+        flow = loads(body, filename="cell", default_name=opts.name or "cell",
+                     params=dict(opts.params) or None, parsers=registry)
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    return replace(flow, source=None)  # a cell has no file; resume uses FLOWS instead
+
+
+def remember_flow(run_id: str, flow: Flow) -> None:
+    FLOWS[run_id] = flow
+    while len(FLOWS) > _FLOWS_LIMIT:
+        FLOWS.popitem(last=False)
+
+
+def _remember_view(view: LiveView) -> None:
+    VIEWS[view.run_id] = view
+    while len(VIEWS) > _VIEWS_LIMIT:
+        VIEWS.popitem(last=False)
+
+
+def _execution_count() -> int:
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    return int(getattr(ip, "execution_count", 0) or 0)
+
+
+def mark_shown(obj: object) -> None:
+    """``obj`` is this cell's result and its picture is already on screen: show it once."""
+    _SHOWN[id(obj)] = _execution_count()
+
+
+def consume_shown(obj: object) -> bool:
+    return _SHOWN.pop(id(obj), None) == _execution_count()
+
+
+class RunHandle:
+    """A run going on in the background: ``await handle.wait()`` gives the finished ``Run``."""
+
+    def __init__(self, flow: Flow, run_id: str, view: LiveView | None,
+                 shown: DisplayHandle | None) -> None:
+        self.flow = flow
+        self.run_id = run_id
+        self.view = view
+        self._shown = shown
+        self.task: asyncio.Task[api.Run] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    @property
+    def run(self) -> api.Run | None:
+        if self.task is None or not self.task.done() or self.task.cancelled():
+            return None
+        return None if self.task.exception() is not None else self.task.result()
+
+    @property
+    def status(self) -> str:
+        if not self.done:
+            return "running"
+        run = self.run
+        return run.status if run is not None else "cancelled"
+
+    def cancel(self) -> None:
+        if self.view is not None:
+            self.view.cancel()
+        elif self.task is not None:
+            self.task.cancel()
+
+    async def wait(self) -> api.Run:
+        """The finished Run; re-sends the final picture so this cell's reader sees it too."""
+        assert self.task is not None
+        run = await asyncio.shield(self.task)
+        if self.view is not None and self._shown is not None:
+            self._shown.update(self.view.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
+        return run
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id} {self.flow.name}: {self.status}>"
+
+
+async def _execute(flow: Flow, run_id: str, view: LiveView | None,
+                   shown: DisplayHandle | None, opts: argparse.Namespace,
+                   namespace: Mapping[str, Any] | None) -> api.Run:
+    """Run the flow with the view subscribed; a Cancel click gives a ``cancelled`` Run."""
+    layout = asyncio.ensure_future(view.layout()) if view is not None else None
+    run_task = asyncio.ensure_future(api.arun(
+        flow, run_id=run_id, max_parallel=opts.max_parallel, stop_on_fail=opts.stop_on_fail,
+        db=opts.db, subscribers=[view] if view is not None else (), namespace=namespace))
+    if view is not None:
+        view.attach(run_task)
+    try:
+        run = await run_task
+    except asyncio.CancelledError:
+        me = asyncio.current_task()
+        interrupted = me is not None and me.cancelling() > 0
+        _finish(view, shown, "cancelled", layout)
+        if interrupted or view is None or not view.cancel_requested:
+            raise  # the Stop button: the cell ends interrupted, the run is recorded cancelled
+        run = _cancelled_run(flow, run_id, opts, view)
+    except BaseException:
+        _finish(view, shown, "failed", layout)
+        raise
+    else:
+        if layout is not None and not layout.done():
+            # Usually done long before; a huge graph is sent later rather than hold the cell.
+            await asyncio.wait({layout}, timeout=LAYOUT_WAIT)
+        _finish(view, shown, run.status, layout)
+    return run
+
+
+def _finish(view: LiveView | None, shown: DisplayHandle | None, status: str,
+            layout: asyncio.Future[None] | None) -> None:
+    """Final flush and final picture. A layout still running (``dot`` on a large flow) is
+    not waited for: when it ends, the picture is sent again with the graph, in an empty
+    context so that it reaches whichever cell is running then (nbclient keeps only those)."""
+    if view is None:
+        return
+    view.finish(status)
+    if shown is None:
+        return
+    shown.update(view.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
+    if layout is not None and not layout.done():
+        def resend(_: asyncio.Future[None]) -> None:
+            if view.graph is not None:
+                shown.update(view.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
+
+        layout.add_done_callback(resend, context=contextvars.Context())
+
+
+def _cancelled_run(flow: Flow, run_id: str, opts: argparse.Namespace,
+                   view: LiveView) -> api.Run:
+    from ..store import resolve_db_path
+
+    started = view.started_at_epoch or time.time()
+    return api.Run(run_id, flow, "cancelled", {}, resolve_db_path(opts.db), {"run": "cancelled"},
+                   started_at=started, finished_at=started + (view.snap.elapsed_s or 0.0))
+
+
+def _has_kernel() -> bool:
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def _dry_run(flow: Flow) -> None:
+    from . import svg
+
+    snap = Snapshot(flow, "dry-run", status="pending")
+    graph = svg.layout_sync(flow, prefix_for("dry_run"))
+    display({"text/plain": plain_text(flow.name, "dry-run", len(flow.steps)),  # type: ignore[no-untyped-call]
+             "text/html": static_html(snap, graph, title="dry run")}, raw=True)
+
+
+async def run_cell(line: str, body: str) -> api.Run | RunHandle | None:
+    """The whole ``%%chronum`` cell; returns the Run (or a handle with ``--background``)."""
+    from IPython import get_ipython
+
+    cell_started = time.monotonic()
+    opts = parse_options(line)
+    flow = parse_flow(body, opts)
+    LAST_FLOW[:] = [flow]
+    if opts.dry_run:
+        _dry_run(flow)
+        return None
+    if opts.max_parallel is not None and opts.max_parallel < 1:
+        raise UsageError(f"%%chronum: --max-parallel must be at least 1, got {opts.max_parallel}")
+    ip = get_ipython()
+    namespace = ip.user_ns if ip is not None else None
+    run_id = api.new_run_id()
+    remember_flow(run_id, flow)
+    view = LiveView(flow, run_id) if _has_kernel() else None
+    if view is not None:
+        view.created_at = cell_started  # "time to first graph" counts from the cell's start
+        _remember_view(view)
+    shown = (display(view.bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+             if view is not None else None)
+    coro = _execute(flow, run_id, view, shown if isinstance(shown, DisplayHandle) else None,
+                    opts, namespace)
+    if opts.background:
+        handle = RunHandle(flow, run_id, view, shown if isinstance(shown, DisplayHandle) else None)
+        handle.task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
+        HANDLES.append(handle)
+        if view is not None:
+            mark_shown(handle)
+        return handle
+    try:
+        run = await coro
+    except ChronumError as exc:
+        raise UsageError(str(exc)) from None
+    if view is not None:
+        mark_shown(run)
+    if opts.raise_:
+        run.raise_for_status()
+    return run

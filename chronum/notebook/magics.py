@@ -1,0 +1,237 @@
+"""``%%chronum`` and ``%chronum``: the magics, the input transformer and the display hooks.
+
+The transformer is what makes a ``%%chronum`` cell a real top-level ``await``: it rewrites the
+cell into one line awaiting ``cell.run_cell``, and ipykernel decides to run a cell on its loop
+from the transformed text. The registered magics stay as fallbacks for code that calls
+``run_cell_magic`` directly: inside a running loop they cannot block, so they start the run in
+the background and return its handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import display
+
+from .. import api
+from ..errors import ChronumError
+from . import cell
+from .display import static_bundle
+
+__all__ = ["ChronumMagics", "load_ipython_extension", "transform", "unload_ipython_extension"]
+
+_MODULE = "chronum.notebook.cell"
+_LINE_MODULE = "chronum.notebook.magics"
+
+
+def _is_magic(line: str, word: str) -> bool:
+    return line.startswith(word) and (len(line) == len(word) or line[len(word)].isspace())
+
+
+def transform(lines: list[str]) -> list[str]:
+    """Input transformer: a ``%%chronum`` cell (or a lone ``%chronum`` line) becomes an await."""
+    if not lines:
+        return lines
+    first = lines[0].rstrip("\n")
+    if _is_magic(first, "%%chronum"):
+        line, body = first[len("%%chronum"):].strip(), "".join(lines[1:])
+        return [f"await __import__({_MODULE!r}, fromlist=['run_cell'])"
+                f".run_cell({line!r}, {body!r})\n"]
+    if _is_magic(first, "%chronum") and not "".join(lines[1:]).strip():
+        line = first[len("%chronum"):].strip()
+        return [f"await __import__({_LINE_MODULE!r}, fromlist=['run_line'])"
+                f".run_line({line!r})\n"]
+    return lines
+
+
+# -- %chronum line commands -----------------------------------------------------------------
+
+
+def _split(line: str) -> tuple[str, list[str], str | None]:
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%chronum: {exc}") from None
+    db = None
+    if "--db" in argv:
+        i = argv.index("--db")
+        if i + 1 >= len(argv):
+            raise UsageError("%chronum: --db needs a path")
+        db = argv[i + 1]
+        del argv[i:i + 2]
+    if not argv:
+        raise UsageError("%chronum: expected one of: history, show RUN, resume RUN, "
+                         "logs RUN [STEP], graph [RUN], wait")
+    return argv[0], argv[1:], db
+
+
+def _need_run(command: str, args: list[str]) -> str:
+    if not args:
+        raise UsageError(f"%chronum {command}: expected a run id, a prefix of one, or 'last'")
+    return args[0]
+
+
+def _logs(args: list[str], db: str | None) -> None:
+    from ..store import Store, resolve_db_path
+
+    ref = _need_run("logs", args)
+    with Store(resolve_db_path(db)) as store:
+        run_id = store.resolve_run(ref)
+        names = [row["step"] for row in store.steps(run_id)]
+        if len(args) > 1 and args[1] not in names:
+            raise UsageError(f"run {run_id} has no step {args[1]!r}")
+        for name in args[1:2] or names:
+            text = store.read_log(run_id, name)
+            if len(args) == 1:
+                print(f"==> {name} <==")
+            print(text, end="" if text.endswith("\n") or not text else "\n")
+
+
+def _graph(args: list[str], db: str | None) -> Any:
+    from .timeline import show
+
+    if args:
+        return show(args[0], db=db, timeline=False)
+    if not cell.LAST_FLOW:
+        raise UsageError("%chronum graph: no %%chronum cell has run yet; give a RUN")
+    cell._dry_run(cell.LAST_FLOW[0])
+    return None
+
+
+async def _resume(ref: str, db: str | None) -> api.Run:
+    """Resume a run; a run started from a cell is resumed with that cell's flow."""
+    from ..store import Store, resolve_db_path
+
+    with Store(resolve_db_path(db)) as store:
+        run_id = store.resolve_run(ref)
+        info = store.run(run_id)
+        rows = store.step_rows(run_id)
+    flow = cell.FLOWS.get(run_id)
+    if flow is None:
+        return await api.aresume(run_id, db=db)
+    from IPython import get_ipython
+
+    if info["status"] == "running":
+        raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
+    kept = api.plan_resume(flow, rows, run_id)
+    new_id = api.new_run_id()
+    cell.remember_flow(new_id, flow)
+    ip = get_ipython()
+    return await api.arun(flow, db=db, run_id=new_id, _cached=kept, _parent_run_id=run_id,
+                          namespace=ip.user_ns if ip is not None else None)
+
+
+async def _wait() -> Any:
+    if not cell.HANDLES:
+        raise UsageError("%chronum wait: no run was started with --background")
+    return await cell.HANDLES[-1].wait()
+
+
+def _sync_command(command: str, args: list[str], db: str | None) -> Any:
+    if command == "history":
+        limit = int(args[0]) if args else None
+        return api.history(limit, db=db)
+    if command == "show":
+        from .timeline import show
+
+        return show(_need_run("show", args), db=db)
+    if command == "logs":
+        return _logs(args, db)
+    if command == "graph":
+        return _graph(args, db)
+    raise UsageError(f"%chronum: unknown command {command!r}; expected history, show, "
+                     "resume, logs, graph or wait")
+
+
+async def run_line(line: str) -> Any:
+    """A ``%chronum`` line, awaited on the kernel loop (resume and wait need the loop)."""
+    command, args, db = _split(line)
+    try:
+        if command == "resume":
+            return await _resume(_need_run("resume", args), db)
+        if command == "wait":
+            return await _wait()
+        return _sync_command(command, args, db)
+    except ChronumError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _in_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@magics_class
+class ChronumMagics(Magics):
+    """Fallbacks for the transformer: used when a magic is called as a function."""
+
+    @cell_magic
+    def chronum(self, line: str, body: str) -> Any:
+        if not _in_loop():
+            return asyncio.run(cell.run_cell(line, body))
+        opts = cell.parse_options(line)
+        if not opts.background:
+            line += " --background"  # a running loop cannot be blocked on from here
+        return _start(cell.run_cell(line, body))
+
+    @line_magic("chronum")  # type: ignore[arg-type]
+    def chronum_line(self, line: str) -> Any:
+        command, args, db = _split(line)
+        if command in ("resume", "wait"):
+            if not _in_loop():
+                return asyncio.run(run_line(line))
+            if command == "wait" and cell.HANDLES and cell.HANDLES[-1].done:
+                return cell.HANDLES[-1].run
+            raise UsageError(f"%chronum {command} must be the only line of its cell "
+                             f"(or use `await chronum.aresume(...)`)")
+        try:
+            return _sync_command(command, args, db)
+        except ChronumError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def _start(coro: Any) -> Any:
+    """Run ``run_cell`` up to its first await: with --background it returns at once."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise UsageError("%%chronum: cannot run here; put the magic at the top of its own cell")
+
+
+def _display_once(obj: Any, bundle: Callable[[Any], dict[str, Any]]) -> None:
+    if not cell.consume_shown(obj):
+        display(bundle(obj), raw=True)  # type: ignore[no-untyped-call]
+
+
+def _handle_bundle(handle: cell.RunHandle) -> dict[str, Any]:
+    if handle.view is not None and not handle.done:
+        return handle.view.bundle()
+    run = handle.run
+    return static_bundle(run) if run is not None else {"text/plain": repr(handle)}
+
+
+def load_ipython_extension(ip: Any) -> None:
+    ip.register_magics(ChronumMagics)
+    if transform not in ip.input_transformers_cleanup:
+        ip.input_transformers_cleanup.append(transform)
+    formatter = ip.display_formatter.ipython_display_formatter
+    formatter.for_type(api.Run, lambda run: _display_once(run, static_bundle))
+    formatter.for_type(cell.RunHandle, lambda h: _display_once(h, _handle_bundle))
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    if transform in ip.input_transformers_cleanup:
+        ip.input_transformers_cleanup.remove(transform)
+    formatter = ip.display_formatter.ipython_display_formatter
+    for cls in (api.Run, cell.RunHandle):
+        formatter.type_printers.pop(cls, None)

@@ -1,0 +1,187 @@
+"""The graph picture of a run: laid out once by ``dot``, recoloured by a small ``<style>``.
+
+Re-running ``dot`` for every state change would cost 80–400 ms of layout per update on a large
+flow and re-send the whole SVG; instead the SVG is made once per run with a known ``id`` per
+node (``<prefix>_<index>``), and the live view swaps a stylesheet that sets each node's fill, a
+``--chronum-state`` custom property (readable with ``getComputedStyle`` by browser tests) and
+which pre-drawn attempt badge ("try 2") is visible. A finished run is "baked": states written
+into the SVG itself (``data-state``, ``class="node state-<word>"``, fills), so a saved notebook
+shows it even where stylesheets are stripped.
+
+No ipywidgets here: the static pictures are used without a widget front end too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..model import Flow
+from ..render import STATE_COLORS
+
+__all__ = ["Graph", "bake", "dot_source", "layout", "layout_sync", "stylesheet"]
+
+#: Attempt badges drawn per step: "try 2" .. "try MAX_BADGE" (later tries show the last one).
+MAX_BADGE = 9
+
+_PENDING_FILL = STATE_COLORS["pending"]
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def node_id(prefix: str, index: int) -> str:
+    return f"{prefix}_{index}"
+
+
+def dot_source(flow: Flow, prefix: str) -> str:
+    """DOT like ``render.to_dot`` plus an ``id`` per node (no tooltip: it nests a ``<g>``);
+    taller boxes for steps that retry, to fit their attempt badge."""
+    lines = [
+        f"digraph {_quote(flow.name)} {{",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fillcolor="#ffffff"];',
+    ]
+    for i, step in enumerate(flow.steps):
+        extra = ", height=0.6" if step.retry.limit else ""
+        lines.append(f"  {_quote(step.name)} [id={_quote(node_id(prefix, i))}, "
+                     f"label={_quote(step.name)}{extra}];")
+    edges = sorted((need, step.name) for step in flow.steps for need in set(step.needs))
+    for need, name in edges:
+        lines.append(f"  {_quote(need)} -> {_quote(name)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """A laid-out flow: the SVG text (with ``data-step`` and badges) and its id prefix."""
+
+    svg: str
+    prefix: str
+    steps: tuple[str, ...]
+
+
+_NODE = re.compile(r'<g id="(?P<id>[A-Za-z0-9_]+)_(?P<i>\d+)" class="node">(?P<body>.*?)</g>',
+                   re.DOTALL)
+_NOISE = re.compile(r"<!--.*?-->\n?|<title>[^<]*&#45;&gt;[^<]*</title>\n?", re.DOTALL)
+_TEXT_POS = re.compile(r'<text[^>]*? x="(?P<x>-?[\d.]+)" y="(?P<y>-?[\d.]+)"')
+
+
+def _decorate(svg: str, flow: Flow, prefix: str) -> str:
+    """Add ``data-step`` to each node group and hidden "try N" badges to steps that retry."""
+    svg = svg[svg.find("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG goes inside HTML
+    svg = _NOISE.sub("", svg)  # comments and edge titles: a third of a large graph's bytes
+
+    def node(match: re.Match[str]) -> str:
+        i = int(match["i"])
+        if match["id"] != prefix or i >= len(flow.steps):
+            return match[0]
+        step = flow.steps[i]
+        body = match["body"]
+        badges = ""
+        pos = _TEXT_POS.search(body)
+        if step.retry.limit and pos is not None:
+            x, y = float(pos["x"]), float(pos["y"])
+            for n in range(2, min(step.retry.limit + 1, MAX_BADGE) + 1):
+                badges += (f'<text id="{node_id(prefix, i)}_a{n}" class="chronum-badge" '
+                           f'display="none" text-anchor="middle" x="{x:g}" y="{y + 13:g}" '
+                           f'font-family="Helvetica,sans-Serif" font-size="9">try {n}</text>\n')
+        return (f'<g id="{node_id(prefix, i)}" class="node" '
+                f'data-step="{html.escape(step.name)}">{body}{badges}</g>')
+
+    return _NODE.sub(node, svg)
+
+
+async def layout(flow: Flow, prefix: str, dot: str | None = None) -> Graph | None:
+    """Lay the flow out with ``dot -Tsvg`` in a subprocess, without blocking the event loop.
+
+    Returns None when graphviz is not installed (the view then shows only its table).
+    """
+    dot = dot or shutil.which("dot")
+    if dot is None:
+        return None
+    proc = await asyncio.create_subprocess_exec(
+        dot, "-Tsvg", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await proc.communicate(dot_source(flow, prefix).encode())
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    if proc.returncode != 0:
+        return None
+    return Graph(_decorate(out.decode("utf-8", "replace"), flow, prefix), prefix, flow.step_names)
+
+
+def layout_sync(flow: Flow, prefix: str) -> Graph | None:
+    """``layout`` for code that is not a coroutine (a run displayed outside any live view)."""
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    proc = subprocess.run([dot, "-Tsvg"], input=dot_source(flow, prefix).encode(),
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        return None
+    return Graph(_decorate(proc.stdout.decode("utf-8", "replace"), flow, prefix), prefix,
+                 flow.step_names)
+
+
+def _badge(attempt: int) -> int:
+    return min(attempt, MAX_BADGE)
+
+
+def stylesheet(graph: Graph, states: Mapping[str, str], attempts: Mapping[str, int]) -> str:
+    """The ``<style>`` that paints ``states`` onto the laid-out graph: one rule per state."""
+    p = graph.prefix
+    by_state: dict[str, list[str]] = {}
+    badges: list[str] = []
+    for i, name in enumerate(graph.steps):
+        state = states.get(name, "pending")
+        if state != "pending":
+            by_state.setdefault(state, []).append(f"#{node_id(p, i)}")
+        n = attempts.get(name, 0)
+        if n >= 2:
+            badges.append(f"#{node_id(p, i)}_a{_badge(n)}")
+    rules = [f'[id^="{p}_"]>path,[id^="{p}_"]>polygon'
+             f"{{fill:var(--chronum-fill,{_PENDING_FILL})}}"]
+    for state in sorted(by_state):
+        color = STATE_COLORS.get(state, _PENDING_FILL)
+        rules.append(f"{','.join(by_state[state])}"
+                     f"{{--chronum-state:{state};--chronum-fill:{color}}}")
+    if badges:
+        rules.append(f"{','.join(badges)}{{display:inline}}")
+    return "<style>" + "\n".join(rules) + "</style>"
+
+
+def bake(graph: Graph, states: Mapping[str, str], attempts: Mapping[str, int]) -> str:
+    """The SVG with the states written in: fills, ``data-state``, ``state-<word>`` classes."""
+    p = graph.prefix
+
+    def node(match: re.Match[str]) -> str:
+        i = int(match["i"])
+        if match["id"] != p or i >= len(graph.steps):
+            return match[0]
+        name = graph.steps[i]
+        state = states.get(name, "pending")
+        color = STATE_COLORS.get(state, _PENDING_FILL)
+        body = match["body"].replace(f'fill="{_PENDING_FILL}"', f'fill="{color}"', 1)
+        n = attempts.get(name, 0)
+        shown = f'id="{node_id(p, i)}_a{_badge(n)}"' if n >= 2 else None
+        body = re.sub(r'<text id="[^"]+_a\d+"[^>]*>[^<]*</text>\n?',
+                      lambda m: m[0].replace(' display="none"', "")
+                      if shown and m[0].startswith(f"<text {shown}") else "", body)
+        return (f'<g id="{node_id(p, i)}" class="node state-{state}" data-step="'
+                f'{html.escape(name)}" data-state="{state}">{body}</g>')
+
+    pattern = re.compile(r'<g id="(?P<id>[A-Za-z0-9_]+)_(?P<i>\d+)" class="node" '
+                         r'data-step="[^"]*">(?P<body>.*?)</g>', re.DOTALL)
+    return pattern.sub(node, graph.svg)

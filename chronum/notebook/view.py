@@ -1,0 +1,285 @@
+"""The live view of a run: an ipywidgets box fed by the event bus, at a few updates a second.
+
+Events only change Python state and set a dirty flag; a timer (``interval``, 0.25 s) turns the
+state into widget updates, and only values that changed are sent. So a 1,000-step flow costs a
+handful of messages a second, not one per event. The graph is laid out once (``svg.layout``,
+an asyncio subprocess) and recoloured by swapping its small ``<style>``.
+
+Logs: the lines of each step are kept (a bounded tail) and the selected step's tail is written
+into an ``Output`` widget by assigning its ``outputs`` trait, which sends only that key (a full
+``send_state`` of an ``Output`` crashes nbclient); nothing is ever ``print``-ed from a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets  # type: ignore[import-untyped]
+
+from ..eventbus import (
+    Event,
+    LogLine,
+    RunFinished,
+    RunStarted,
+    StepCached,
+    StepCancelled,
+    StepFailed,
+    StepRetrying,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
+from ..model import Flow
+from . import svg
+from .display import Snapshot, plain_text, prefix_for, remember_graph, static_html, table_html
+
+__all__ = ["LiveView"]
+
+#: Rows of the live table before it switches to counts plus the steps worth looking at.
+TABLE_LIMIT = 40
+LOG_TAIL = 200
+_FINISHED = {"succeeded", "failed", "skipped", "upstream_failed", "cancelled", "cached"}
+
+
+def _classes(*names: str) -> dict[str, Any]:
+    return {"_dom_classes": names}
+
+
+class LiveView:
+    """One run's widget: header, progress, graph, step table, logs and a Cancel button."""
+
+    def __init__(self, flow: Flow, run_id: str, *, interval: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.flow = flow
+        self.run_id = run_id
+        self.interval = interval
+        self.clock = clock
+        self.snap = Snapshot(flow, run_id, status="running")
+        self.graph: svg.Graph | None = None
+        self.task: asyncio.Future[Any] | None = None
+        self.cancel_requested = False
+        self.finished = False
+        self.first_graph_at: float | None = None  # clock() when the SVG was first sent
+        self.created_at = clock()
+        self._started: dict[str, float] = {}
+        self._first_start: dict[str, float] = {}
+        self._log_lines: dict[str, deque[str]] = {}
+        self._log_dirty: set[str] = set()
+        self._dirty = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._run_started: float | None = None
+        self.started_at_epoch: float | None = None  # the run's own start, from its event
+        self._build()
+
+    # -- widgets --------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        n = len(self.flow.steps)
+        self.title = widgets.HTML(f"<b>{self.flow.name}</b>", **_classes("chronum-title"))
+        self.run_label = widgets.Label(self.run_id, **_classes("chronum-run-id"))
+        self.state_label = widgets.Label("running", **_classes("chronum-state"))
+        self.elapsed_label = widgets.Label("0.0s", **_classes("chronum-elapsed"))
+        self.progress = widgets.IntProgress(value=0, min=0, max=max(n, 1),
+                                            **_classes("chronum-progress"))
+        self.cancel_button = widgets.Button(description="Cancel", button_style="warning",
+                                            icon="stop", **_classes("chronum-cancel"))
+        self.cancel_button.on_click(lambda _button: self.cancel())
+        self.graph_box = widgets.HTML("", **_classes("chronum-graph"))
+        self.style_box = widgets.HTML("", **_classes("chronum-style"))
+        self.table = widgets.HTML(self._table(), **_classes("chronum-table-box"))
+        self.log_select = widgets.Dropdown(options=list(self.flow.step_names), value=None,
+                                           description="log", **_classes("chronum-log-select"))
+        self.log_select.observe(lambda _change: self._show_log(), names="value")
+        self.log_output = widgets.Output(**_classes("chronum-log"))
+        header = widgets.HBox([self.title, self.run_label, self.state_label, self.elapsed_label,
+                               self.progress, self.cancel_button],
+                              **_classes("chronum-header"))
+        self.widget = widgets.VBox(
+            [header, self.style_box, self.graph_box, self.table, self.log_select,
+             self.log_output], **_classes("chronum-view"))
+
+    def bundle(self) -> dict[str, Any]:
+        """The live mimebundle: the widget view plus the fixed text summary."""
+        return {
+            "application/vnd.jupyter.widget-view+json": {
+                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id},
+            "text/plain": plain_text(self.flow.name, None, len(self.flow.steps)),
+        }
+
+    def static_bundle(self) -> dict[str, Any]:
+        """The final picture left in the notebook when the run ends (widget state is not saved)."""
+        self.snap.logs = {k: "\n".join(v) for k, v in self._log_lines.items()}
+        return {
+            "text/plain": plain_text(self.flow.name, self.snap.status, len(self.flow.steps)),
+            "text/html": static_html(self.snap, self.graph),
+        }
+
+    # -- graph ----------------------------------------------------------------------------
+
+    async def layout(self) -> None:
+        """Lay the graph out (once) and show it; without ``dot`` the table is the picture."""
+        self.graph = await svg.layout(self.flow, prefix_for(self.run_id))
+        remember_graph(self.run_id, self.graph)
+        if self.graph is not None:
+            self.style_box.value = self._style()
+            self.graph_box.value = (f'<div style="overflow:auto;max-height:480px">'
+                                    f"{self.graph.svg}</div>")
+            self.first_graph_at = self.clock()
+
+    def _style(self) -> str:
+        if self.graph is None:
+            return ""
+        return svg.stylesheet(self.graph, self.snap.states, self.snap.attempts)
+
+    def _table(self) -> str:
+        return table_html(self.snap.rows(), limit=TABLE_LIMIT)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        """Bus subscriber: update state now, widgets at the next tick."""
+        step = event.step
+        snap = self.snap
+        if isinstance(event, LogLine):
+            if step is not None:
+                lines = self._log_lines.get(step)
+                if lines is None:
+                    lines = self._log_lines[step] = deque(maxlen=LOG_TAIL)
+                lines.append(event.line)
+                self._log_dirty.add(step)
+                if step == self.log_select.value:
+                    self._mark()
+            return
+        if isinstance(event, RunStarted):
+            self._run_started = self.clock()
+            self.started_at_epoch = event.at
+            self._schedule_tick()
+        elif isinstance(event, RunFinished):
+            snap.status = event.status
+            snap.elapsed_s = event.duration_s
+        elif step is not None:
+            self._step_event(step, event)
+        self._mark()
+
+    def _step_event(self, step: str, event: Event) -> None:
+        snap = self.snap
+        now = event.at
+        if isinstance(event, StepStarted):
+            snap.states[step] = "running"
+            snap.attempts[step] = event.attempt or snap.attempts.get(step, 0) + 1
+            self._started[step] = now
+            self._first_start.setdefault(step, now)
+        elif isinstance(event, StepRetrying):
+            snap.states[step] = "retrying"
+            snap.exit_codes[step] = event.exit_code
+        elif isinstance(event, StepSucceeded | StepFailed | StepCancelled):
+            snap.states[step] = {StepSucceeded: "succeeded", StepFailed: "failed",
+                                 StepCancelled: "cancelled"}[type(event)]
+            snap.exit_codes[step] = event.exit_code
+            snap.durations[step] = now - self._first_start.get(step, now)
+            if isinstance(event, StepFailed) and self.log_select.value is None:
+                self.log_select.value = step  # show why it failed without a click
+        elif isinstance(event, StepSkipped):
+            snap.states[step] = event.status
+        elif isinstance(event, StepCached):
+            snap.states[step] = "cached"
+
+    def _mark(self) -> None:
+        self._dirty = True
+        if self._timer is None and not self.finished:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(self.interval, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def _schedule_tick(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._ticker = loop.call_later(1.0, self._tick)
+
+    def _tick(self) -> None:
+        if self.finished:
+            return
+        self._set(self.elapsed_label, "value", self._elapsed())
+        self._schedule_tick()
+
+    def _elapsed(self) -> str:
+        if self.snap.elapsed_s is not None:
+            return f"{self.snap.elapsed_s:.1f}s"
+        start = self._run_started if self._run_started is not None else self.created_at
+        return f"{self.clock() - start:.1f}s"
+
+    @staticmethod
+    def _set(widget: widgets.Widget, name: str, value: Any) -> None:
+        if getattr(widget, name) != value:  # unchanged values would still cost a message
+            setattr(widget, name, value)
+
+    def flush(self) -> None:
+        """Send what changed since the last flush (called by the timer, and at the end)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._dirty:
+            return
+        self._dirty = False
+        snap = self.snap
+        done = sum(1 for s in snap.states.values() if s in _FINISHED)
+        self._set(self.progress, "value", done)
+        self._set(self.state_label, "value", snap.status)
+        self._set(self.elapsed_label, "value", self._elapsed())
+        if self.graph is not None:
+            self._set(self.style_box, "value", self._style())
+        self._set(self.table, "value", self._table())
+        if self.log_select.value in self._log_dirty:
+            self._show_log()
+        self._log_dirty.clear()
+
+    def _show_log(self) -> None:
+        name = self.log_select.value
+        text = "\n".join(self._log_lines.get(name, ())) if name else ""
+        outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},) if text \
+            else ()
+        self._set(self.log_output, "outputs", outputs)
+
+    # -- control --------------------------------------------------------------------------
+
+    def attach(self, task: asyncio.Future[Any]) -> None:
+        """The task the Cancel button cancels (the run, not the cell around it)."""
+        self.task = task
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.cancel_requested = True
+            self.cancel_button.disabled = True
+            self.task.cancel()
+
+    def finish(self, status: str | None = None) -> None:
+        """The run is over: final flush; the view keeps its last state."""
+        if status is not None:
+            self.snap.status = status
+        if self.snap.elapsed_s is None and self._run_started is not None:
+            self.snap.elapsed_s = self.clock() - self._run_started
+        if status == "cancelled":
+            for name in self.flow.step_names:
+                if self.snap.states.get(name, "pending") in ("pending", "running", "retrying"):
+                    self.snap.states[name] = "cancelled" if name in self._started else "skipped"
+        self._dirty = True
+        self.flush()
+        self.finished = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        self.cancel_button.disabled = True

@@ -1,0 +1,157 @@
+"""``%%chronum`` and ``%chronum`` in a real kernel, asserted on the outputs nbclient records."""
+
+from __future__ import annotations
+
+import re
+
+from .conftest import html_of, text_of
+
+FLOW = """%%chronum demo
+steps:
+  - name: build
+    run: echo building
+  - name: test
+    run: echo testing
+    needs: [build]
+"""
+
+
+def _widget_states(nb: dict) -> list[dict]:
+    store = nb.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    return [entry["state"] for entry in store.values()]
+
+
+def test_cell_runs_the_flow_shows_it_once_and_returns_the_run(notebook):
+    nb = notebook(["%load_ext chronum", FLOW, "print(_.status, sorted(_.steps['step']))",
+                   "print('next cell ran')"])
+    cell = nb.cells[1]
+    assert len(cell.outputs) == 1  # the live view, replaced in place by its final picture
+    out = cell.outputs[0]
+    assert out.output_type == "display_data"
+    assert out.data["text/plain"] == "<chronum run demo: succeeded (2 steps)>"
+    page = out.data["text/html"]
+    assert 'class="chronum-graph"' in page and 'class="chronum-table"' in page
+    assert re.search(r'<span class="chronum-state">succeeded</span>', page)
+    assert len(re.findall(r'class="node state-succeeded" data-step="(build|test)"', page)) == 2
+    # The live widgets existed and ended in the final state.
+    states = _widget_states(nb)
+    assert any("chronum-view" in s.get("_dom_classes", ()) for s in states)
+    labels = [s for s in states if "chronum-state" in s.get("_dom_classes", ())]
+    assert [s["value"] for s in labels] == ["succeeded"]
+    assert text_of(nb.cells[2]) == "succeeded ['build', 'test']\n"
+    assert text_of(nb.cells[3]) == "next cell ran\n"
+
+
+def test_spec_error_shows_the_location_without_a_traceback(notebook):
+    nb = notebook(["%load_ext chronum",
+                   "%%chronum\nsteps:\n  - name: a\n    rnu: echo hi\n",
+                   "print('still going')"], allow_errors=True)
+    shown = text_of(nb.cells[1])
+    assert "cell:3:5: steps[0]: unknown key 'rnu' (did you mean 'run'?)" in shown
+    assert "Traceback" not in shown and "File " not in shown
+    assert text_of(nb.cells[2]) == "still going\n"
+
+
+def test_failed_run_is_shown_failed_and_raises_only_with_raise(notebook):
+    nb = notebook(["%load_ext chronum",
+                   "%%chronum bad\nsteps:\n  - name: f\n    run: exit 3\n",
+                   "print(_.status)",
+                   "%%chronum bad --raise\nsteps:\n  - name: f\n    run: exit 3\n"],
+                  allow_errors=True)
+    assert nb.cells[1].outputs[0].data["text/plain"] == "<chronum run bad: failed (1 steps)>"
+    assert all(o.output_type != "error" for o in nb.cells[1].outputs)
+    assert text_of(nb.cells[2]) == "failed\n"
+    errors = [o for o in nb.cells[3].outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["RunFailedError"]
+
+
+def test_background_returns_a_running_handle_then_wait_gives_the_run(notebook):
+    nb = notebook(["%load_ext chronum",
+                   "%%chronum bg --background\nsteps:\n  - name: s\n    run: sleep 1\n",
+                   "h = _\nprint(h.status)",
+                   "r = await h.wait()\nprint(r.status, h.status, r.run_id == h.run_id)",
+                   "print(type(h).__name__, (await h.wait()) is r)"])
+    assert text_of(nb.cells[2]) == "running\n"
+    assert text_of(nb.cells[3]) == "succeeded succeeded True\n"
+    assert nb.cells[1].outputs[0].data["text/plain"] == "<chronum run bg: succeeded (1 steps)>"
+
+
+NOTEBOOK_FUNCTIONS = """
+import asyncio
+import pandas as pd
+await asyncio.sleep(0)
+kernel_loop = asyncio.get_running_loop()
+
+def load():
+    return pd.DataFrame({"x": [1.0, None, 3.0]})
+
+def clean(load):
+    return load.dropna()
+
+async def report(clean):
+    await asyncio.sleep(0.01)
+    print("rows:", len(clean))
+    return {"rows": len(clean), "same_loop": asyncio.get_running_loop() is kernel_loop}
+"""
+
+PIPELINE = """%%chronum frames --retry 1
+steps:
+  - name: load
+    executor: python
+    call: load
+  - name: clean
+    executor: python
+    call: clean
+    needs: [load]
+  - name: report
+    executor: python
+    call: report
+    needs: [clean]
+"""
+
+
+def test_dataframes_flow_through_notebook_functions_and_async_steps_use_the_kernel_loop(
+        notebook):
+    nb = notebook(["%load_ext chronum", NOTEBOOK_FUNCTIONS, PIPELINE,
+                   "run = _\nprint(run.status, type(run.outputs['clean']).__name__, "
+                   "list(run.outputs['clean']['x']), run.outputs['report'])",
+                   "%chronum logs last report"])
+    assert text_of(nb.cells[3]) == ("succeeded DataFrame [1.0, 3.0] "
+                                    "{'rows': 2, 'same_loop': True}\n")
+    assert text_of(nb.cells[4]) == "rows: 2\n"
+
+
+def test_history_show_logs_and_resume(notebook, tmp_path):
+    flag = tmp_path / "ready"
+    nb = notebook([
+        "%load_ext chronum",
+        f"%%chronum flaky\nsteps:\n  - name: first\n    run: echo one\n"
+        f"  - name: second\n    run: test -e {flag} && echo two\n    needs: [first]\n",
+        "failed = _\nprint(failed.status)",
+        f"open({str(flag)!r}, 'w').close()",
+        "%chronum resume last",
+        "print(_.status)",
+        "%chronum history",
+        "%chronum logs last second",
+        "%chronum show last",
+        "import chronum\nprint(chronum.history()['parent_run_id'][0] == failed.run_id)",
+    ])
+    assert text_of(nb.cells[2]) == "failed\n"
+    assert text_of(nb.cells[5]) == "succeeded\n"
+    history = nb.cells[6].outputs[0].data["text/plain"]
+    assert "flaky" in history and "succeeded" in history and "failed" in history
+    assert text_of(nb.cells[7]) == "two\n"
+    page = html_of(nb.cells[8])
+    assert 'class="chronum-timeline"' in page
+    assert 'data-step="first" data-state="cached"' in page
+    assert text_of(nb.cells[9]) == "True\n"
+
+
+def test_dry_run_draws_and_records_nothing(notebook):
+    nb = notebook(["%load_ext chronum", FLOW.replace("demo", "demo --dry-run"),
+                   "import os\nprint(os.path.exists('.chronum/chronum.db'))"])
+    out = nb.cells[1].outputs[0]
+    assert out.data["text/plain"] == "<chronum run demo: dry-run (2 steps)>"
+    assert 'data-state="pending"' in out.data["text/html"]
+    assert text_of(nb.cells[2]) == "False\n"

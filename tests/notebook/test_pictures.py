@@ -1,0 +1,84 @@
+"""Static pictures: the Gantt timeline, baked graphs, and ``Run``'s display in plain Python."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from chronum.notebook import svg
+from chronum.notebook.timeline import _ticks, timeline_svg
+from chronum.spec import loads
+
+
+def test_timeline_draws_attempts_and_backoff_waits_to_scale():
+    rows = [
+        {"step": "a", "attempt": 1, "status": "succeeded", "started_at": 100.0,
+         "finished_at": 101.0, "delay_s": 0.0},
+        {"step": "b", "attempt": 1, "status": "failed", "started_at": 101.0,
+         "finished_at": 102.0, "delay_s": 0.0},
+        {"step": "b", "attempt": 2, "status": "succeeded", "started_at": 104.0,
+         "finished_at": 105.0, "delay_s": 2.0},
+    ]
+    chart = timeline_svg(rows, ["a", "b", "never"])
+    bars = re.findall(r'<rect class="chronum-attempt state-(\w+)" data-step="(\w+)" '
+                      r'data-attempt="(\d)"[^>]*x="([\d.]+)" y="\d+" width="([\d.]+)"', chart)
+    assert [b[:3] for b in bars] == [("succeeded", "a", "1"), ("failed", "b", "1"),
+                                     ("succeeded", "b", "2")]
+    # 5 s span over 560 px: each 1 s attempt is 112 px; b's second try starts at 4 s.
+    assert [float(b[4]) for b in bars] == [112.0, 112.0, 112.0]
+    assert float(bars[2][3]) == pytest.approx(140 + 4 * 112)
+    wait = re.search(r'<rect class="chronum-wait" data-step="b" x="([\d.]+)" y="\d+" '
+                     r'width="([\d.]+)"', chart)
+    assert wait is not None
+    assert (float(wait[1]), float(wait[2])) == (pytest.approx(140 + 2 * 112), 224.0)
+    assert ">never</text>" in chart  # a step that never ran still has its row
+
+
+@pytest.mark.parametrize(("span", "ticks"), [(5.0, [0, 1, 2, 3, 4, 5]), (0.3, None),
+                                             (120.0, [0, 50, 100])], ids=["5s", "0.3s", "2min"])
+def test_ticks_are_round(span, ticks):
+    got = _ticks(span)
+    assert got[0] == 0 and got[-1] <= span + 1e-9
+    if ticks is not None:
+        assert got == ticks
+    assert 3 <= len(got) <= 11
+
+
+def test_empty_timeline_is_an_empty_picture():
+    assert 'width="0"' in timeline_svg([], ["a"])
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed")
+def test_bake_writes_states_into_the_svg():
+    flow = loads("name: g\nsteps:\n  - name: a\n    run: x\n  - name: b\n    run: y\n"
+                 "    needs: [a]\n    retry: 3\n", filename="g.yaml")
+    graph = svg.layout_sync(flow, "p")
+    assert graph is not None
+    baked = svg.bake(graph, {"a": "succeeded", "b": "failed"}, {"a": 1, "b": 3})
+    assert 'class="node state-succeeded" data-step="a" data-state="succeeded"' in baked
+    assert 'fill="#f4a3a8"' in baked  # failed colour, without any stylesheet
+    assert ">try 3</text>" in baked and ">try 2</text>" not in baked
+    assert 'display="none"' not in baked
+
+
+def test_run_displays_in_plain_python_without_importing_ipython(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, chronum
+        from chronum.spec import loads
+        flow = loads("name: p\\nsteps:\\n  - name: a\\n    run: echo hi\\n")
+        run = chronum.run(flow, db={str(tmp_path / 'c.db')!r})
+        bundle = run._repr_mimebundle_()
+        print(bundle["text/plain"])
+        print('class="chronum-table"' in bundle["text/html"], "IPython" in sys.modules,
+              "ipywidgets" in sys.modules)
+        print(chronum.show(run.run_id, db={str(tmp_path / 'c.db')!r})._repr_html_().count(
+            'class="chronum-attempt'))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout
+    assert out == "<chronum run p: succeeded (1 steps)>\nTrue False False\n1\n"
