@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.chronum-installed
+KERNEL := $(VENV)/.chronum-kernel
 
 .PHONY: setup system demo test lint typecheck bench clean
 
-setup: system $(STAMP)
+setup: system $(STAMP) $(KERNEL)
 
 system:
 	@bash scripts/setup-system.sh
@@ -19,6 +20,12 @@ $(STAMP): pyproject.toml
 	@# compat mode: a plain .pth path entry; the default import hook costs ~20 ms per start
 	@$(PY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	@touch $(STAMP)
+
+# The notebooks (nbval, the browser test) run on the venv's python: its kernelspec goes into the
+# venv (--sys-prefix), never into the user's home.
+$(KERNEL): $(STAMP)
+	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(KERNEL)
 
 demo: setup
 	@cd examples && ../$(VENV)/bin/chronum run chronum.yaml --db ../.chronum/demo.db; \

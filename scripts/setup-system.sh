@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# System packages Chronum needs: graphviz's `dot` (graph rendering).
+# System packages Chronum needs: graphviz's `dot` (graph rendering), and for `make test` Debian's
+# `chromium` (the browser test drives it through Playwright; never `playwright install`).
 # Installs what is missing with apt-get (as root, or through sudo); says what to do otherwise.
 set -euo pipefail
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "chronum setup: installing system packages: ${missing[*]}"
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -107,8 +107,12 @@ async def layout(flow: Flow, prefix: str, dot: str | None = None) -> Graph | Non
     dot = dot or shutil.which("dot")
     if dot is None:
         return None
+    # Below the kernel's priority: on a small machine the layout of a large graph competes
+    # with the run it draws, and the run matters more than the picture arriving early.
+    nice = shutil.which("nice")
+    argv = [nice, "-n", "10", dot, "-Tsvg"] if nice else [dot, "-Tsvg"]
     proc = await asyncio.create_subprocess_exec(
-        dot, "-Tsvg", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL)
     try:
         out, _ = await proc.communicate(dot_source(flow, prefix).encode())
