@@ -193,12 +193,17 @@ class RunHandle:
 
 async def _execute(flow: Flow, run_id: str, view: LiveView | None,
                    shown: DisplayHandle | None, opts: argparse.Namespace,
-                   namespace: Mapping[str, Any] | None) -> api.Run:
-    """Run the flow with the view subscribed; a Cancel click gives a ``cancelled`` Run."""
+                   namespace: Mapping[str, Any] | None,
+                   resume: tuple[Mapping[str, str], str] | None = None) -> api.Run:
+    """Run the flow with the view subscribed; a Cancel click gives a ``cancelled`` Run.
+
+    ``resume`` is (steps kept, parent run id) when this run resumes another."""
     layout = asyncio.ensure_future(view.layout()) if view is not None else None
+    cached, parent = resume if resume is not None else (None, None)
     run_task = asyncio.ensure_future(api.arun(
         flow, run_id=run_id, max_parallel=opts.max_parallel, stop_on_fail=opts.stop_on_fail,
-        db=opts.db, subscribers=[view] if view is not None else (), namespace=namespace))
+        db=opts.db, subscribers=[view] if view is not None else (), namespace=namespace,
+        _cached=cached, _parent_run_id=parent))
     if view is not None:
         view.attach(run_task)
     try:
@@ -266,7 +271,6 @@ def _dry_run(flow: Flow) -> None:
 
 async def run_cell(line: str, body: str) -> api.Run | RunHandle | None:
     """The whole ``%%chronum`` cell; returns the Run (or a handle with ``--background``)."""
-    from IPython import get_ipython
 
     cell_started = time.monotonic()
     opts = parse_options(line)
@@ -277,6 +281,16 @@ async def run_cell(line: str, body: str) -> api.Run | RunHandle | None:
         return None
     if opts.max_parallel is not None and opts.max_parallel < 1:
         raise UsageError(f"%%chronum: --max-parallel must be at least 1, got {opts.max_parallel}")
+    return await run_with_view(flow, opts, cell_started)
+
+
+async def run_with_view(flow: Flow, opts: argparse.Namespace, cell_started: float,
+                        resume: tuple[Mapping[str, str], str] | None = None,
+                        ) -> api.Run | RunHandle:
+    """Run ``flow`` from a cell with the live view (a blocking await, or a background handle
+    with ``opts.background``); shared by ``%%chronum`` and ``%chronum resume``."""
+    from IPython import get_ipython
+
     ip = get_ipython()
     namespace = ip.user_ns if ip is not None else None
     run_id = api.new_run_id()
@@ -288,7 +302,7 @@ async def run_cell(line: str, body: str) -> api.Run | RunHandle | None:
     shown = (display(view.bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
              if view is not None else None)
     coro = _execute(flow, run_id, view, shown if isinstance(shown, DisplayHandle) else None,
-                    opts, namespace)
+                    opts, namespace, resume)
     if opts.background:
         handle = RunHandle(flow, run_id, view, shown if isinstance(shown, DisplayHandle) else None)
         handle.task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())

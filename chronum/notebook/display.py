@@ -10,6 +10,7 @@ Imports only the standard library and chronum: ``Run._repr_mimebundle_`` works i
 
 from __future__ import annotations
 
+import base64
 import html
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -105,9 +106,11 @@ def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -
             f"{head}{body}</table>")
 
 
-def _logs_html(logs: Mapping[str, str]) -> str:
+def _logs_html(logs: Mapping[str, str], order: Sequence[str]) -> str:
+    """Step logs in file order (not in the order their first lines happened to arrive)."""
     parts, budget = [], LOG_BUDGET
-    for name, text in logs.items():
+    for name in order:
+        text = logs.get(name, "")
         if not text or budget <= 0:
             continue
         tail = "\n".join(text.splitlines()[-LOG_LINES:])[-budget:]
@@ -124,8 +127,13 @@ def static_html(snap: Snapshot, graph: svg.Graph | None, *, title: str = "run") 
     done = sum(1 for s in snap.states.values() if s not in ("pending", "running", "retrying"))
     picture = ""
     if graph is not None:
+        # An image, not inline SVG: a notebook opened from disk is untrusted, and JupyterLab's
+        # sanitizer strips inline <svg> (and data-* attributes) but keeps a data: image.
+        baked = svg.bake(graph, snap.states, snap.attempts).encode()
         picture = (f'<div class="chronum-graph" style="overflow:auto;max-height:480px">'
-                   f"{svg.bake(graph, snap.states, snap.attempts)}</div>")
+                   f'<img class="chronum-graph-img" alt="graph of {html.escape(snap.flow.name)}"'
+                   f' src="data:image/svg+xml;base64,{base64.b64encode(baked).decode()}"/>'
+                   "</div>")
     return (
         f'<div class="chronum-view chronum-static" data-run-id="{snap.run_id}">'
         f'<div class="chronum-header"><b class="chronum-title">{html.escape(snap.flow.name)}</b>'
@@ -133,7 +141,8 @@ def static_html(snap: Snapshot, graph: svg.Graph | None, *, title: str = "run") 
         f'<span class="chronum-state">{snap.status}</span> '
         f'<span class="chronum-elapsed">{elapsed}</span> '
         f'<span class="chronum-progress">{done}/{len(snap.flow.steps)}</span></div>'
-        f"{picture}{table_html(snap.rows(), limit=STATIC_ROWS)}{_logs_html(snap.logs)}</div>"
+        f"{picture}{table_html(snap.rows(), limit=STATIC_ROWS)}"
+        f"{_logs_html(snap.logs, snap.flow.step_names)}</div>"
     )
 
 

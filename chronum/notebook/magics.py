@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -111,19 +113,21 @@ async def _resume(ref: str, db: str | None) -> api.Run:
         run_id = store.resolve_run(ref)
         info = store.run(run_id)
         rows = store.step_rows(run_id)
-    flow = cell.FLOWS.get(run_id)
-    if flow is None:
-        return await api.aresume(run_id, db=db)
-    from IPython import get_ipython
-
     if info["status"] == "running":
         raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
+    flow = cell.FLOWS.get(run_id)
+    if flow is None:  # a run of a flow file: its file, as `chronum resume` does
+        source = info.get("source")
+        if not source or not Path(source).exists():
+            raise UsageError(f"run {run_id} cannot be resumed: its flow is not in this kernel "
+                             f"and its flow file {source or '(none)'} is gone")
+        flow = api.load(source, params=info.get("params") or None)
+    opts = cell.parse_options("")
+    opts.db = db
     kept = api.plan_resume(flow, rows, run_id)
-    new_id = api.new_run_id()
-    cell.remember_flow(new_id, flow)
-    ip = get_ipython()
-    return await api.arun(flow, db=db, run_id=new_id, _cached=kept, _parent_run_id=run_id,
-                          namespace=ip.user_ns if ip is not None else None)
+    run = await cell.run_with_view(flow, opts, time.monotonic(), resume=(kept, run_id))
+    assert isinstance(run, api.Run)
+    return run
 
 
 async def _wait() -> Any:

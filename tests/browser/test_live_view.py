@@ -24,14 +24,27 @@ pytestmark = pytest.mark.timeout(240)
 
 #: The run's view (live widget or final static picture), not the dry run's drawing: the
 #: state word, every graph node's state and every table row's state.
-PROBE = """() => {
+#: The graph of a view: the live widget's inline SVG, or the SVG inside the <img> of a final
+#: static picture, decoded (what the image shows is what is checked).
+GRAPH_JS = """
+  const graphOf = (view) => {
+    const img = view.querySelector(".chronum-graph img");
+    if (!img) return view.querySelector(".chronum-graph");
+    const bytes = Uint8Array.from(atob(img.getAttribute("src").split(",")[1]),
+                                  (c) => c.charCodeAt(0));
+    return new DOMParser().parseFromString(new TextDecoder().decode(bytes), "image/svg+xml");
+  };
+"""
+
+PROBE = """() => {""" + GRAPH_JS + """
   const views = [...document.querySelectorAll(".chronum-view:not([data-run-id='dry-run'])")];
   const view = views[views.length - 1];
   if (!view) return null;
   const stateOf = (el) => el.getAttribute("data-state")
       || getComputedStyle(el).getPropertyValue("--chronum-state").trim() || "pending";
   const nodes = {};
-  for (const g of view.querySelectorAll(".chronum-graph g[data-step]")) {
+  const graph = graphOf(view);
+  for (const g of graph ? graph.querySelectorAll("g[data-step]") : []) {
     nodes[g.getAttribute("data-step")] = stateOf(g);
   }
   const rows = {};
@@ -47,20 +60,20 @@ PROBE = """() => {
   return {state: label ? label.innerText.trim() : null, nodes, rows};
 }"""
 
-FINAL_NODES = """() => {
+FINAL_NODES = """() => {""" + GRAPH_JS + """
   const views = [...document.querySelectorAll(".chronum-view:not([data-run-id='dry-run'])")];
   const view = views[views.length - 1];
-  return [...view.querySelectorAll(".chronum-graph g[data-step]")].map((g) => ({
+  return [...graphOf(view).querySelectorAll("g[data-step]")].map((g) => ({
     step: g.getAttribute("data-step"),
     classes: g.getAttribute("class"),
-    fill: getComputedStyle(g.querySelector("path, polygon")).fill,
+    fill: g.querySelector("path, polygon").getAttribute("fill"),
   }));
 }"""
 
 #: The run's view on the page, for screenshots.
 VIEW = ".chronum-view:not([data-run-id='dry-run'])"
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
-SUCCEEDED_FILL = "rgb(183, 228, 199)"  # #b7e4c7, render.STATE_COLORS["succeeded"]
+SUCCEEDED_FILL = "#b7e4c7"  # render.STATE_COLORS["succeeded"], written into the final SVG
 
 
 def _copy_quickstart(root: Path) -> Path:
@@ -138,7 +151,7 @@ def test_quickstart_lights_up_then_ends_green(page: Any, lab: Lab) -> None:
     page.keyboard.press("Control+s")
     _wait_saved_with_view(lab, "notebooks/01-quickstart.ipynb")
     page.reload()
-    page.wait_for_selector(f"{VIEW} .chronum-graph g[data-step]", timeout=60_000)
+    page.wait_for_selector(f"{VIEW} .chronum-graph img", timeout=60_000)
     screenshot(page, "quickstart-reloaded", VIEW)
     reloaded = page.evaluate(PROBE)
     assert reloaded["state"] == "succeeded"
@@ -247,9 +260,6 @@ def test_saved_quickstart_shows_its_final_state(page: Any, lab: Lab) -> None:
     assert final["rows"] == dict.fromkeys(STEPS, "succeeded")
 
 
-@pytest.mark.xfail(strict=True, reason="an untrusted notebook's HTML is sanitized and the SVG "
-                   "graph inside the static picture is stripped (only its text is left); the "
-                   "picture needs the graph as image/svg+xml or an <img> to survive")
 def test_saved_quickstart_shows_its_graph(page: Any, lab: Lab) -> None:
     final = _open_saved_quickstart(page, lab)
     assert final["nodes"] == dict.fromkeys(STEPS, "succeeded")

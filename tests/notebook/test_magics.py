@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 from .conftest import html_of, text_of
@@ -33,7 +34,9 @@ def test_cell_runs_the_flow_shows_it_once_and_returns_the_run(notebook):
     page = out.data["text/html"]
     assert 'class="chronum-graph"' in page and 'class="chronum-table"' in page
     assert re.search(r'<span class="chronum-state">succeeded</span>', page)
-    assert len(re.findall(r'class="node state-succeeded" data-step="(build|test)"', page)) == 2
+    (image,) = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
+    graph = base64.b64decode(image).decode()
+    assert len(re.findall(r'class="node state-succeeded" data-step="(build|test)"', graph)) == 2
     # The live widgets existed and ended in the final state.
     states = _widget_states(nb)
     assert any("chronum-view" in s.get("_dom_classes", ()) for s in states)
