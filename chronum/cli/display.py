@@ -67,7 +67,8 @@ class Printer:
         if isinstance(event, RunStarted):
             self.total = len(event.steps)
             self.flow, self.run_id = event.flow, event.run_id
-            return (f"▶ {event.flow} · run {event.run_id} · {self.total} steps · "
+            steps = f"{self.total} step" + ("" if self.total == 1 else "s")
+            return (f"▶ {event.flow} · run {event.run_id} · {steps} · "
                     f"maxParallel={event.max_parallel}"
                     + (f" · resuming {event.parent_run_id}" if event.parent_run_id else ""))
         if isinstance(event, StepStarted):
