@@ -3,6 +3,7 @@
     >>> import chronum
     >>> run = chronum.run("flow.yaml")          # or: await chronum.arun(...) in a notebook
     >>> chronum.history()                       # past runs as a pandas DataFrame
+    >>> flow = chronum.Flow("etl")              # a flow in Python: @flow.step() functions
 
 Public names are loaded on first use, so ``import chronum`` stays fast and pulls in neither
 asyncio nor pandas until they are needed.
@@ -46,7 +47,7 @@ __all__ = [
 
 _LAZY = {
     "Backoff": "chronum.model",
-    "Flow": "chronum.model",
+    "Flow": "chronum.sdk",
     "RetryPolicy": "chronum.model",
     "Step": "chronum.model",
     "ChronumError": "chronum.errors",
@@ -78,8 +79,9 @@ if TYPE_CHECKING:
     from .errors import ChronumError, SpecError
     from .eventbus import Event, EventBus
     from .executors import Executor, Result, StepContext, register_executor
-    from .model import Backoff, Flow, RetryPolicy, Step
+    from .model import Backoff, RetryPolicy, Step
     from .notebook.timeline import show
+    from .sdk import Flow
     from .spec import register_parser
 
 

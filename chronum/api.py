@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from .model import Flow
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .sdk import Flow as FlowDefinition
+    from .sdk._graph import Graph
     from .store import Store
 
 __all__ = [
@@ -42,7 +45,7 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 #: Values returned by python steps of recent runs in this process, so a resume in the same
-#: process keeps them (``persist: true`` for keeping them across processes comes later).
+#: process keeps them (``persist: true`` keeps them on disk, for other processes).
 _RECENT_OUTPUTS: dict[str, dict[str, Any]] = {}
 _RECENT_LIMIT = 32
 
@@ -79,6 +82,8 @@ class Run:
         self.db = db
         self.started_at = started_at
         self.finished_at = finished_at
+        #: The ``chronum.Flow`` (SDK) this run came from, if any: resume rebuilds it.
+        self.definition: FlowDefinition | None = None
 
     @property
     def ok(self) -> bool:
@@ -107,7 +112,23 @@ class Run:
         return self
 
     def resume(self, **options: Any) -> Run:
+        if self.definition is not None:
+            options.setdefault("_flow", self.definition)
         return resume(self.run_id, db=self.db, **options)
+
+    async def aresume(self, **options: Any) -> Run:
+        if self.definition is not None:
+            options.setdefault("_flow", self.definition)
+        return await aresume(self.run_id, db=self.db, **options)
+
+    def graph(self) -> Graph:
+        """The flow's graph, each step coloured by the state recorded for it."""
+        from .sdk._graph import Graph
+
+        store = _open_store(self.db)
+        with contextlib.closing(store):
+            states = {row["step"]: row["status"] for row in store.steps(self.run_id)}
+        return Graph(self.flow, states)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display in Jupyter; the notebook package decides what a run looks like."""
@@ -176,8 +197,29 @@ def _remember(run_id: str, outputs: dict[str, Any]) -> None:
         del _RECENT_OUTPUTS[next(iter(_RECENT_OUTPUTS))]
 
 
+def _definition(flow: object) -> FlowDefinition | None:
+    """``flow`` if it is a ``chronum.Flow`` of the SDK (only possible once it is imported)."""
+    sdk = sys.modules.get("chronum.sdk._flow")
+    return flow if sdk is not None and isinstance(flow, sdk.Flow) else None
+
+
+def _functions_of(flow: Flow) -> Mapping[str, Callable[..., Any]] | None:
+    """The step functions of a flow built by the SDK in this process."""
+    registry = sys.modules.get("chronum.sdk._registry")
+    found: Mapping[str, Callable[..., Any]] | None = (
+        None if registry is None else registry.functions_for(flow))
+    return found
+
+
+def _note_reasons(store: Store, run_id: str, reasons: Mapping[str, str]) -> None:
+    """Why a kept step ran again, on its row (the engine's events know nothing of it)."""
+    rows = [(reason, run_id, step) for step, reason in reasons.items()]
+    store._write("record why steps ran again in", lambda conn: conn.executemany(
+        "UPDATE steps SET reason = ? WHERE run_id = ? AND step = ? AND reason IS NULL", rows))
+
+
 async def arun(
-    flow: Flow | PathLike,
+    flow: Flow | FlowDefinition | PathLike,
     *,
     params: Mapping[str, str] | None = None,
     max_parallel: int | None = None,
@@ -194,18 +236,26 @@ async def arun(
 ) -> Run:
     """Run a flow on the running event loop and record it; never raises for a failed run.
 
-    ``flow`` is a ``Flow`` or a path to a flow file. Cancelling the awaiting task cancels the
-    run cleanly: its steps are stopped and it is recorded ``cancelled``.
+    ``flow`` is a ``Flow`` (a ``chronum.model.Flow`` or a ``chronum.Flow`` of the SDK) or a
+    path to a flow file. Cancelling the awaiting task cancels the run cleanly: its steps are
+    stopped and it is recorded ``cancelled``.
     """
     from .engine import run_flow
 
-    if not isinstance(flow, Flow):
-        flow = load(flow, params=params)
+    definition = _definition(flow)
+    functions: Mapping[str, Callable[..., Any]] | None = None
+    if definition is not None:
+        flow, functions = definition._compile()
+        if params:
+            flow = _with_params(flow, params)
+    elif not isinstance(flow, Flow):
+        flow = load(flow, params=params)  # type: ignore[arg-type]  # SDK flows are handled above
     elif params:
         flow = _with_params(flow, params)
     if max_parallel is not None and max_parallel < 1:
         raise UsageError(f"max_parallel must be at least 1, got {max_parallel}")
     run_id = run_id or new_run_id()
+    reasons: Mapping[str, str] = {}
     if grace is None:
         grace = _grace_from_env()
     store = _open_store(db)
@@ -219,24 +269,43 @@ async def arun(
             bus.subscribe(jsonl)
         for subscriber in subscribers:
             bus.subscribe(subscriber)
-        cached_outputs = _RECENT_OUTPUTS.get(_parent_run_id or "", {})
-        extras = {"namespace": namespace} if namespace is not None else {}
+        if functions is None:
+            functions = _functions_of(flow)
+        extras: dict[str, Any] = {"namespace": namespace} if namespace is not None else {}
+        if functions:
+            extras["functions"] = functions
+        on_output = None
+        if any(s.options for s in flow.steps):
+            from .sdk._values import keeper
+
+            on_output = keeper(flow, Path(store.path), run_id)
+        cached_values: dict[str, Any] = {}
+        if _cached:
+            from .sdk._values import restore
+
+            restored = restore(flow, _cached, _RECENT_OUTPUTS, Path(store.path), functions)
+            _cached, reasons = restored.cached, restored.reasons
+            cached_values = {k: v for k, v in restored.values.items() if v is not None}
         outcome = await run_flow(
             flow, run_id=run_id, bus=bus, executors=executors, params=flow.params,
             max_parallel=max_parallel, stop_on_fail=stop_on_fail, cached=_cached,
-            cached_outputs=_collect_cached_outputs(_cached, cached_outputs),
-            parent_run_id=_parent_run_id, grace=grace, extras=extras,
+            cached_outputs=cached_values, parent_run_id=_parent_run_id, grace=grace,
+            extras=extras, on_output=on_output,
         )
     finally:
         try:
             writer.close()
+            if reasons:
+                _note_reasons(store, run_id, reasons)
         finally:
             if jsonl is not None:
                 jsonl.close()
             store.close()
     _remember(run_id, outcome.outputs)
-    return Run(run_id, flow, outcome.status, outcome.outputs, Path(store.path),
-               outcome.errors, outcome.started_at, outcome.finished_at)
+    run = Run(run_id, flow, outcome.status, outcome.outputs, Path(store.path),
+              outcome.errors, outcome.started_at, outcome.finished_at)
+    run.definition = definition
+    return run
 
 
 def _grace_from_env() -> float:
@@ -251,18 +320,6 @@ def _grace_from_env() -> float:
     if value < 0:
         raise UsageError(f"CHRONUM_KILL_GRACE must not be negative, got {value:g}")
     return value
-
-
-def _collect_cached_outputs(cached: Mapping[str, str] | None,
-                            parent_outputs: Mapping[str, Any]) -> dict[str, Any]:
-    if not cached:
-        return {}
-    out: dict[str, Any] = {}
-    for name, from_run in cached.items():
-        source = parent_outputs if name in parent_outputs else _RECENT_OUTPUTS.get(from_run, {})
-        if name in source:
-            out[name] = source[name]
-    return out
 
 
 def _with_params(flow: Flow, params: Mapping[str, str]) -> Flow:
@@ -292,7 +349,7 @@ def _sync(name: str, coro_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
     return asyncio.run(coro_fn(*args, **kwargs))
 
 
-def run(flow: Flow | PathLike, **options: Any) -> Run:
+def run(flow: Flow | FlowDefinition | PathLike, **options: Any) -> Run:
     """Run a flow to the end (blocking); see ``arun`` for the options."""
     result: Run = _sync("run", arun, flow, **options)
     return result
@@ -313,8 +370,12 @@ def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str) -> d
     return kept
 
 
-async def aresume(ref: str, *, db: PathLike | None = None, **options: Any) -> Run:
-    """Run again what did not succeed in run ``ref`` (an id, a unique prefix, or ``last``)."""
+async def aresume(ref: str, *, db: PathLike | None = None,
+                  _flow: Flow | FlowDefinition | None = None, **options: Any) -> Run:
+    """Run again what did not succeed in run ``ref`` (an id, a unique prefix, or ``last``).
+
+    The flow is reloaded from its file; ``Run.resume`` of a ``chronum.Flow`` run passes the
+    flow object instead (``_flow``), as it is now in this process."""
     store = _open_store(db)
     try:
         run_id = store.resolve_run(ref)
@@ -325,13 +386,26 @@ async def aresume(ref: str, *, db: PathLike | None = None, **options: Any) -> Ru
     if info["status"] == "running":
         raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
     source = info.get("source")
-    if not source or not Path(source).exists():
+    definition = _definition(_flow)
+    if definition is not None:
+        flow = definition.build()
+        if info.get("params"):
+            flow = _with_params(flow, info["params"])
+    elif isinstance(_flow, Flow):
+        flow = _flow
+    elif not source or not Path(source).exists():
         raise ChronumError(
             f"run {run_id} cannot be resumed: its flow file {source or '(none)'} is gone"
         )
-    flow = load(source, params=info.get("params") or None)
+    else:
+        flow = load(source, params=info.get("params") or None)
     kept = plan_resume(flow, rows, run_id)
-    return await arun(flow, db=db, _cached=kept, _parent_run_id=run_id, **options)
+    if definition is not None:
+        run = await arun(definition, db=db, _cached=kept, _parent_run_id=run_id,
+                         params=info.get("params") or None, **options)
+    else:
+        run = await arun(flow, db=db, _cached=kept, _parent_run_id=run_id, **options)
+    return run
 
 
 def resume(ref: str, *, db: PathLike | None = None, **options: Any) -> Run:

@@ -314,7 +314,10 @@ class PythonExecutor:
         if step.call and step.run:
             return _refuse(ctx, "a python step takes either 'run:' or 'call:', not both")
         if step.call:
-            return await self._call(step.call, ctx)
+            # A flow written with chronum.Flow (the SDK) hands over its function objects.
+            functions = ctx.extras.get("functions")
+            given = functions.get(step.name) if functions else None
+            return await self._call(step.call, ctx, given)
         if step.run:
             return await self._script(step.run, ctx)
         return _refuse(ctx, "a python step needs 'run: script.py' or 'call: module:function'")
@@ -336,9 +339,10 @@ class PythonExecutor:
         )
         return Result(code, error=None if code == 0 else describe_exit(code))
 
-    async def _call(self, target: str, ctx: StepContext) -> Result:
+    async def _call(self, target: str, ctx: StepContext,
+                    given: Callable[..., Any] | None = None) -> Result:
         try:
-            func = _resolve(target, ctx)
+            func = given if given is not None else _resolve(target, ctx)
             plan = _plan_for(func)
             args, kwargs = _bind(plan, ctx)
         except _CallError as exc:

@@ -35,7 +35,7 @@ __all__ = [
 FLOW_KEYS = frozenset({"name", "maxParallel", "stopOnFail", "defaultRetry", "defaultTimeout",
                        "backoff", "env", "params", "steps"})
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
-                       "continueOnError", "env", "cwd", "shell"})
+                       "continueOnError", "env", "cwd", "shell", "persist"})
 RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
 BACKOFF_KEYS = frozenset({"base", "factor", "max", "jitter"})
 JITTERS = ("full", "equal", "none")
@@ -188,6 +188,11 @@ class _Builder(Checker):
         if name is None:
             return None
         options = {k: v for k, v in m.items() if k in (extra or ()) and k not in STEP_KEYS}
+        if get("persist") is not None and self.boolean(m, "persist", path, pos):
+            if call is None:
+                self.at(m, "persist", path, pos, "'persist' keeps a function's return value; "
+                        "only a step with 'call' has one")
+            options["persist"] = True  # the run keeps the value on disk, for resume
         step = Step(
             name=name, executor=executor or "shell", run=run, call=call,
             needs=tuple(dict.fromkeys(needs)), retry=retry, timeout=timeout,

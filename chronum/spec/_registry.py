@@ -25,6 +25,7 @@ _YAML = "chronum.spec._yaml:parse"
 BUILTINS: dict[str, tuple[str, tuple[str, ...]]] = {
     "yaml": (_YAML, (".yaml", ".yml")),
     "json": (_YAML, (".json",)),  # JSON is YAML, so JSON errors get line numbers too
+    "python": ("chronum.sdk._loader:parse", (".py",)),  # a file defining a chronum.Flow
 }
 
 

@@ -1,0 +1,393 @@
+"""``chronum.Flow``: a flow written in Python, checked by the same validator as YAML.
+
+Registering a step only records it (with the file and line of its decorator or call); the flow
+is validated when it is built (run, drawn, written as YAML), because ``needs`` may name steps
+registered later. Building turns the registrations into the document a YAML file would hold and
+hands it to ``chronum.spec``'s validator, so every rule, default and message is the YAML one;
+problems are then moved to the decorator's line. The decorator returns the function itself, so
+its signature and return type stay what the user wrote (for mypy, and for calling it directly).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from ..errors import Location, Problem, SpecError, UsageError
+from ..model import Backoff, RetryPolicy
+from ..model import Flow as FlowModel
+from . import _registry
+from ._signature import call_target, params_of
+
+if TYPE_CHECKING:
+    from ..api import Run
+    from ._graph import Graph
+
+__all__ = ["Flow", "call_target"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: A step named by its name or by the decorated function itself.
+StepRef = str | Callable[..., Any]
+Needs = StepRef | Iterable[StepRef] | None
+Retry = int | Mapping[str, Any] | RetryPolicy | None
+
+#: Parameter names that receive the step's context, never an upstream value.
+_CONTEXT_NAMES = frozenset({"ctx", "context"})
+_STEPS_PATH = re.compile(r"steps\[(\d+)\](.*)\Z", re.S)
+
+
+@dataclass(slots=True)
+class _Spec:
+    """One registered step: its YAML keys, where it was written, its function (if any)."""
+
+    name: str
+    file: str
+    line: int
+    doc: dict[str, Any]
+    needs: tuple[StepRef, ...] = ()
+    func: Callable[..., Any] | None = None
+
+
+def _caller(depth: int = 2) -> tuple[str, int]:
+    """File and line of the user's call, ``depth`` frames up (inspect.stack costs ~1 ms)."""
+    frame = sys._getframe(depth)
+    return frame.f_code.co_filename, frame.f_lineno
+
+
+def _origin(file: str) -> str | None:
+    """The .py file a flow was written in, if it is a real file (not a notebook cell)."""
+    if file.startswith("<") or not file.endswith(".py") or "ipykernel_" in file:
+        return None
+    return os.path.abspath(file) if os.path.isfile(file) else None
+
+
+def _camel(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """``exit_codes`` -> ``exitCodes``: the SDK speaks snake_case, the document camelCase."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        head, *rest = str(key).split("_")
+        out[head + "".join(w.title() for w in rest)] = value
+    return out
+
+
+def _backoff_doc(backoff: Mapping[str, Any] | Backoff) -> dict[str, Any]:
+    if isinstance(backoff, Backoff):
+        return {"base": backoff.base, "factor": backoff.factor, "max": backoff.max,
+                "jitter": backoff.jitter}
+    return dict(backoff)
+
+
+def _retry_doc(retry: Retry) -> Any:
+    if isinstance(retry, RetryPolicy):
+        doc: dict[str, Any] = {"limit": retry.limit, "backoff": _backoff_doc(retry.backoff)}
+        if retry.exit_codes is not None:
+            doc["exitCodes"] = list(retry.exit_codes)
+        return doc
+    if isinstance(retry, Mapping):
+        doc = _camel(retry)
+        if isinstance(doc.get("backoff"), Backoff):
+            doc["backoff"] = _backoff_doc(doc["backoff"])
+        return doc
+    return retry
+
+
+class Flow:
+    """A flow defined in Python: ``@flow.step()`` functions, ``flow.shell`` and ``flow.script``.
+
+    The options are the YAML keys in snake_case; ``flow.build()`` gives the validated
+    ``chronum.model.Flow``, ``flow.run()`` / ``await flow.arun()`` run it, ``flow.to_yaml()``
+    writes it as YAML.
+    """
+
+    def __init__(self, name: str, *, max_parallel: int | None = None,
+                 stop_on_fail: bool | None = None, default_retry: int | None = None,
+                 default_timeout: float | None = None,
+                 backoff: Mapping[str, Any] | Backoff | None = None,
+                 env: Mapping[str, Any] | None = None,
+                 params: Mapping[str, Any] | None = None) -> None:
+        frame = sys._getframe(1)
+        self._file, self._line = frame.f_code.co_filename, frame.f_lineno
+        self.name = name
+        doc: dict[str, Any] = {"name": name}
+        for key, value in (("maxParallel", max_parallel), ("stopOnFail", stop_on_fail),
+                           ("defaultRetry", default_retry), ("defaultTimeout", default_timeout),
+                           ("env", dict(env) if env is not None else None),
+                           ("params", dict(params) if params is not None else None)):
+            if value is not None:
+                doc[key] = value
+        if backoff is not None:
+            doc["backoff"] = _backoff_doc(backoff)
+        self._doc = doc
+        self._specs: list[_Spec] = []
+        self._by_func: dict[int, str] = {}
+        self._built: tuple[FlowModel, dict[str, Callable[..., Any]]] | None = None
+
+    # -- registering steps -------------------------------------------------------------------
+
+    @overload
+    def step(self, func: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def step(self, name: str | None = None, *, needs: Needs = None, retry: Retry = None,
+             timeout: float | None = None, executor: str = "python",
+             continue_on_error: bool = False, persist: bool = False,
+             env: Mapping[str, Any] | None = None, cwd: str | None = None,
+             ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    def step(self, name: Any = None, *, needs: Needs = None, retry: Retry = None,
+             timeout: float | None = None, executor: str = "python",
+             continue_on_error: bool = False, persist: bool = False,
+             env: Mapping[str, Any] | None = None, cwd: str | None = None) -> Any:
+        """Register a function as a step: ``@flow.step()`` or ``@flow.step("name", retry=2)``.
+
+        Its parameters named like other steps receive their return values (and make it need
+        them); ``ctx``/``context`` receives the step context. Returns the function unchanged.
+        """
+        file, line = _caller()
+        options = {"retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
+                   "persist": persist, "env": env, "cwd": cwd}
+
+        def register(func: Callable[P, R]) -> Callable[P, R]:
+            step_name = name if isinstance(name, str) else getattr(func, "__name__", "")
+            doc = {"name": step_name, "executor": executor, "call": call_target(func)}
+            self._add(_Spec(step_name, file, line, _with(doc, options), _needs(needs), func))
+            return func
+
+        if callable(name):  # @flow.step without parentheses
+            func, name = name, None
+            return register(func)
+        return register
+
+    def shell(self, name: str, command: str, *, needs: Needs = None, retry: Retry = None,
+              timeout: float | None = None, continue_on_error: bool = False,
+              env: Mapping[str, Any] | None = None, cwd: str | None = None,
+              shell: str | None = None) -> str:
+        """Add a shell step; returns its name, to use in another step's ``needs``."""
+        file, line = _caller()
+        doc = _with({"name": name, "run": command}, {
+            "retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
+            "env": env, "cwd": cwd, "shell": shell})
+        self._add(_Spec(name, file, line, doc, _needs(needs)))
+        return name
+
+    def script(self, name: str, path: str, *, needs: Needs = None, retry: Retry = None,
+               timeout: float | None = None, continue_on_error: bool = False,
+               env: Mapping[str, Any] | None = None, cwd: str | None = None) -> str:
+        """Add a python script step (run with this interpreter, relative to the flow's folder)."""
+        file, line = _caller()
+        doc = _with({"name": name, "executor": "python", "run": path}, {
+            "retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
+            "env": env, "cwd": cwd})
+        self._add(_Spec(name, file, line, doc, _needs(needs)))
+        return name
+
+    def _add(self, spec: _Spec) -> None:
+        self._built = None
+        for i, old in enumerate(self._specs):
+            if old.name == spec.name and _same_definition(old, spec):
+                self._specs[i] = spec  # a notebook cell run again redefines its steps
+                break
+        else:
+            self._specs.append(spec)
+        if spec.func is not None:
+            self._by_func[id(spec.func)] = spec.name
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self._specs)
+
+    # -- building ----------------------------------------------------------------------------
+
+    def build(self) -> FlowModel:
+        """The validated ``chronum.model.Flow``; raises ``SpecError`` at the offending lines."""
+        return self._compile()[0]
+
+    def _compile(self, *, source: str | None = None, base_dir: Path | None = None
+                 ) -> tuple[FlowModel, dict[str, Callable[..., Any]]]:
+        """The model and the step functions by step name (cached until a step is added)."""
+        if self._built is not None and source is None and base_dir is None:
+            return self._built
+        problems, doc, functions = self.document()
+        from ..executors import default_registry
+        from ..spec._build import build
+
+        origin = _origin(self._file)
+        if base_dir is None:
+            base_dir = Path(origin).parent if origin is not None else Path.cwd()
+        try:
+            model = build(doc, file=self._file, base_dir=base_dir,
+                          source=source if source is not None else origin,
+                          executors=default_registry)
+        except SpecError as exc:
+            problems.extend(self._relocate(p) for p in exc.problems)
+        if problems:
+            raise SpecError(problems)
+        _registry.register(model, functions)
+        built = (model, functions)
+        if source is None and base_dir is None:
+            self._built = built
+        return built
+
+    def document(self) -> tuple[list[Problem], dict[str, Any], dict[str, Callable[..., Any]]]:
+        """The flow as a YAML document (``needs`` inferred), the SDK's own problems, and the
+        step functions by step name."""
+        names = {spec.name for spec in self._specs}
+        problems: list[Problem] = []
+        functions: dict[str, Callable[..., Any]] = {}
+        steps: list[dict[str, Any]] = []
+        for spec in self._specs:
+            needs = [self._need_name(spec, ref, problems) for ref in spec.needs]
+            if spec.func is not None:
+                functions[spec.name] = spec.func
+                needs.extend(self._inferred(spec, names, problems))
+            doc = spec.doc
+            if needs:
+                doc = {**doc, "needs": list(dict.fromkeys(n for n in needs if n))}
+            steps.append(doc)
+        return problems, {**self._doc, "steps": steps}, functions
+
+    def _inferred(self, spec: _Spec, names: set[str], problems: list[Problem]) -> list[str]:
+        assert spec.func is not None
+        params, _ = params_of(spec.func)
+        out = []
+        for pname, required in params:
+            if pname in names:
+                out.append(pname)
+            elif required and pname not in _CONTEXT_NAMES:
+                from ..spec._checks import did_you_mean
+
+                hint = did_you_mean(pname, names) or "give it a default, or add a step of " \
+                    "that name"
+                func_name = getattr(spec.func, "__name__", spec.name)
+                problems.append(Problem(
+                    Location(spec.file, spec.line, 0, spec.name),
+                    f"parameter {pname!r} of {func_name}() matches no step and has no default",
+                    hint))
+        return out
+
+    def _need_name(self, spec: _Spec, ref: StepRef, problems: list[Problem]) -> str:
+        if isinstance(ref, str):
+            return ref
+        name = self._by_func.get(id(ref))
+        if name is None:
+            what = getattr(ref, "__name__", repr(ref))
+            problems.append(Problem(Location(spec.file, spec.line, 0, f"{spec.name}.needs"),
+                                    f"{what}() is not a step of flow {self.name!r}",
+                                    "decorate it with @flow.step() or name the step"))
+            return ""
+        return name
+
+    def _relocate(self, problem: Problem) -> Problem:
+        """A validator problem at ``steps[i]...`` moved to step i's decorator or call."""
+        path = problem.location.path
+        match = _STEPS_PATH.match(path)
+        if match is None:
+            return Problem(Location(self._file, self._line, 0, path), problem.message,
+                           problem.hint)
+        spec = self._specs[int(match.group(1))]
+        hint = problem.hint
+        if problem.message.startswith("duplicate step name"):
+            first = next(s for s in self._specs if s.name == spec.name)
+            where = "" if first.file == spec.file else f"{first.file}:"
+            hint = f"the first is on line {where}{first.line}"
+        return Problem(Location(spec.file, spec.line, 0, spec.name + match.group(2)),
+                       problem.message, hint)
+
+    # -- running, drawing, writing ------------------------------------------------------------
+
+    def run(self, **options: Any) -> Run:
+        """Run the flow to the end (blocking); in a notebook use ``await flow.arun()``.
+
+        Options are those of ``chronum.run`` (``db=``, ``max_parallel=``, ``params=``, ...).
+        A failed run raises nothing; ``run.raise_for_status()`` does.
+        """
+        from ..api import _in_running_loop, run
+
+        _refuse_while_loading()
+        if _in_running_loop():
+            raise UsageError(
+                "flow.run() was called inside a running event loop (a notebook cell?); "
+                "use `await flow.arun()` there")
+        return run(self, **options)
+
+    async def arun(self, **options: Any) -> Run:
+        """Run the flow on the running loop; in a Jupyter kernel, with the live view of
+        ``%%chronum`` (``view=False`` turns it off)."""
+        _refuse_while_loading()
+        view = options.pop("view", None)
+        from ._notebook import arun_with_view, live_view_fits
+
+        if view is not False and live_view_fits(options):
+            return await arun_with_view(self, options)
+        from ..api import arun
+
+        return await arun(self, **options)
+
+    def graph(self) -> Graph:
+        """The flow's graph: DOT text, drawn as SVG in a notebook when graphviz is installed."""
+        from ._graph import Graph
+
+        return Graph(self.build())
+
+    def to_yaml(self) -> str:
+        """The same flow as YAML; every python step must be an importable module function."""
+        from ._yaml import to_yaml
+
+        return to_yaml(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        try:
+            return self.graph()._repr_mimebundle_(include, exclude)
+        except SpecError as exc:
+            return {"text/plain": f"{self!r}\n{exc}"}
+
+    def __repr__(self) -> str:
+        n = len(self._specs)
+        return f"<chronum.Flow {self.name!r}: {n} step{'s' if n != 1 else ''}>"
+
+
+def _with(doc: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` plus the options that differ from the YAML defaults, as YAML keys."""
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        if key == "retry":
+            value = _retry_doc(value)
+        elif key == "env":
+            value = dict(value)
+        doc[key] = value
+    return doc
+
+
+def _needs(needs: Needs) -> tuple[StepRef, ...]:
+    if needs is None:
+        return ()
+    if isinstance(needs, str) or callable(needs):
+        return (needs,)
+    return tuple(needs)
+
+
+def _same_definition(old: _Spec, new: _Spec) -> bool:
+    """A step registered again from a notebook cell run again: replace it, do not clash.
+    In a real file, the same name twice is an error, as in YAML."""
+    if _origin(old.file) is not None or _origin(new.file) is not None:
+        return False
+    if old.func is None or new.func is None:
+        return old.func is new.func and old.doc.get("executor") == new.doc.get("executor")
+    return bool(getattr(old.func, "__name__", None) == getattr(new.func, "__name__", None))
+
+
+def _refuse_while_loading() -> None:
+    """``chronum run pipeline.py`` imports the file: a bare ``flow.run()`` in it would start a
+    second run from inside the first (and ``chronum resume``, ``chronum.show`` load it too)."""
+    if _registry.LOADING:
+        file, line = _caller(3)
+        raise SpecError.single(file, "the flow is run while the file is being loaded",
+                               'put `flow.run()` under `if __name__ == "__main__":`', line=line)
