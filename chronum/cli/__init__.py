@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file")
     run.add_argument("-p", "--param", dest="params", action="append", type=_param, default=[],
                      metavar="NAME=VALUE", help="override a declared param (repeatable)")
+    run.add_argument("--executor", choices=("dask",),
+                     help="run every python step with this executor (dask: on a Dask cluster)")
     run_options(run)
 
     val = sub.add_parser("validate", help="check a flow file and report every problem")

@@ -73,6 +73,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..api import arun, load
 
     flow = load(args.file, params=dict(args.params) or None)
+    if args.executor:
+        from dataclasses import replace
+
+        steps = tuple(replace(s, executor=args.executor) if s.executor == "python" else s
+                      for s in flow.steps)
+        flow = replace(flow, steps=steps)
     return _execute(args, lambda options: arun(flow, **options))
 
 

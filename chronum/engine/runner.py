@@ -12,10 +12,11 @@ import asyncio
 import heapq
 import os
 import re
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,10 @@ class _Run:
 
     def __init__(self, flow: Flow, run_id: str, bus: EventBus, executors: ExecutorRegistry,
                  clock: Clock, params: Mapping[str, str], max_parallel: int, stop_on_fail: bool,
-                 grace: float, extras: Mapping[str, Any], base_env: Mapping[str, str]) -> None:
+                 grace: float, extras: Mapping[str, Any], base_env: Mapping[str, str],
+                 on_output: Callable[[str, Any], None] | None = None) -> None:
         self.flow = flow
+        self.on_output = on_output
         self.run_id = run_id
         self.bus = bus
         self.executors = executors
@@ -238,6 +241,8 @@ class _Run:
                     duration_s=self.clock.monotonic() - started, reason=self.cancel_reason))
                 raise
             duration = self.clock.monotonic() - started
+            if result.ok and self.on_output is not None:
+                result = self.keep(step, result)
             if result.ok:
                 self.bus.emit(StepSucceeded(run_id=self.run_id, at=self.clock.now(),
                                             step=step.name, attempt=attempt,
@@ -259,6 +264,19 @@ class _Run:
                                      duration_s=duration, reason=reason,
                                      continued=step.continue_on_error))
             return result
+
+    def keep(self, step: Step, result: Result) -> Result:
+        """``on_output`` before success is recorded, so a recorded success has its value kept;
+        a value that cannot be kept fails the attempt (and is retried like any failure)."""
+        assert self.on_output is not None
+        try:
+            self.on_output(step.name, result.value)
+        except Exception as exc:
+            message = f"cannot keep the value of {step.name!r}: {type(exc).__name__}: {exc}"
+            self.bus.emit(LogLine(run_id=self.run_id, at=self.clock.now(), step=step.name,
+                                  stream="stderr", line=f"chronum: {message}"))
+            return Result(1, error=message)
+        return result
 
     cancel_reason = "run cancelled"
 
@@ -330,12 +348,15 @@ async def run_flow(
     grace: float = 5.0,
     extras: Mapping[str, Any] | None = None,
     base_env: Mapping[str, str] | None = None,
+    on_output: Callable[[str, Any], None] | None = None,
 ) -> RunOutcome:
     """Run ``flow`` to the end and return how it went.
 
     ``cached`` maps step names to the run that produced them (resume): those steps are not run
     and count as succeeded. Cancelling the coroutine (Ctrl-C, the notebook's Stop button)
     stops every running step, records the run ``cancelled`` and re-raises ``CancelledError``.
+    ``on_output(step, value)`` is called when a step succeeds, before its success is emitted
+    (``persist: true`` writes the value there); if it raises, the attempt fails instead.
     """
     clock = clock or SystemClock()
     run = _Run(
@@ -343,7 +364,7 @@ async def run_flow(
         params if params is not None else flow.params,
         flow.max_parallel if max_parallel is None else max_parallel,
         flow.stop_on_fail if stop_on_fail is None else stop_on_fail,
-        grace, extras or {}, os.environ if base_env is None else base_env,
+        grace, extras or {}, os.environ if base_env is None else base_env, on_output,
     )
     started_at, started = clock.now(), clock.monotonic()
     bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,
@@ -375,13 +396,16 @@ async def run_flow(
         cancelled = True
         run.halted = True
         await _stop_all(run)
+        await _finish_executors(run)
         run.skip_pending("run cancelled")
         _emit_finished(run, "cancelled", started)
         raise
     except BaseException:
         run.halted = True
         await _stop_all(run)
+        await _finish_executors(run)
         raise
+    await _finish_executors(run)
     status = run.final_status(cancelled)
     _emit_finished(run, status, started)
     return RunOutcome(run_id=run_id, status=status, states=dict(run.states),
@@ -404,6 +428,22 @@ async def _stop_all(run: _Run) -> None:
     for task in tasks:
         name = run.running.pop(task)
         run.states[name] = "cancelled"
+
+
+async def _finish_executors(run: _Run) -> None:
+    """Give each executor its optional ``finish_run(outputs)`` hook, once, as the run ends.
+
+    A dask executor fetches its futures' values into ``outputs`` there and closes its cluster.
+    """
+    for executor in run._executor_cache.values():
+        finish = getattr(executor, "finish_run", None)
+        if finish is None:
+            continue
+        try:
+            await asyncio.shield(finish(run.outputs))
+        except Exception as exc:  # the run's outcome stands; say why the cleanup failed
+            print(f"chronum: executor cleanup failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
 
 
 def _emit_finished(run: _Run, status: str, started: float) -> None:

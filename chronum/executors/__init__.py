@@ -1,8 +1,9 @@
 """Executors and their registry.
 
-Built-ins (``shell``, ``python``) and plugins are looked up the same way: by name in an
-``ExecutorRegistry``. Plugins come from the ``chronum.executors`` entry point group, loaded only
-when a name is not built in or when every name is listed, so ``import chronum`` stays fast.
+Built-ins (``shell``, ``python``, ``docker``, ``dask``) and plugins are looked up the same
+way: by name in an ``ExecutorRegistry``. Plugins come from the ``chronum.executors`` entry point
+group, loaded only when a name is not built in or when every name is listed, so ``import
+chronum`` stays fast.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ ExecutorFactory = Callable[[], Executor]
 BUILTINS = {
     "shell": "chronum.executors.shell:ShellExecutor",
     "python": "chronum.executors.python:PythonExecutor",
+    "docker": "chronum.executors.docker:DockerExecutor",
+    "dask": "chronum.executors.dask_executor:DaskExecutor",
 }
 
 
