@@ -22,6 +22,7 @@ from ._nodes import Pos, child_pos, pos_of
 
 __all__ = [
     "BACKOFF_KEYS",
+    "DASK_KEYS",
     "FLOW_KEYS",
     "JITTERS",
     "PYTHON_LIKE",
@@ -33,7 +34,10 @@ __all__ = [
 ]
 
 FLOW_KEYS = frozenset({"name", "maxParallel", "stopOnFail", "defaultRetry", "defaultTimeout",
-                       "backoff", "env", "params", "steps"})
+                       "backoff", "env", "params", "dask", "steps"})
+DASK_KEYS = frozenset({"address"})
+#: Where the dask executor reads the scheduler address: ``dask: {address: ...}`` lands here.
+DASK_ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
                        "continueOnError", "env", "cwd", "shell", "persist"})
 RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
@@ -97,6 +101,9 @@ class _Builder(Checker):
             doc, "defaultTimeout", "", pos, 0, exclusive=True)
         backoff = self.backoff(doc, "backoff", "", pos, Backoff())
         env = {} if get("env") is None else self.str_map(doc, "env", "", pos)
+        address = self.dask(doc, pos)
+        if address is not None and env is not None:
+            env.setdefault(DASK_ADDRESS_VAR, address)  # an explicit env entry wins
         params = {} if get("params") is None else self.str_map(doc, "params", "", pos)
         defaults = _Defaults(retry or 0, timeout, backoff)
         steps = self.steps(doc, pos, defaults)
@@ -107,6 +114,24 @@ class _Builder(Checker):
             default_retry=retry or 0, default_timeout=timeout, backoff=backoff,
             env=MappingProxyType(env or {}), params=MappingProxyType(params or {}),
         )
+
+    def dask(self, doc: Mapping[Any, Any], pos: Pos) -> str | None:
+        """``dask: {address: tcp://host:8786}``: the cluster of the flow's dask steps."""
+        if doc.get("dask") is None:
+            return None
+        m = self.mapping(doc, "dask", "", pos)
+        if m is None:
+            return None
+        dpos = child_pos(doc, "dask", pos)
+        self.keys(m, "dask", dpos, DASK_KEYS)
+        if m.get("address") is None:
+            return None
+        address = self.text(m, "address", "dask", dpos)
+        if address == "":
+            self.at(m, "address", "dask", dpos, "the dask address is empty",
+                    "give the scheduler's address, e.g. tcp://127.0.0.1:8786")
+            return None
+        return address
 
     def backoff(self, c: Any, key: str, prefix: str, fb: Pos, base: Backoff) -> Backoff:
         """``base`` with the keys given in ``c[key]`` laid over it."""

@@ -187,3 +187,54 @@ def test_a_missing_address_is_a_clear_failure(tmp_path: Path):
     run = chronum.run(flow, db=db, executors=_registry(connect_timeout=1))
     assert run.status == "failed"
     assert "127.0.0.1:9" in chronum.steps(db=db)["reason"][0]
+
+
+def test_the_flow_names_its_cluster(tmp_path: Path, scheduler_address: str):
+    (tmp_path / "where_mod.py").write_text(textwrap.dedent("""\
+        def scheduler():
+            from distributed import get_worker
+            return get_worker().scheduler.address
+    """))
+    flow = _flow(tmp_path, f"""\
+        name: placed
+        dask: {{address: "{scheduler_address}"}}
+        steps:
+          - name: where
+            executor: dask
+            call: where_mod:scheduler
+    """)
+    run = chronum.run(flow, db=tmp_path / "state.db")
+    assert run.status == "succeeded", run.errors
+    assert run.outputs["where"] == scheduler_address
+
+
+def test_validate_explains_a_missing_dask(tmp_path: Path):
+    # an interpreter in which dask, distributed and cloudpickle cannot be found
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text(textwrap.dedent("""\
+        import importlib.machinery
+
+        _find = importlib.machinery.PathFinder.find_spec
+        _HIDDEN = {"dask", "distributed", "cloudpickle"}
+
+        def _find_spec(name, path=None, target=None):
+            if name.partition(".")[0] in _HIDDEN:
+                return None
+            return _find(name, path, target)
+
+        importlib.machinery.PathFinder.find_spec = staticmethod(_find_spec)
+    """))
+    flow = _flow(tmp_path, """\
+        name: needs-dask
+        steps:
+          - name: make
+            executor: dask
+            call: steps_mod:make
+    """)
+    env = {**os.environ, "PYTHONPATH": str(hidden)}
+    out = subprocess.run([sys.executable, "-m", "chronum", "validate", str(flow)],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2
+    assert "pip install 'chronum[dask]'" in out.stderr
+    assert "Traceback" not in out.stderr
