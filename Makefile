@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.chronum-installed
 KERNEL := $(VENV)/.chronum-kernel
 
-.PHONY: setup system demo test lint typecheck bench clean
+.PHONY: setup system demo test lint typecheck bench reliability clean
 
 setup: system $(STAMP) $(KERNEL)
 
@@ -32,7 +32,7 @@ demo: setup
 	 ../$(VENV)/bin/chronum history --db ../.chronum/demo.db --limit 5
 
 lint: setup
-	$(VENV)/bin/ruff check chronum tests benchmarks
+	$(VENV)/bin/ruff check chronum tests benchmarks reliability
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -42,6 +42,11 @@ test: setup lint typecheck
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# Crash, concurrency, process, resource and fuzz checks at full size (~10 min), then a table.
+# `$(PY) reliability/run.py --quick` runs the small sizes of `make test`.
+reliability: setup
+	$(PY) reliability/run.py --full
 
 clean:
 	rm -rf $(VENV) build .chronum .pytest_cache .mypy_cache .ruff_cache

@@ -76,6 +76,8 @@ class Step:
     shell: str | None = None
     #: Keys owned by the executor (``image:`` for docker, say), validated by it.
     options: Mapping[str, Any] = field(default_factory=_empty)
+    #: Names of environment variables whose values the step gets and Chronum masks (``***``).
+    secrets: tuple[str, ...] = ()
     location: Location | None = field(default=None, compare=False)
 
 
@@ -90,6 +92,8 @@ class Flow:
     backoff: Backoff = field(default_factory=Backoff)
     env: Mapping[str, str] = field(default_factory=_empty)
     params: Mapping[str, str] = field(default_factory=_empty)
+    #: Environment variable names every step gets as secrets (masked in all Chronum writes).
+    secrets: tuple[str, ...] = ()
     #: The file the flow came from, if any; relative paths resolve against ``base_dir``.
     source: str | None = field(default=None, compare=False)
     base_dir: Path = field(default_factory=Path.cwd, compare=False)

@@ -36,6 +36,7 @@ from ..eventbus import (
 )
 from ..executors import Executor, ExecutorRegistry, Result, StepContext, default_registry
 from ..model import Flow, Step
+from .masking import Masker, missing_secrets, read_secrets
 from .retry import backoff_delay, seed_for
 
 __all__ = ["Clock", "RunOutcome", "SystemClock", "run_environment", "run_flow", "step_environment"]
@@ -100,10 +101,14 @@ def run_environment(flow: Flow, run_id: str, params: Mapping[str, str],
     return env
 
 
-def step_environment(run_env: Mapping[str, str], step: Step, attempt: int) -> dict[str, str]:
-    """The whole environment of one attempt: the run's, then the step's own env."""
+def step_environment(run_env: Mapping[str, str], step: Step, attempt: int,
+                     secrets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of one attempt: the run's, the step's own env, then the
+    ``secrets`` (name to value) it gets."""
     env = dict(run_env)
     env.update(step.env)
+    if secrets:
+        env.update(secrets)
     env["CHRONUM_STEP"] = step.name
     env["CHRONUM_ATTEMPT"] = str(attempt)
     return env
@@ -128,6 +133,8 @@ class _Run:
         self.grace = grace
         self.extras = extras
         self.run_env = run_environment(flow, run_id, self.params, base_env)
+        self.secrets = read_secrets(flow, base_env)
+        self.mask = Masker(self.secrets.values())
         self.position = {s.name: i for i, s in enumerate(flow.steps)}
         self.dependents: dict[str, list[str]] = {s.name: [] for s in flow.steps}
         for s in flow.steps:
@@ -140,6 +147,8 @@ class _Run:
         self.ready: list[int] = []
         self.running: dict[asyncio.Task[Result], str] = {}
         self.halted = False
+        #: The store could not record a log line: the run stops and fails with this error.
+        self.fatal: BaseException | None = None
         self._executor_cache: dict[str, Executor] = {}
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -189,25 +198,59 @@ class _Run:
     # -- one step ----------------------------------------------------------------------
 
     def context(self, step: Step, attempt: int) -> StepContext:
-        bus, run_id, name, clock = self.bus, self.run_id, step.name, self.clock
+        run_id, name, clock = self.run_id, step.name, self.clock
         loop, loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        mask = self.mask if self.mask else None
+        emit = self.emit_log
 
         def log(stream: str, line: str) -> None:
+            if mask is not None:  # here, so every observer of the bus sees the masked line
+                line = mask(line)
             event = LogLine(run_id=run_id, at=clock.now(), step=name, attempt=attempt,
                             stream=stream, line=line)
             if threading.get_ident() == loop_thread:
-                bus.emit(event)
+                emit(event)
             else:  # print() from a sync step in a worker thread: observers live on the loop
-                loop.call_soon_threadsafe(bus.emit, event)
+                loop.call_soon_threadsafe(emit, event)
 
         cwd = self.flow.base_dir if step.cwd is None else self.flow.base_dir / step.cwd
         inputs = {n: self.outputs[n] for n in step.needs if n in self.outputs}
         return StepContext(
             run_id=self.run_id, flow=self.flow, attempt=attempt,
-            env=step_environment(self.run_env, step, attempt),
+            env=step_environment(self.run_env, step, attempt, self.step_secrets(step)),
             cwd=Path(cwd), params=self.params, inputs=inputs, log=log, grace=self.grace,
             extras=self.extras,
         )
+
+    def emit_log(self, event: LogLine) -> None:
+        """Log lines arrive from executors' callbacks (pipe readers), where an exception would
+        only reach the loop's handler; a store that cannot write (a full disk) stops the run
+        here instead, once, and fails it with that error."""
+        if self.fatal is not None:
+            return
+        try:
+            self.bus.emit(event)
+        except Exception as exc:
+            self.fatal = exc
+            self.halted = True
+            for task in self.running:
+                task.cancel()
+
+    def step_secrets(self, step: Step) -> dict[str, str]:
+        if not self.secrets:
+            return {}
+        names = (*self.flow.secrets, *step.secrets)
+        return {n: self.secrets[n] for n in names if n in self.secrets}
+
+    def missing(self, step: Step) -> Result | None:
+        """A step whose secrets are not all set fails before it starts, without retries."""
+        missing = missing_secrets(self.flow, step, self.secrets)
+        if not missing:
+            return None
+        listed = ", ".join(repr(n) for n in missing)
+        noun = "secret" if len(missing) == 1 else "secrets"
+        verb = "is" if len(missing) == 1 else "are"
+        return Result(1, error=f"{noun} {listed} {verb} not set in the environment")
 
     async def attempt(self, step: Step, ctx: StepContext) -> Result:
         executor = self.executor(step.executor)
@@ -234,7 +277,8 @@ class _Run:
             self.bus.emit(StepStarted(run_id=self.run_id, at=self.clock.now(), step=step.name,
                                       attempt=attempt, delay_s=delay, executor=step.executor))
             try:
-                result = await self.attempt(step, ctx)
+                unset = self.missing(step) if attempt == 1 else None
+                result = unset if unset is not None else await self.attempt(step, ctx)
             except asyncio.CancelledError:
                 self.bus.emit(StepCancelled(
                     run_id=self.run_id, at=self.clock.now(), step=step.name, attempt=attempt,
@@ -248,8 +292,10 @@ class _Run:
                                             step=step.name, attempt=attempt,
                                             exit_code=result.exit_code, duration_s=duration))
                 return result
-            reason = result.error or f"exit code {result.exit_code}"
-            if step.retry.should_retry(attempt, result.exit_code) and not self.halted:
+            reason = self.mask(result.error or f"exit code {result.exit_code}")
+            if unset is not None:
+                ctx.log("stderr", f"chronum: {reason}")
+            elif step.retry.should_retry(attempt, result.exit_code) and not self.halted:
                 delay = backoff_delay(step.retry.backoff, attempt,
                                       seed_for(self.flow.name, step.name, self.run_id, attempt))
                 self.bus.emit(StepRetrying(run_id=self.run_id, at=self.clock.now(),
@@ -272,7 +318,8 @@ class _Run:
         try:
             self.on_output(step.name, result.value)
         except Exception as exc:
-            message = f"cannot keep the value of {step.name!r}: {type(exc).__name__}: {exc}"
+            message = self.mask(
+                f"cannot keep the value of {step.name!r}: {type(exc).__name__}: {exc}")
             self.bus.emit(LogLine(run_id=self.run_id, at=self.clock.now(), step=step.name,
                                   stream="stderr", line=f"chronum: {message}"))
             return Result(1, error=message)
@@ -308,7 +355,7 @@ class _Run:
             self.mark_done(name)
             return
         self.states[name] = "failed"
-        self.errors[name] = result.error or f"exit code {result.exit_code}"
+        self.errors[name] = self.mask(result.error or f"exit code {result.exit_code}")
         if step.continue_on_error:
             self.mark_done(name)
             return
@@ -368,7 +415,8 @@ async def run_flow(
     )
     started_at, started = clock.now(), clock.monotonic()
     bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,
-                        params=dict(run.params), parent_run_id=parent_run_id,
+                        params={k: run.mask(v) for k, v in run.params.items()},
+                        parent_run_id=parent_run_id,
                         source=flow.source, max_parallel=run.max_parallel))
     for step in flow.steps:
         if cached and step.name in cached:
@@ -391,6 +439,8 @@ async def run_flow(
             done, _ = await asyncio.wait(list(run.running), return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=lambda t: run.position[run.running[t]]):
                 run.finish(task)
+            if run.fatal is not None:
+                raise run.fatal
             run.start_ready()
     except asyncio.CancelledError:
         cancelled = True

@@ -50,7 +50,7 @@ def container_env(step: Step, ctx: StepContext) -> dict[str, str]:
     the host, not the image.
     """
     env = {k: v for k, v in ctx.env.items() if k.startswith("CHRONUM_")}
-    for key in (*ctx.flow.env, *step.env):
+    for key in (*ctx.flow.env, *step.env, *ctx.flow.secrets, *step.secrets):
         if key in ctx.env:
             env[key] = ctx.env[key]
     return env

@@ -34,12 +34,12 @@ __all__ = [
 ]
 
 FLOW_KEYS = frozenset({"name", "maxParallel", "stopOnFail", "defaultRetry", "defaultTimeout",
-                       "backoff", "env", "params", "dask", "steps"})
+                       "backoff", "env", "params", "dask", "secrets", "steps"})
 DASK_KEYS = frozenset({"address"})
 #: Where the dask executor reads the scheduler address: ``dask: {address: ...}`` lands here.
 DASK_ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
-                       "continueOnError", "env", "cwd", "shell", "persist"})
+                       "continueOnError", "env", "cwd", "shell", "persist", "secrets"})
 RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
 BACKOFF_KEYS = frozenset({"base", "factor", "max", "jitter"})
 JITTERS = ("full", "equal", "none")
@@ -47,6 +47,7 @@ JITTERS = ("full", "equal", "none")
 PYTHON_LIKE = frozenset({"python", "dask"})
 
 _STEP_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CALL = re.compile(r"(?:[^\W\d]\w*(?:\.[^\W\d]\w*)*:)?[^\W\d]\w*(?:\.[^\W\d]\w*)*\Z")
 
 
@@ -105,6 +106,7 @@ class _Builder(Checker):
         if address is not None and env is not None:
             env.setdefault(DASK_ADDRESS_VAR, address)  # an explicit env entry wins
         params = {} if get("params") is None else self.str_map(doc, "params", "", pos)
+        secrets = self.secrets(doc, "", pos)
         defaults = _Defaults(retry or 0, timeout, backoff)
         steps = self.steps(doc, pos, defaults)
         if self.problems or name is None:
@@ -113,6 +115,7 @@ class _Builder(Checker):
             name=name, steps=steps, max_parallel=max_parallel or 1, stop_on_fail=bool(stop),
             default_retry=retry or 0, default_timeout=timeout, backoff=backoff,
             env=MappingProxyType(env or {}), params=MappingProxyType(params or {}),
+            secrets=secrets,
         )
 
     def dask(self, doc: Mapping[Any, Any], pos: Pos) -> str | None:
@@ -205,6 +208,7 @@ class _Builder(Checker):
         coe = False if get("continueOnError") is None else self.boolean(
             m, "continueOnError", path, pos)
         env = {} if get("env") is None else self.str_map(m, "env", path, pos)
+        secrets = self.secrets(m, path, pos)
         if extra is not None:  # rules of an unknown executor are unknown too
             self.executor_rules(m, executor or "shell", extra, path, pos)
         if call is not None and not _CALL.match(call):
@@ -223,6 +227,7 @@ class _Builder(Checker):
             needs=tuple(dict.fromkeys(needs)), retry=retry, timeout=timeout,
             continue_on_error=bool(coe), env=MappingProxyType(env or {}), cwd=cwd, shell=shell,
             options=MappingProxyType(options), location=Location(self.file, *pos, path),
+            secrets=secrets,
         )
         return step
 
@@ -283,6 +288,31 @@ class _Builder(Checker):
             elif not (has_run or has_call):
                 self.add(pos, path, f"a {executor} step needs 'run' (a script) or 'call' "
                          f"(a function)")
+
+    def secrets(self, m: Mapping[Any, Any], path: str, pos: Pos) -> tuple[str, ...]:
+        """``secrets: [NAME, ...]``: environment variable names, read when the run starts."""
+        raw = m.get("secrets")
+        if raw is None:
+            return ()
+        if isinstance(raw, str):
+            raw = [raw]
+        elif not isinstance(raw, list | tuple):
+            self.at(m, "secrets", path, pos, f"expected a list of environment variable names, "
+                    f"got {describe(raw)}")
+            return ()
+        spath = f"{path}.secrets" if path else "secrets"
+        spos = child_pos(m, "secrets", pos)
+        names: list[str] = []
+        for i, item in enumerate(raw):
+            if isinstance(item, str) and _ENV_NAME.match(item):
+                names.append(item)
+            elif isinstance(item, str):
+                self.at(raw, i, spath, spos, f"invalid environment variable name {item!r}",
+                        "use letters, digits and '_', not starting with a digit")
+            else:
+                self.at(raw, i, spath, spos, f"expected an environment variable name, "
+                        f"got {describe(item)}")
+        return tuple(dict.fromkeys(names))
 
     def needs(self, m: Mapping[Any, Any], path: str, pos: Pos) -> list[str]:
         raw = m.get("needs")

@@ -1,0 +1,74 @@
+"""kill -9 of a Jupyter kernel while a ``%%chronum`` cell runs: the same promises as a killed
+``chronum run``. Needs jupyter_client and the venv's kernel spec (``make setup``)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+from ._common import Figure, Workspace, integrity, wait_for
+from .runs import _chain, _done
+
+__all__ = ["check_kernel_kill"]
+
+
+def _kill_kernel_mid_cell(ws: Workspace, cell: str, target: int) -> None:
+    from jupyter_client.manager import KernelManager  # heavy; only this check needs it
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(ws.root), env=ws.env, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+    kc = km.client()
+    try:
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        reply = kc.execute_interactive("%load_ext chronum", timeout=60, output_hook=_quiet)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        kc.execute(cell)
+        wait_for(lambda: len(_done(ws)) >= target, 120, f"{target} steps done in the kernel")
+        pid = km.provisioner.pid if km.provisioner is not None else None  # type: ignore[attr-defined]
+        assert pid is not None, "no kernel process"
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not km.is_alive(), 30, "the kernel died")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _quiet(msg: object) -> None:
+    """Output of the set-up cell is not wanted."""
+
+
+def check_kernel_kill(work: Path, kills: int, n_steps: int, seed: int = 7) -> list[Figure]:
+    """Kill the kernel after a random number of a cell flow's steps took effect; the store must
+    be intact, the run ``interrupted``, every recorded success backed by its effect, and a
+    resume (in another process, with the cell's flow) must finish it."""
+    import chronum
+    from chronum.spec import loads
+
+    rng = random.Random(seed)
+    flow_text = _chain(n_steps)
+    everything = {f"s{i}" for i in range(n_steps)}
+    for k in range(kills):
+        ws = Workspace(work / f"kernel-{k}")
+        _kill_kernel_mid_cell(ws, f"%%chronum --db {ws.db}\n{flow_text}",
+                              rng.randint(1, n_steps - 1))
+        assert integrity(ws.db) == "ok", f"kernel kill {k}: integrity_check failed"
+        shown = ws.json("show", "last")
+        assert shown["status"] == "interrupted", f"kernel kill {k}: run is {shown['status']}"
+        done = set(_done(ws))
+        for step in shown["steps"]:
+            assert step["status"] != "succeeded" or step["step"] in done, (
+                f"kernel kill {k}: {step['step']} recorded succeeded without its side effect")
+        flow = loads(flow_text, filename="cell.yaml", base_dir=ws.root)
+        resumed = chronum.resume(shown["run_id"], db=ws.db, _flow=flow)
+        assert resumed.status == "succeeded", resumed.errors
+        assert set(_done(ws)) == everything, f"kernel kill {k}: effects missing after resume"
+    return [
+        Figure("crashes", f"kill -9 of the kernel during a `%%chronum` cell ({n_steps} steps):"
+               " integrity ok, `interrupted`, no success without effect, resumed",
+               f"{kills}/{kills}"),
+    ]

@@ -1,0 +1,93 @@
+"""Run the reliability suite and print its table: ``python reliability/run.py [--quick]``.
+
+``--full`` (the default, ``make reliability``) runs the sizes the README publishes; ``--quick``
+the small sizes of ``make test``. Every figure comes from a check that raises when the property
+breaks; a broken check is printed as FAILED and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reliability._common import Figure
+from reliability.disk import check_full_disk
+from reliability.fuzz import check_fuzz
+from reliability.kernel import check_kernel_kill
+from reliability.runs import check_concurrency, check_crashes
+from reliability.system import (
+    check_big_output,
+    check_descriptors_and_zombies,
+    check_process_trees,
+    check_read_only_database,
+)
+
+SIZES = {
+    "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "procs": 8,
+             "proc_steps": 200, "trees": 5, "fd_steps": 10_000, "megabytes": 200,
+             "limit_mb": 150, "examples": 3_400},
+    "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "procs": 4, "proc_steps": 50,
+              "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100},
+}
+
+
+def checks(size: dict[str, int], work: Path) -> list[tuple[str, Callable[[], list[Figure]]]]:
+    return [
+        ("crashes", lambda: check_crashes(work, size["kills"], size["crash_steps"])),
+        ("kernel", lambda: check_kernel_kill(work, size["kernel_kills"], size["crash_steps"])),
+        ("concurrency", lambda: check_concurrency(work, size["procs"], size["proc_steps"])),
+        ("processes", lambda: check_process_trees(work, size["trees"])),
+        ("descriptors", lambda: check_descriptors_and_zombies(work / "fd", size["fd_steps"])),
+        ("big output", lambda: check_big_output(work, size["megabytes"], size["limit_mb"])),
+        ("read-only", lambda: check_read_only_database(work)),
+        ("full disk", lambda: check_full_disk(work)),
+        ("fuzz", lambda: check_fuzz(size["examples"])),
+    ]
+
+
+def table(rows: list[tuple[Figure, float]]) -> str:
+    lines = ["| Check | Property | Figure | Time |", "|---|---|---|---|"]
+    lines += [f"| {f.check} | {f.what} | {f.figure} | {f'{t:.0f} s' if t else ''} |"
+              for f, t in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--full", dest="size", action="store_const", const="full")
+    mode.add_argument("--quick", dest="size", action="store_const", const="quick")
+    parser.add_argument("--only", action="append", help="run only these checks (repeatable)")
+    args = parser.parse_args(argv)
+    size = SIZES[args.size or "full"]
+    rows: list[tuple[Figure, float]] = []
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="chronum-reliability-") as tmp:
+        for name, check in checks(size, Path(tmp)):
+            if args.only and name not in args.only:
+                continue
+            print(f"… {name}", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            try:
+                figures = check()
+            except Exception as exc:
+                failed += 1
+                traceback.print_exc()
+                figures = [Figure(name, "FAILED", f"{type(exc).__name__}: {exc}"[:120])]
+            took = time.monotonic() - started
+            rows += [(f, took if i == 0 else 0.0) for i, f in enumerate(figures)]
+    print(f"Reliability ({args.size or 'full'}), {time.strftime('%Y-%m-%d')}:\n")
+    print(table(rows))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Crashes (kill -9 of ``chronum run``) and concurrency (many processes on one database)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+from ._common import Figure, Workspace, integrity, wait_for
+
+__all__ = ["check_concurrency", "check_crashes"]
+
+
+def _chain(n_steps: int) -> str:
+    """A chain whose steps each append their name to ``done.txt`` as their only effect."""
+    lines = ["name: chain", "steps:"]
+    for i in range(n_steps):
+        lines += [f"  - name: s{i}", f"    run: echo s{i} >> done.txt"]
+        if i:
+            lines.append(f"    needs: [s{i - 1}]")
+    return "\n".join(lines) + "\n"
+
+
+def _done(ws: Workspace) -> list[str]:
+    path = ws.root / "done.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def _kill_after(ws: Workspace, target: int) -> None:
+    """Start the run and kill -9 it once ``target`` steps have taken effect."""
+    proc = ws.popen("run", "f.yaml", "-q")
+    wait_for(lambda: len(_done(ws)) >= target or proc.poll() is not None, 120,
+             f"{target} steps done")
+    proc.kill()
+    _, err = proc.communicate()
+    assert proc.returncode == -9, f"the run ended by itself before the kill: {err}"
+
+
+def check_crashes(work: Path, kills: int, n_steps: int, seed: int = 6) -> list[Figure]:
+    """kill -9 of ``chronum run`` once each after a random number of steps (1..n-1) has
+    taken effect; then the store must be intact, the run ``interrupted``, every recorded
+    success backed by its effect, and ``chronum resume last`` must finish the flow."""
+    rng = random.Random(seed)
+    flow = _chain(n_steps)
+    everything = {f"s{i}" for i in range(n_steps)}
+    reruns = 0
+    for k in range(kills):
+        ws = Workspace(work / f"crash-{k}")
+        ws.write("f.yaml", flow)
+        _kill_after(ws, rng.randint(1, n_steps - 1))
+        assert integrity(ws.db) == "ok", f"kill {k}: integrity_check failed"
+        shown = ws.json("show", "last")
+        assert shown["status"] == "interrupted", f"kill {k}: run is {shown['status']}"
+        done = set(_done(ws))
+        for step in shown["steps"]:
+            assert step["status"] != "succeeded" or step["step"] in done, (
+                f"kill {k}: {step['step']} recorded succeeded without its side effect")
+        resumed = ws("resume", "last", "-q")
+        assert resumed.returncode == 0, f"kill {k}: resume failed: {resumed.stderr}"
+        effects = _done(ws)
+        assert set(effects) == everything, f"kill {k}: effects missing after resume"
+        reruns += len(effects) - len(everything)
+    return [
+        Figure("crashes", f"kill -9 of `chronum run` at random moments ({n_steps}-step flow)",
+               f"{kills} kills"),
+        Figure("crashes", "PRAGMA integrity_check ok after a kill", f"{kills}/{kills}"),
+        Figure("crashes", "killed run shown `interrupted`", f"{kills}/{kills}"),
+        Figure("crashes", "steps recorded succeeded without their side effect", "0"),
+        Figure("crashes", "`chronum resume last` completed with every side effect",
+               f"{kills}/{kills}"),
+        Figure("crashes", "steps run twice (at-least-once: done, not yet recorded)",
+               f"{reruns} over {kills} kills"),
+    ]
+
+
+def check_concurrency(work: Path, n_procs: int, n_steps: int) -> list[Figure]:
+    """``n_procs`` ``chronum run`` processes at once on one database, ``n_steps`` steps each."""
+    ws = Workspace(work / "concurrency")
+    steps = "\n".join(f"  - name: s{i}\n    run: 'true'" for i in range(n_steps))
+    ws.write("f.yaml", f"name: busy\nmaxParallel: 4\nsteps:\n{steps}\n")
+    procs = [ws.popen("run", "f.yaml", "-q") for _ in range(n_procs)]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    locked = sum("locked" in err for err in errors)
+    assert locked == 0, f"'database is locked' in {locked} processes"
+    for p, err in zip(procs, errors, strict=True):
+        assert p.returncode == 0, err
+    con = sqlite3.connect(ws.db)
+    try:
+        runs = con.execute("select run_id, status from runs").fetchall()
+        per_run = con.execute("select run_id, count(*), sum(status = 'succeeded') from steps "
+                              "group by run_id").fetchall()
+        attempts = con.execute("select count(*), count(distinct run_id || ':' || step) "
+                               "from attempts").fetchone()
+        kinds = Counter(dict(con.execute("select kind, count(*) from events group by kind")))
+        seqs = con.execute("select count(*), count(distinct run_id || ':' || seq) "
+                           "from events").fetchone()
+    finally:
+        con.close()
+    total = n_procs * n_steps
+    assert len(runs) == n_procs and all(s == "succeeded" for _, s in runs), runs
+    assert sorted((n, ok) for _, n, ok in per_run) == [(n_steps, n_steps)] * n_procs, per_run
+    assert attempts == (total, total), f"attempt rows lost or duplicated: {attempts}"
+    assert kinds["run.started"] == kinds["run.finished"] == n_procs, kinds
+    assert kinds["step.started"] == kinds["step.succeeded"] == total, kinds
+    assert seqs[0] == seqs[1], "duplicated event numbers"
+    return [
+        Figure("concurrency", f"{n_procs} processes x {n_steps} steps on one database",
+               f"{n_procs}/{n_procs} runs complete"),
+        Figure("concurrency", "'database is locked' errors", "0"),
+        Figure("concurrency", "step / attempt rows lost or duplicated",
+               f"0 of {total} / 0 of {total}"),
+        Figure("concurrency", "events per run complete (started, every step, finished)",
+               f"{n_procs}/{n_procs}"),
+    ]
