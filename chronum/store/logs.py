@@ -2,19 +2,40 @@
 
 A step may print gigabytes, so nothing here grows with the output: lines go straight to an
 open file (through its fixed-size buffer) and only the last ``TAIL_LINES`` lines, at most
-``TAIL_BYTES`` characters, are kept in memory for the ``log_tail`` column.
+``TAIL_BYTES`` characters, are kept in memory for the ``log_tail`` column. Both caps can be
+changed with ``CHRONUM_LOG_TAIL_LINES`` and ``CHRONUM_LOG_TAIL_BYTES``; the file is always whole.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["TAIL_BYTES", "TAIL_LINES", "LogWriter", "relative_log_path"]
+from ..errors import UsageError
+
+__all__ = ["TAIL_BYTES", "TAIL_LINES", "LogWriter", "relative_log_path", "tail_limits"]
 
 TAIL_LINES = 100
 TAIL_BYTES = 16 * 1024
+
+
+def tail_limits(environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
+    """(lines, characters) of each step's log kept in the database."""
+    limits = []
+    for name, default in (("CHRONUM_LOG_TAIL_LINES", TAIL_LINES),
+                          ("CHRONUM_LOG_TAIL_BYTES", TAIL_BYTES)):
+        text = environ.get(name, "")
+        try:
+            value = int(text) if text else default
+        except ValueError:
+            raise UsageError(f"{name} must be a whole number, got {text!r}") from None
+        if value < 0:
+            raise UsageError(f"{name} must not be negative, got {value}")
+        limits.append(value)
+    return limits[0], limits[1]
 
 
 def relative_log_path(run_id: str, step: str) -> Path:
@@ -29,10 +50,14 @@ def relative_log_path(run_id: str, step: str) -> Path:
 class LogWriter:
     """Appends one step's lines to its file and remembers a bounded tail."""
 
-    __slots__ = ("_file", "_tail", "_tail_chars", "dirty", "path", "wrote")
+    __slots__ = ("_file", "_max_chars", "_max_lines", "_tail", "_tail_chars", "dirty", "path",
+                 "wrote")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tail_lines: int = TAIL_LINES,
+                 tail_chars: int = TAIL_BYTES) -> None:
         self.path = path
+        self._max_lines = tail_lines
+        self._max_chars = tail_chars
         self._file: TextIO | None = None
         self._tail: deque[str] = deque()
         self._tail_chars = 0
@@ -54,11 +79,12 @@ class LogWriter:
         self._remember(line)
 
     def _remember(self, line: str) -> None:
-        if len(line) > TAIL_BYTES:
-            line = line[-TAIL_BYTES:]
+        if len(line) > self._max_chars:
+            line = line[-self._max_chars:] if self._max_chars else ""
         self._tail.append(line)
         self._tail_chars += len(line) + 1
-        while len(self._tail) > TAIL_LINES or self._tail_chars > TAIL_BYTES:
+        while self._tail and (len(self._tail) > self._max_lines
+                              or self._tail_chars > self._max_chars):
             self._tail_chars -= len(self._tail.popleft()) + 1
 
     @property

@@ -27,7 +27,7 @@ from ..eventbus import (
     StepStarted,
     StepSucceeded,
 )
-from .logs import LogWriter, relative_log_path
+from .logs import LogWriter, relative_log_path, tail_limits
 
 __all__ = ["AttemptRow", "Batch", "Recorder", "RunState", "StepRow"]
 
@@ -132,6 +132,7 @@ class Recorder:
 
     def __init__(self, log_root: Path, load_run: Callable[[str], RunState]) -> None:
         self._log_root = log_root
+        self._tail = tail_limits()
         self._load_run = load_run
         self._runs: dict[str, RunState] = {}
         self._writers: dict[tuple[str, str], LogWriter] = {}
@@ -248,7 +249,7 @@ class Recorder:
         key = (run_id, step)
         writer = self._writers.get(key)
         if writer is None:
-            writer = LogWriter(self._log_root / relative_log_path(run_id, step))
+            writer = LogWriter(self._log_root / relative_log_path(run_id, step), *self._tail)
             self._writers[key] = writer
         return writer
 

@@ -207,3 +207,23 @@ def test_history_formats(chronum: Chronum):
     assert ",hist,succeeded," in csv_out[1]
     table = chronum("history").stdout
     assert "hist" in table and "succeeded" in table
+
+
+def test_the_log_tail_in_the_database_is_capped_and_the_file_whole(chronum: Chronum):
+    chronum.write("f.yaml", """
+        name: capped
+        steps:
+          - name: talk
+            run: for i in $(seq 1 500); do echo "line $i"; done
+    """)
+    chronum.env["CHRONUM_LOG_TAIL_BYTES"] = "64"
+    assert chronum("run", "f.yaml", "-q").returncode == 0
+    with sqlite3.connect(chronum.db) as con:
+        (tail,) = con.execute("select log_tail from steps where step='talk'").fetchone()
+    assert len(tail) <= 64 and tail.endswith("line 500")
+    log = chronum("logs", "last", "talk").stdout.splitlines()
+    assert log == [f"line {i}" for i in range(1, 501)]
+    chronum.env["CHRONUM_LOG_TAIL_BYTES"] = "lots"
+    bad = chronum("run", "f.yaml", "-q")
+    assert bad.returncode == 2
+    assert "CHRONUM_LOG_TAIL_BYTES must be a whole number, got 'lots'" in bad.stderr
