@@ -233,6 +233,7 @@ async def arun(
     namespace: Mapping[str, Any] | None = None,
     _cached: Mapping[str, str] | None = None,
     _parent_run_id: str | None = None,
+    _origin: Mapping[str, str] | None = None,
 ) -> Run:
     """Run a flow on the running event loop and record it; never raises for a failed run.
 
@@ -263,7 +264,8 @@ async def arun(
     writer = _StoreWriter(store)
     jsonl = _JsonLines(events_jsonl) if events_jsonl is not None else None
     try:
-        store.begin_run(run_id, flow, parent_run_id=_parent_run_id, params=flow.params)
+        store.begin_run(run_id, flow, parent_run_id=_parent_run_id, params=flow.params,
+                        origin=_origin)
         bus.subscribe(writer, critical=True)
         if jsonl is not None:
             bus.subscribe(jsonl)
@@ -393,6 +395,11 @@ async def aresume(ref: str, *, db: PathLike | None = None,
             flow = _with_params(flow, info["params"])
     elif isinstance(_flow, Flow):
         flow = _flow
+    elif (info.get("origin") or {}).get("kind") == "cell":
+        raise UsageError(
+            f"run {run_id} came from a notebook cell; resume it in a notebook: "
+            f"`%load_ext chronum`, define the cell's functions, then `%chronum resume {run_id}`"
+        )
     elif not source or not Path(source).exists():
         raise ChronumError(
             f"run {run_id} cannot be resumed: its flow file {source or '(none)'} is gone"

@@ -194,7 +194,8 @@ class RunHandle:
 async def _execute(flow: Flow, run_id: str, view: LiveView | None,
                    shown: DisplayHandle | None, opts: argparse.Namespace,
                    namespace: Mapping[str, Any] | None,
-                   resume: tuple[Mapping[str, str], str] | None = None) -> api.Run:
+                   resume: tuple[Mapping[str, str], str] | None = None,
+                   origin: Mapping[str, str] | None = None) -> api.Run:
     """Run the flow with the view subscribed; a Cancel click gives a ``cancelled`` Run.
 
     ``resume`` is (steps kept, parent run id) when this run resumes another."""
@@ -203,7 +204,7 @@ async def _execute(flow: Flow, run_id: str, view: LiveView | None,
     run_task = asyncio.ensure_future(api.arun(
         flow, run_id=run_id, max_parallel=opts.max_parallel, stop_on_fail=opts.stop_on_fail,
         db=opts.db, subscribers=[view] if view is not None else (), namespace=namespace,
-        _cached=cached, _parent_run_id=parent))
+        _cached=cached, _parent_run_id=parent, _origin=origin))
     if view is not None:
         view.attach(run_task)
     try:
@@ -281,11 +282,14 @@ async def run_cell(line: str, body: str) -> api.Run | RunHandle | None:
         return None
     if opts.max_parallel is not None and opts.max_parallel < 1:
         raise UsageError(f"%%chronum: --max-parallel must be at least 1, got {opts.max_parallel}")
-    return await run_with_view(flow, opts, cell_started)
+    # Kept with the run, so `%chronum resume` works in a later kernel too.
+    origin = {"kind": "cell", "line": line, "text": body}
+    return await run_with_view(flow, opts, cell_started, origin=origin)
 
 
 async def run_with_view(flow: Flow, opts: argparse.Namespace, cell_started: float,
                         resume: tuple[Mapping[str, str], str] | None = None,
+                        origin: Mapping[str, str] | None = None,
                         ) -> api.Run | RunHandle:
     """Run ``flow`` from a cell with the live view (a blocking await, or a background handle
     with ``opts.background``); shared by ``%%chronum`` and ``%chronum resume``."""
@@ -302,7 +306,7 @@ async def run_with_view(flow: Flow, opts: argparse.Namespace, cell_started: floa
     shown = (display(view.bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
              if view is not None else None)
     coro = _execute(flow, run_id, view, shown if isinstance(shown, DisplayHandle) else None,
-                    opts, namespace, resume)
+                    opts, namespace, resume, origin)
     if opts.background:
         handle = RunHandle(flow, run_id, view, shown if isinstance(shown, DisplayHandle) else None)
         handle.task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())

@@ -115,7 +115,11 @@ async def _resume(ref: str, db: str | None) -> api.Run:
         rows = store.step_rows(run_id)
     if info["status"] == "running":
         raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
+    origin = info.get("origin")
     flow = cell.FLOWS.get(run_id)
+    if flow is None and origin and origin.get("kind") == "cell":
+        # the cell ran in an earlier kernel: its text and magic line were kept with the run
+        flow = cell.parse_flow(origin["text"], cell.parse_options(origin["line"]))
     if flow is None:  # a run of a flow file: its file, as `chronum resume` does
         source = info.get("source")
         if not source or not Path(source).exists():
@@ -125,7 +129,8 @@ async def _resume(ref: str, db: str | None) -> api.Run:
     opts = cell.parse_options("")
     opts.db = db
     kept = api.plan_resume(flow, rows, run_id)
-    run = await cell.run_with_view(flow, opts, time.monotonic(), resume=(kept, run_id))
+    run = await cell.run_with_view(flow, opts, time.monotonic(), resume=(kept, run_id),
+                                   origin=origin)
     assert isinstance(run, api.Run)
     return run
 

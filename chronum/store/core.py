@@ -66,8 +66,8 @@ INSERT INTO events (run_id, seq, at, kind, step, attempt, data) VALUES (?, ?, ?,
 _UPDATE_RUNS = "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?"
 _INSERT_RUN = """
 INSERT INTO runs (run_id, flow, status, started_at, parent_run_id, source, params, n_steps,
-                  pid, host, proc_token)
-VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)
+                  pid, host, proc_token, origin)
+VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_STEP = "INSERT INTO steps (run_id, step, position, status) VALUES (?, ?, ?, 'pending')"
 
@@ -175,12 +175,16 @@ class Store:
     # -- writing ----------------------------------------------------------------------------
 
     def begin_run(self, run_id: str, flow: Flow, *, parent_run_id: str | None = None,
-                  params: Mapping[str, str] | None = None) -> None:
-        """Record a new ``running`` run and its steps as ``pending``; committed at once."""
+                  params: Mapping[str, str] | None = None,
+                  origin: Mapping[str, str] | None = None) -> None:
+        """Record a new ``running`` run and its steps as ``pending``; committed at once.
+
+        ``origin`` says where a flow without a file came from (a notebook cell's text)."""
         effective = {**dict(flow.params), **dict(params or {})}
         names = flow.step_names
         run_row = (run_id, flow.name, time.time(), parent_run_id, flow.source,
-                   to_json(effective), len(names), os.getpid(), host_name(), start_token())
+                   to_json(effective), len(names), os.getpid(), host_name(), start_token(),
+                   None if origin is None else to_json(dict(origin)))
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(_INSERT_RUN, run_row)

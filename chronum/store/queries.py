@@ -142,15 +142,16 @@ def events(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
 def run(conn: sqlite3.Connection, run_id: str, where: str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT run_id, flow, status, started_at, finished_at, finished_at - started_at, "
-        "parent_run_id, params, source FROM runs WHERE run_id = ?",
+        "parent_run_id, params, source, origin FROM runs WHERE run_id = ?",
         (run_id,),
     ).fetchone()
     if row is None:
         raise RunNotFoundError(f"no run {run_id!r} in {where}")
     keys = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-            "parent_run_id", "params", "source")
+            "parent_run_id", "params", "source", "origin")
     result = dict(zip(keys, row, strict=True))
     result["params"] = json.loads(result["params"] or "{}")
+    result["origin"] = json.loads(result["origin"]) if result["origin"] else None
     result["steps"] = steps(conn, run_id)
     return result
 

@@ -89,8 +89,14 @@ CREATE INDEX runs_status ON runs (status);
 CREATE INDEX steps_failed ON steps (run_id) WHERE status = 'failed';
 """
 
+# Version 3: where a run's flow came from when it has no file (a notebook cell's text and magic
+# line, as JSON), so a run can be resumed after the kernel that started it is gone.
+_V3_ORIGIN = """
+ALTER TABLE runs ADD COLUMN origin TEXT;
+"""
+
 #: Applied in order; never edit one that has shipped, append a new one instead.
-MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS)
+MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIGIN)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 
 from .conftest import html_of, text_of
 
@@ -158,3 +160,26 @@ def test_dry_run_draws_and_records_nothing(notebook):
     assert out.data["text/plain"] == "<chronum run demo: dry-run (2 steps)>"
     assert 'data-state="pending"' in out.data["text/html"]
     assert text_of(nb.cells[2]) == "False\n"
+
+
+def test_a_cell_run_resumes_in_a_later_kernel(notebook, tmp_path):
+    """The cell's text is kept with the run: a new kernel (after a restart, or a crash) resumes
+    it with `%chronum resume`, its notebook functions defined again."""
+    flag = tmp_path / "fixed"
+    define = ("def second():\n"
+              f"    if not __import__('os').path.exists({str(flag)!r}):\n"
+              "        raise RuntimeError('not yet')\n"
+              "    return 2\n")
+    cell = ("%%chronum twice --retry 0\nsteps:\n  - name: first\n    run: echo one\n"
+            "  - name: second\n    executor: python\n    call: second\n    needs: [first]\n")
+    first = notebook(["%load_ext chronum", define, cell, "print(_.status, _.errors)"])
+    assert text_of(first.cells[3]) == "failed {'second': 'RuntimeError: not yet'}\n"
+    cli = subprocess.run([sys.executable, "-m", "chronum", "resume", "last"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 2
+    assert "came from a notebook cell; resume it in a notebook" in cli.stderr
+    later = notebook(["%load_ext chronum", define, f"open({str(flag)!r}, 'w').close()",
+                      "%chronum resume last",
+                      "import chronum\nr = _\n"
+                      "print(r.status, r.flow.name, chronum.steps(r.run_id)['status'].tolist())"])
+    assert text_of(later.cells[4]) == "succeeded twice ['cached', 'succeeded']\n"

@@ -104,9 +104,9 @@ def test_run_dict_and_resume_links(store: Store, flow: Flow) -> None:
          ev.RunFinished(run_id="r2", status="cancelled"))
     run = store.run("r2")
     assert list(run) == ["run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-                         "parent_run_id", "params", "source", "steps"]
-    assert (run["status"], run["parent_run_id"], run["params"], run["source"]) == (
-        "cancelled", "r1", {"region": "eu"}, "flow.yaml")
+                         "parent_run_id", "params", "source", "origin", "steps"]
+    assert (run["status"], run["parent_run_id"], run["params"], run["source"], run["origin"]) == (
+        "cancelled", "r1", {"region": "eu"}, "flow.yaml", None)
     assert [(s["step"], s["status"], s["reason"]) for s in run["steps"]] == [
         ("build", "cached", "kept from run r1"),
         ("test", "cancelled", "stopOnFail"),
