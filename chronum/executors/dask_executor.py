@@ -216,34 +216,6 @@ def _pickle(func: Callable[..., Any]) -> bytes:
     return payload
 
 
-def _bind(func: Callable[..., Any], ctx: StepContext) -> tuple[list[Any], dict[str, Any]]:
-    from .python import CONTEXT_NAMES, _CallError, _plan_for
-
-    plan = _plan_for(func)
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for name, required, positional_only in plan.params:
-        if name in CONTEXT_NAMES:
-            raise _CallError(f"parameter {name!r}: a dask step runs on a worker, where the "
-                             "step context is not available")
-        if name in ctx.inputs:
-            value = ctx.inputs[name]
-        elif required:
-            available = ", ".join(sorted(ctx.inputs)) or "none"
-            raise _CallError(
-                f"required parameter {name!r} matches no upstream step (inputs: {available})")
-        else:
-            continue
-        if positional_only:
-            args.append(value)
-        else:
-            kwargs[name] = value
-    if plan.var_keyword:
-        for name, value in ctx.inputs.items():
-            kwargs.setdefault(name, value)
-    return args, kwargs
-
-
 def _log_lines(log: LogSink, text: str) -> None:
     for line in text.rstrip("\n").split("\n"):
         log("stderr", line)
@@ -342,12 +314,12 @@ class DaskExecutor:
 
     def _prepare(self, step: Step, ctx: StepContext
                  ) -> tuple[Callable[..., Any], list[Any]] | Result:
-        from .python import _CallError, _resolve
+        from .python import _bind, _CallError, _plan_for, _resolve
 
         if step.call:
             try:
                 func = _resolve(step.call, ctx)
-                args, kwargs = _bind(func, ctx)
+                args, kwargs = _bind(_plan_for(func), ctx, where="a dask worker")
                 payload = _pickle(func)
             except _CallError as exc:
                 return _refuse(ctx, f"{step.call}: {exc}")

@@ -229,12 +229,20 @@ def _plan_for(func: Callable[..., Any]) -> _Plan:
     return plan
 
 
-def _bind(plan: _Plan, ctx: StepContext) -> tuple[list[Any], dict[str, Any]]:
+def _bind(plan: _Plan, ctx: StepContext, *, where: str | None = None
+          ) -> tuple[list[Any], dict[str, Any]]:
+    """Arguments for a call: upstream values by parameter name, the context for ``ctx``.
+
+    ``where`` names a place without the step context (a dask worker): asking for it there is
+    an error rather than a value that cannot travel."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     used: set[str] = set()
     for name, required, positional_only in plan.params:
         if name in CONTEXT_NAMES:
+            if where is not None:
+                raise _CallError(f"parameter {name!r}: a step that runs on {where} has no "
+                                 "step context")
             value: Any = ctx
         elif name in ctx.inputs:
             value = ctx.inputs[name]

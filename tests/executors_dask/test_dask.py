@@ -238,3 +238,19 @@ def test_validate_explains_a_missing_dask(tmp_path: Path):
     assert out.returncode == 2
     assert "pip install 'chronum[dask]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_function_asking_for_the_step_context_is_refused(tmp_path: Path):
+    (tmp_path / "ctx_mod.py").write_text("def needs_ctx(ctx):\n    return ctx.run_id\n")
+    flow = _flow(tmp_path, """\
+        name: contextual
+        steps:
+          - name: here
+            executor: dask
+            call: ctx_mod:needs_ctx
+    """)
+    db = tmp_path / "state.db"
+    run = chronum.run(flow, db=db, executors=_registry())
+    assert run.status == "failed"
+    assert ("parameter 'ctx': a step that runs on a dask worker has no step context"
+            in chronum.steps(db=db)["reason"][0])
