@@ -71,6 +71,9 @@ class Graph:
 _NODE = re.compile(r'<g id="(?P<id>[A-Za-z0-9_]+)_(?P<i>\d+)" class="node">(?P<body>.*?)</g>',
                    re.DOTALL)
 _NOISE = re.compile(r"<!--.*?-->\n?|<title>[^<]*&#45;&gt;[^<]*</title>\n?", re.DOTALL)
+_DECORATED_NODE = re.compile(r'<g id="(?P<id>[A-Za-z0-9_]+)_(?P<i>\d+)" class="node" '
+                             r'data-step="[^"]*">(?P<body>.*?)</g>', re.DOTALL)
+_BADGE = re.compile(r'<text id="[^"]+_a\d+"[^>]*>[^<]*</text>\n?')
 _TEXT_POS = re.compile(r'<text[^>]*? x="(?P<x>-?[\d.]+)" y="(?P<y>-?[\d.]+)"')
 
 
@@ -178,14 +181,12 @@ def bake(graph: Graph, states: Mapping[str, str], attempts: Mapping[str, int]) -
         state = states.get(name, "pending")
         color = STATE_COLORS.get(state, _PENDING_FILL)
         body = match["body"].replace(f'fill="{_PENDING_FILL}"', f'fill="{color}"', 1)
-        n = attempts.get(name, 0)
-        shown = f'id="{node_id(p, i)}_a{_badge(n)}"' if n >= 2 else None
-        body = re.sub(r'<text id="[^"]+_a\d+"[^>]*>[^<]*</text>\n?',
-                      lambda m: m[0].replace(' display="none"', "")
-                      if shown and m[0].startswith(f"<text {shown}") else "", body)
+        if "chronum-badge" in body:  # only steps that retry carry badges
+            n = attempts.get(name, 0)
+            shown = f'id="{node_id(p, i)}_a{_badge(n)}"' if n >= 2 else None
+            body = _BADGE.sub(lambda m: m[0].replace(' display="none"', "")
+                              if shown and m[0].startswith(f"<text {shown}") else "", body)
         return (f'<g id="{node_id(p, i)}" class="node state-{state}" data-step="'
                 f'{html.escape(name)}" data-state="{state}">{body}</g>')
 
-    pattern = re.compile(r'<g id="(?P<id>[A-Za-z0-9_]+)_(?P<i>\d+)" class="node" '
-                         r'data-step="[^"]*">(?P<body>.*?)</g>', re.DOTALL)
-    return pattern.sub(node, graph.svg)
+    return _DECORATED_NODE.sub(node, graph.svg)
