@@ -211,13 +211,6 @@ def _functions_of(flow: Flow) -> Mapping[str, Callable[..., Any]] | None:
     return found
 
 
-def _note_reasons(store: Store, run_id: str, reasons: Mapping[str, str]) -> None:
-    """Why a kept step ran again, on its row (the engine's events know nothing of it)."""
-    rows = [(reason, run_id, step) for step, reason in reasons.items()]
-    store._write("record why steps ran again in", lambda conn: conn.executemany(
-        "UPDATE steps SET reason = ? WHERE run_id = ? AND step = ? AND reason IS NULL", rows))
-
-
 async def arun(
     flow: Flow | FlowDefinition | PathLike,
     *,
@@ -298,7 +291,7 @@ async def arun(
         try:
             writer.close()
             if reasons:
-                _note_reasons(store, run_id, reasons)
+                store.note_reasons(run_id, reasons)
         finally:
             if jsonl is not None:
                 jsonl.close()

@@ -254,6 +254,16 @@ class Store:
 
     # -- logs -------------------------------------------------------------------------------
 
+    def note_reasons(self, run_id: str, reasons: Mapping[str, str]) -> None:
+        """Say why steps ran, where their rows have no reason yet (a kept step that had to run
+        again on resume, say); committed at once."""
+        rows = [(reason, run_id, step) for step, reason in reasons.items()]
+        with self._lock:
+            self.flush()
+            self._write("record why steps ran in", lambda conn: conn.executemany(
+                "UPDATE steps SET reason = ? WHERE run_id = ? AND step = ? AND reason IS NULL",
+                rows))
+
     def log_path(self, run_id: str, step: str) -> Path | None:
         """The step's log file; a cached step points at the log of the run that produced it."""
         self.flush()
