@@ -9,8 +9,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from ._common import Figure, Workspace, integrity, wait_for
-from .runs import _chain, _done
+from ._common import Figure, Workspace, wait_for
+from .runs import _chain, _done, assert_consistent_after_kill
 
 __all__ = ["check_kernel_kill"]
 
@@ -83,13 +83,7 @@ def check_kernel_kill(work: Path, kills: int, n_steps: int, seed: int = 7) -> li
         ws = Workspace(work / f"kernel-{k}")
         _kill_kernel_mid_cell(ws, f"%%chronum --db {ws.db}\n{flow_text}",
                               rng.randint(1, n_steps - 1))
-        assert integrity(ws.db) == "ok", f"kernel kill {k}: integrity_check failed"
-        shown = ws.json("show", "last")
-        assert shown["status"] == "interrupted", f"kernel kill {k}: run is {shown['status']}"
-        done = set(_done(ws))
-        for step in shown["steps"]:
-            assert step["status"] != "succeeded" or step["step"] in done, (
-                f"kernel kill {k}: {step['step']} recorded succeeded without its side effect")
+        assert_consistent_after_kill(ws, f"kernel kill {k}")
         status = _resume_in_new_kernel(ws)
         assert status == "succeeded", f"kernel kill {k}: resume in a new kernel {status!r}"
         assert set(_done(ws)) == everything, f"kernel kill {k}: effects missing after resume"

@@ -22,6 +22,18 @@ def _chain(n_steps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def assert_consistent_after_kill(ws: Workspace, label: str) -> None:
+    """What a kill -9 must leave: an intact store, the run ``interrupted``, and no step
+    recorded ``succeeded`` whose side effect (its line in the file) is missing."""
+    assert integrity(ws.db) == "ok", f"{label}: integrity_check failed"
+    shown = ws.json("show", "last")
+    assert shown["status"] == "interrupted", f"{label}: run is {shown['status']}"
+    done = set(_done(ws))
+    for step in shown["steps"]:
+        assert step["status"] != "succeeded" or step["step"] in done, (
+            f"{label}: {step['step']} recorded succeeded without its side effect")
+
+
 def _done(ws: Workspace) -> list[str]:
     path = ws.root / "done.txt"
     return path.read_text().split() if path.exists() else []
@@ -49,13 +61,7 @@ def check_crashes(work: Path, kills: int, n_steps: int, seed: int = 6) -> list[F
         ws = Workspace(work / f"crash-{k}")
         ws.write("f.yaml", flow)
         _kill_after(ws, rng.randint(1, n_steps - 1))
-        assert integrity(ws.db) == "ok", f"kill {k}: integrity_check failed"
-        shown = ws.json("show", "last")
-        assert shown["status"] == "interrupted", f"kill {k}: run is {shown['status']}"
-        done = set(_done(ws))
-        for step in shown["steps"]:
-            assert step["status"] != "succeeded" or step["step"] in done, (
-                f"kill {k}: {step['step']} recorded succeeded without its side effect")
+        assert_consistent_after_kill(ws, f"kill {k}")
         resumed = ws("resume", "last", "-q")
         assert resumed.returncode == 0, f"kill {k}: resume failed: {resumed.stderr}"
         effects = _done(ws)

@@ -10,18 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .._args import name_value
 from ..errors import ChronumError, SpecError
 
 __all__ = ["console", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _param(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
-    return name, value
 
 
 def _positive(text: str) -> int:
@@ -61,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a flow file")
     run.add_argument("file")
-    run.add_argument("-p", "--param", dest="params", action="append", type=_param, default=[],
+    run.add_argument("-p", "--param", dest="params", action="append", type=name_value, default=[],
                      metavar="NAME=VALUE", help="override a declared param (repeatable)")
     run.add_argument("--executor", choices=("dask",),
                      help="run every python step with this executor (dask: on a Dask cluster)")

@@ -23,6 +23,7 @@ from IPython.core.error import UsageError
 from IPython.display import DisplayHandle, display
 
 from .. import api
+from .._args import name_value
 from ..errors import ChronumError, SpecError
 from ..model import Flow
 from .display import Snapshot, plain_text, prefix_for, static_html
@@ -55,13 +56,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message or f"{self.prog}: exit {status}")
 
 
-def _param(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
-    return name, value
-
-
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -79,7 +73,7 @@ def cell_parser() -> _Parser:
     p.add_argument("--dry-run", action="store_true", dest="dry_run")
     p.add_argument("--raise", action="store_true", dest="raise_")
     p.add_argument("--db")
-    p.add_argument("-p", "--param", type=_param, action="append", default=[], dest="params")
+    p.add_argument("-p", "--param", type=name_value, action="append", default=[], dest="params")
     return p
 
 
