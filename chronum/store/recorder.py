@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -102,8 +101,6 @@ def _jsonable(value: object) -> object:
 
 # One encoder built once: ``json.dumps`` with options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(default=_jsonable, separators=(",", ":"))
-_COMMON = frozenset({"run_id", "at", "step", "attempt"})
-_DATA_FIELDS: dict[type[Event], tuple[str, ...]] = {}
 
 
 def to_json(value: object) -> str:
@@ -111,13 +108,8 @@ def to_json(value: object) -> str:
 
 
 def event_data(event: Event) -> str:
-    """``event.data`` as JSON, without ``dataclasses.fields`` on every event (hot path)."""
-    names = _DATA_FIELDS.get(type(event))
-    if names is None:
-        names = _DATA_FIELDS[type(event)] = tuple(
-            f.name for f in fields(event) if f.name not in _COMMON
-        )
-    return _ENCODER.encode({name: getattr(event, name) for name in names})
+    """``event.data`` as JSON."""
+    return _ENCODER.encode({name: getattr(event, name) for name in event.FIELDS})
 
 
 _ENDED = ("succeeded", "failed", "cancelled")
