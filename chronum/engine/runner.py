@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,16 +103,21 @@ def run_environment(flow: Flow, run_id: str, params: Mapping[str, str],
 
 
 def step_environment(run_env: Mapping[str, str], step: Step, attempt: int,
-                     secrets: Mapping[str, str] | None = None) -> dict[str, str]:
+                     secrets: Mapping[str, str] | None = None) -> Mapping[str, str]:
     """The whole environment of one attempt: the run's, the step's own env, then the
-    ``secrets`` (name to value) it gets."""
-    env = dict(run_env)
-    env.update(step.env)
+    ``secrets`` (name to value) it gets.
+
+    A layered view, not a copy: most steps (in-process calls) never read it, and a process
+    step copies it once when it spawns.
+    """
+    own = {"CHRONUM_STEP": step.name, "CHRONUM_ATTEMPT": str(attempt)}
+    layers: list[Mapping[str, str]] = [own]
     if secrets:
-        env.update(secrets)
-    env["CHRONUM_STEP"] = step.name
-    env["CHRONUM_ATTEMPT"] = str(attempt)
-    return env
+        layers.append(secrets)
+    if step.env:
+        layers.append(step.env)
+    layers.append(run_env)
+    return ChainMap(*layers)  # type: ignore[arg-type]  # ChainMap only reads these
 
 
 class _Run:
@@ -145,8 +151,14 @@ class _Run:
         self.outputs: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.ready: list[int] = []
-        self.running: dict[asyncio.Task[Result], str] = {}
+        #: Slot tasks (at most ``max_parallel``) and the step each is running now.
+        self.running: dict[asyncio.Task[None], str] = {}
+        #: One future per idle slot, resolved when there may be something new to do.
+        self._idle: list[asyncio.Future[None]] = []
         self.halted = False
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self._cwd: dict[str | None, Path] = {}
         #: The store could not record a log line: the run stops and fails with this error.
         self.fatal: BaseException | None = None
         self._executor_cache: dict[str, Executor] = {}
@@ -199,7 +211,7 @@ class _Run:
 
     def context(self, step: Step, attempt: int) -> StepContext:
         run_id, name, clock = self.run_id, step.name, self.clock
-        loop, loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        loop, loop_thread = self.loop, self.loop_thread
         mask = self.mask if self.mask else None
         emit = self.emit_log
 
@@ -213,12 +225,15 @@ class _Run:
             else:  # print() from a sync step in a worker thread: observers live on the loop
                 loop.call_soon_threadsafe(emit, event)
 
-        cwd = self.flow.base_dir if step.cwd is None else self.flow.base_dir / step.cwd
+        cwd = self._cwd.get(step.cwd)
+        if cwd is None:
+            base = Path(self.flow.base_dir)
+            cwd = self._cwd[step.cwd] = base if step.cwd is None else base / step.cwd
         inputs = {n: self.outputs[n] for n in step.needs if n in self.outputs}
         return StepContext(
             run_id=self.run_id, flow=self.flow, attempt=attempt,
             env=step_environment(self.run_env, step, attempt, self.step_secrets(step)),
-            cwd=Path(cwd), params=self.params, inputs=inputs, log=log, grace=self.grace,
+            cwd=cwd, params=self.params, inputs=inputs, log=log, grace=self.grace,
             extras=self.extras,
         )
 
@@ -255,6 +270,8 @@ class _Run:
     async def attempt(self, step: Step, ctx: StepContext) -> Result:
         executor = self.executor(step.executor)
         try:
+            if step.timeout is None:
+                return await executor.execute(step, ctx)
             async with asyncio.timeout(step.timeout):
                 return await executor.execute(step, ctx)
         except TimeoutError:
@@ -329,25 +346,59 @@ class _Run:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def start_ready(self) -> None:
-        while self.ready and len(self.running) < self.max_parallel and not self.halted:
+    def next_step(self) -> Step | None:
+        """The first ready step in file order, or None (nothing ready, or the run halted)."""
+        while self.ready and not self.halted:
             step = self.flow.steps[heapq.heappop(self.ready)]
-            if self.states[step.name] != "pending":
-                continue
-            self.states[step.name] = "running"
-            task = asyncio.ensure_future(self.run_step(step))
-            self.running[task] = step.name
+            if self.states[step.name] == "pending":
+                return step
+        return None
 
-    def finish(self, task: asyncio.Task[Result]) -> None:
-        name = self.running.pop(task)
-        step = self.step(name)
-        if task.cancelled():
-            self.states[name] = "cancelled"
-            return
-        exc = task.exception()
-        if exc is not None:
-            raise exc  # the store could not write, or the engine has a bug: fail loudly
-        result = task.result()
+    async def slot(self) -> None:
+        """One of ``max_parallel`` slots: run ready steps one after another until none can
+        become ready any more.
+
+        A long-lived slot rather than a task per step: finishing a step and starting the next
+        happen in the same turn of the loop, without a task to create and wait for.
+        """
+        me = asyncio.current_task()
+        assert me is not None
+        while True:
+            step = self.next_step()
+            if step is None:
+                if not self.running or self.halted:
+                    self.wake_all()  # the run is over for every slot
+                    return
+                idle = self.loop.create_future()
+                self._idle.append(idle)
+                try:
+                    await idle
+                except asyncio.CancelledError:
+                    return
+                continue
+            name = step.name
+            self.states[name] = "running"
+            self.running[me] = name
+            try:
+                result = await self.run_step(step)
+            except asyncio.CancelledError:
+                del self.running[me]
+                self.states[name] = "cancelled"
+                self.wake_all()
+                return
+            del self.running[me]
+            self.finish(step, result)
+            if self.ready or not self.running or self.halted:
+                self.wake_all()
+
+    def wake_all(self) -> None:
+        idle, self._idle = self._idle, []
+        for future in idle:
+            if not future.done():
+                future.set_result(None)
+
+    def finish(self, step: Step, result: Result) -> None:
+        name = step.name
         if result.ok:
             self.states[name] = "succeeded"
             if result.value is not None:
@@ -430,29 +481,31 @@ async def run_flow(
             run.mark_done(step.name)
         elif run.waiting_on[step.name] == 0:
             heapq.heappush(run.ready, run.position[step.name])
-    # Steps that need a cached step were pushed by mark_done already; dedupe is in start_ready.
+    # Steps that need a cached step were pushed by mark_done already; next_step dedupes.
 
     cancelled = False
+    to_run = sum(1 for state in run.states.values() if state == "pending")
+    slots = [asyncio.ensure_future(run.slot()) for _ in range(min(run.max_parallel, to_run))]
     try:
-        run.start_ready()
-        while run.running:
-            done, _ = await asyncio.wait(list(run.running), return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: run.position[run.running[t]]):
-                run.finish(task)
-            if run.fatal is not None:
-                raise run.fatal
-            run.start_ready()
+        if slots:
+            done, _ = await asyncio.wait(slots, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                error = None if task.cancelled() else task.exception()
+                if error is not None:
+                    raise error  # the store could not write, or the engine has a bug
+        if run.fatal is not None:
+            raise run.fatal
     except asyncio.CancelledError:
         cancelled = True
         run.halted = True
-        await _stop_all(run)
+        await _stop_all(run, slots)
         await _finish_executors(run)
         run.skip_pending("run cancelled")
         _emit_finished(run, "cancelled", started)
         raise
     except BaseException:
         run.halted = True
-        await _stop_all(run)
+        await _stop_all(run, slots)
         await _finish_executors(run)
         raise
     await _finish_executors(run)
@@ -463,21 +516,20 @@ async def run_flow(
                       finished_at=clock.now(), errors=dict(run.errors))
 
 
-async def _stop_all(run: _Run) -> None:
-    """Cancel every running step and wait until each has stopped its processes."""
-    tasks = list(run.running)
-    for task in tasks:
+async def _stop_all(run: _Run, slots: list[asyncio.Task[None]]) -> None:
+    """Cancel every slot and wait until each has stopped its step's processes."""
+    for task in slots:
         task.cancel()
     while True:
         try:
-            if tasks:
-                await asyncio.wait(tasks)
+            if slots:
+                await asyncio.wait(slots)
             break
         except asyncio.CancelledError:
             continue  # a second Ctrl-C must not leave processes behind
-    for task in tasks:
-        name = run.running.pop(task)
+    for name in run.running.values():  # a slot that ended with an error mid-step
         run.states[name] = "cancelled"
+    run.running.clear()
 
 
 async def _finish_executors(run: _Run) -> None:

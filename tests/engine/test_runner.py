@@ -37,6 +37,16 @@ def test_max_parallel_bounds_concurrency(registry, bus, clock, executor, limit):
     assert executor.peak == limit
 
 
+def test_steps_released_later_use_every_slot(registry, bus, clock, executor, recorder):
+    # one step ready at the start, then a fan-out: parallelism comes from later releases too
+    flow = make_flow(fake("root"), *[fake(f"s{i}", needs=["root"]) for i in range(6)],
+                     fake("join", needs=[f"s{i}" for i in range(6)]), max_parallel=3)
+    out = go(flow, registry, bus, clock)
+    assert out.status == "succeeded"
+    assert executor.peak == 3
+    assert recorder.started_order() == ["root", *[f"s{i}" for i in range(6)], "join"]
+
+
 def test_failure_halts_downstream_and_independent_branches_go_on(registry, bus, clock, recorder):
     flow = make_flow(fake("a", codes=[3]), fake("b", needs=["a"]), fake("c", needs=["b"]),
                      fake("x"), fake("y", needs=["x"]))
