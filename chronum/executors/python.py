@@ -10,7 +10,7 @@ value, ``ctx``/``context`` gives the ``StepContext``, ``**kwargs`` takes every i
 
 Output: ``print()`` inside the function reaches the log of the step that called it, even with many
 steps running at once, because ``sys.stdout``/``sys.stderr`` are replaced (once) by routers that
-look up the current step in a ``ContextVar``; ``asyncio.to_thread`` and tasks carry it along. A
+look up the current step in a ``ContextVar``; the worker threads and tasks carry it along. A
 thread the function starts itself does not, and writes to the real stream.
 
 Cancellation: an ``async def`` function is cancelled with the step's task. A sync function runs
@@ -25,13 +25,14 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import queue
 import shlex
 import sys
 import threading
 import traceback
 import weakref
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TextIO, cast
@@ -274,6 +275,66 @@ class _Outcome:
     error: BaseException | None = None
 
 
+class _Workers:
+    """The threads that run sync ``call:`` functions, so the event loop stays free.
+
+    Smaller than ``loop.run_in_executor``: a call is one queue put in and one
+    ``call_soon_threadsafe`` back, with no ``concurrent.futures.Future`` in between (its locks
+    and callback chain cost as much as a no-op step). Threads are daemons: a cancelled call
+    cannot be stopped, and one still running must not keep the process alive at exit. A thread
+    idle for a minute ends; a new one starts when every thread is busy.
+    """
+
+    IDLE_TIMEOUT = 60.0
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Outcome],
+                                             Callable[[], _Outcome]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._count = 0
+
+    def call(self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+             ) -> asyncio.Future[_Outcome]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Outcome] = loop.create_future()
+        context = copy_context()  # the step's output router travels with the call
+        self._queue.put((loop, future, lambda: context.run(_call_sync, func, args, kwargs)))
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1  # that thread takes it
+                return future
+            self._count += 1
+            name = f"chronum-call-{self._count}"
+        threading.Thread(target=self._work, name=name, daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                loop, future, job = self._queue.get(timeout=self.IDLE_TIMEOUT)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0 and self._queue.empty():
+                        self._idle -= 1
+                        return
+                continue
+            outcome = job()
+            # A closed loop raises RuntimeError: nobody waits for this call any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            with self._lock:
+                self._idle += 1
+
+
+def _settle(future: asyncio.Future[_Outcome], outcome: _Outcome) -> None:
+    if not future.done():  # a cancelled step no longer waits for it
+        future.set_result(outcome)
+
+
+_workers = _Workers()
+
+
 def _call_sync(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> _Outcome:
     # Runs in the worker thread; catching here keeps SystemExit off the event loop.
     try:
@@ -364,7 +425,7 @@ class PythonExecutor:
             if plan.is_async:
                 outcome = await _await(func(*args, **kwargs))
             else:
-                outcome = await asyncio.to_thread(_call_sync, func, args, kwargs)
+                outcome = await _workers.call(func, args, kwargs)
                 if outcome.error is None and inspect.isawaitable(outcome.value):
                     outcome = await _await(outcome.value)
         except asyncio.CancelledError:

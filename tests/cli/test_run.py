@@ -227,3 +227,25 @@ def test_the_log_tail_in_the_database_is_capped_and_the_file_whole(chronum: Chro
     bad = chronum("run", "f.yaml", "-q")
     assert bad.returncode == 2
     assert "CHRONUM_LOG_TAIL_BYTES must be a whole number, got 'lots'" in bad.stderr
+
+
+def test_a_sync_call_that_timed_out_does_not_keep_the_process_alive(chronum: Chronum):
+    # Python cannot stop the thread of a sync function; the process must exit anyway,
+    # not wait the function out (here 60 s, beyond the subprocess timeout below).
+    chronum.write("slow.py", """
+        import time
+
+        def forever():
+            time.sleep(60)
+    """)
+    chronum.write("f.yaml", """
+        name: slow
+        steps:
+          - name: stuck
+            executor: python
+            call: slow:forever
+            timeout: 0.5
+    """)
+    proc = chronum("run", "f.yaml", timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    assert "[stuck] failed" in proc.stdout and "timed out after 0.5s" in proc.stdout
