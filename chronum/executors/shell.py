@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import ClassVar
 
 from ..model import Step
@@ -32,6 +31,8 @@ class ShellExecutor:
             return Result(1, error="no 'run:' command")
         shell = DEFAULT_SHELL
         if step.shell:
+            import shutil  # only for a chosen shell; most steps never need it
+
             found = shutil.which(step.shell, path=ctx.env.get("PATH"))
             if found is None:
                 message = f"shell not found: {step.shell}"
