@@ -8,6 +8,14 @@ for the in-process workloads, a bare asyncio loop spawning the same processes fo
 workloads and budgets are issue #2's "Performance" section. Flows, databases and logs live in a
 temporary folder that is deleted afterwards; nothing is written into the repository.
 
+W0, W1, W2 and W4 are also timed beside their floor (``floor.py``, alternating in the same way,
+same repeat count): one process that only imports asyncio and sqlite3 and runs the same DAG of
+sync no-ops, each through ``loop.run_in_executor`` on a 2-thread pool, 2 at a time. That is the
+least any runtime pays that meets the issue's design (asyncio engine, ``call:`` functions in a
+worker thread, states in SQLite) before it parses or records anything. The table shows the floor
+and chronum's multiple of it next to the budget verdict, which is judged exactly as before; the
+summary names the budgets that lie below the floor measured on this machine.
+
 This is a report, not a test: the exit code is 0 even when a budget is missed (1 only when a
 workload could not be run at all, such as a ``chronum run`` that fails).
 """
@@ -65,11 +73,14 @@ class Row:
     unit: str  # "s", "ms" or "MB"
     median: float | None = None
     baseline: float | None = None
+    floor: float | None = None
     budget: float | None = None
     budget_is_ratio: bool = False
     passed: bool | None = None
     samples: list[float] = field(default_factory=list)
     baseline_samples: list[float] = field(default_factory=list)
+    floor_samples: list[float] = field(default_factory=list)
+    steps: int = 0
     note: str = ""
     error: str = ""
 
@@ -78,6 +89,18 @@ class Row:
         if self.median is None or not self.baseline:
             return None
         return self.median / self.baseline
+
+    @property
+    def floor_ratio(self) -> float | None:
+        if self.median is None or not self.floor:
+            return None
+        return self.median / self.floor
+
+    @property
+    def below_floor(self) -> bool:
+        """The budget is an absolute time that even the floor misses (not a verdict on chronum)."""
+        return (self.budget is not None and not self.budget_is_ratio and self.floor is not None
+                and self.floor > self.budget)
 
     def judge(self) -> None:
         value = self.ratio if self.budget_is_ratio else self.median
@@ -100,18 +123,27 @@ def _timed(cmd: Sequence[str], cwd: Path) -> float:
 
 
 def _paired(command: Callable[[int], list[str]], baseline: list[str], repeat: int,
-            cwd: Path, check: Callable[[int], None] | None = None) -> tuple[list[float], ...]:
-    """One warm-up of each, then ``repeat`` alternating (baseline, command) timings."""
+            cwd: Path, check: Callable[[int], None] | None = None,
+            floor: list[str] | None = None) -> tuple[list[float], list[float], list[float]]:
+    """One warm-up of each, then ``repeat`` alternating (baseline, [floor,] command) timings.
+
+    Returns the command's, the baseline's and the floor's samples (empty without a floor).
+    """
     _timed(baseline, cwd)
+    if floor is not None:
+        _timed(floor, cwd)
     _timed(command(0), cwd)
     if check is not None:
         check(0)
     ours: list[float] = []
     theirs: list[float] = []
+    floors: list[float] = []
     for i in range(1, repeat + 1):
         theirs.append(_timed(baseline, cwd))
+        if floor is not None:
+            floors.append(_timed(floor, cwd))
         ours.append(_timed(command(i), cwd))
-    return ours, theirs
+    return ours, theirs, floors
 
 
 def _db(tmp: Path, name: str, i: int) -> Path:
@@ -133,20 +165,54 @@ def _check_recorded(db: Path, n_steps: int) -> None:
 # -- the benchmarks -------------------------------------------------------------------------
 
 
+def _check_floor(floor: list[str], flow: Path, cwd: Path) -> None:
+    """``floor.py`` runs the flow's DAG: the same number of steps and of dependency edges."""
+    done = subprocess.run([*floor, "--shape"], cwd=cwd, capture_output=True, text=True, env=ENV,
+                          check=False)
+    theirs = tuple(int(x) for x in done.stdout.split()) if done.returncode == 0 else None
+    ours = wl.shape(flow.read_text(encoding="utf-8"))
+    if theirs != ours:
+        raise BenchError(f"floor.py's DAG {theirs} differs from {flow.name}'s {ours} "
+                         f"(steps, edges): {done.stderr.strip()[-300:]}")
+
+
 def bench_flow(row: Row, tmp: Path, flow: Path, n_steps: int, repeat: int,
-               baseline: list[str]) -> None:
+               baseline: list[str], floor: list[str] | None = None) -> None:
     def command(i: int) -> list[str]:
         return [CHRONUM, "run", str(flow), "-q", "--db", str(_db(tmp, row.name, i))]
 
-    ours, theirs = _paired(command, baseline, repeat, tmp,
-                           lambda i: _check_recorded(_db(tmp, row.name, i), n_steps))
-    row.samples, row.baseline_samples = ours, theirs
+    if floor is not None:
+        _check_floor(floor, flow, tmp)
+    ours, theirs, floors = _paired(command, baseline, repeat, tmp,
+                                   lambda i: _check_recorded(_db(tmp, row.name, i), n_steps),
+                                   floor)
+    row.samples, row.baseline_samples, row.floor_samples = ours, theirs, floors
     row.median, row.baseline = statistics.median(ours), statistics.median(theirs)
+    row.steps = n_steps
+    if floors:
+        row.floor = statistics.median(floors)
+
+
+def floor_notes(rows: list[Row]) -> None:
+    """How far above its floor each flow is: in all, and per step beyond W0's fixed part."""
+    fixed = next((r.median - r.floor for r in rows if r.name == "W0" and r.floor is not None
+                  and r.median is not None), None)
+    for r in rows:
+        if r.floor is None or r.median is None:
+            continue
+        above = r.median - r.floor
+        note = (f"floor {r.floor:.3f} s ({r.steps:,} no-op{'s' if r.steps > 1 else ''} in "
+                f"worker threads, 2 at a time, after importing asyncio and sqlite3); chronum "
+                f"{1000 * above:+.0f} ms above it")
+        if fixed is not None and r.steps > 1:
+            note += (f", {1e6 * (above - fixed) / (r.steps - 1):+.0f} us per step beyond W0's "
+                     f"{1000 * fixed:+.0f} ms")
+        r.note = note
 
 
 def bench_import(row: Row, tmp: Path, repeat: int) -> None:
-    ours, theirs = _paired(lambda _: [PY, "-c", "import chronum"], [PY, "-c", "pass"],
-                           repeat, tmp)
+    ours, theirs, _ = _paired(lambda _: [PY, "-c", "import chronum"], [PY, "-c", "pass"],
+                              repeat, tmp)
     row.samples = [1000 * t for t in ours]
     row.baseline_samples = [1000 * t for t in theirs]
     row.baseline = statistics.median(row.baseline_samples)
@@ -246,24 +312,27 @@ def plan(sizes: wl.Sizes, tmp: Path, repeat: int, import_repeat: int,
     bare = [PY, "-c", "pass"]
     n3 = sizes.w3_shell
     asyncio_true = [PY, str(HERE / "asyncio_true.py"), str(n3)]
+    floor = [PY, str(HERE / "floor.py")]
     flows = {
-        "W0": ("1 step", wl.one_step(), 1, 0.08),
+        "W0": ("1 step", wl.one_step(), 1, 0.08, [*floor, "W0"]),
         "W1": (f"{sizes.w1_fan:,} no-ops + 1 join", wl.fan_in(sizes.w1_fan), sizes.w1_fan + 1,
-               0.20),
-        "W2": (f"{sizes.w2_chain}-step chain", wl.chain(sizes.w2_chain), sizes.w2_chain, 0.12),
+               0.20, [*floor, "W1", str(sizes.w1_fan)]),
+        "W2": (f"{sizes.w2_chain}-step chain", wl.chain(sizes.w2_chain), sizes.w2_chain, 0.12,
+               [*floor, "W2", str(sizes.w2_chain)]),
         "W4": (f"{sizes.w4_layers}x{sizes.w4_width} layers",
                wl.layers(sizes.w4_layers, sizes.w4_width), sizes.w4_layers * sizes.w4_width,
-               0.17),
+               0.17, [*floor, "W4", str(sizes.w4_layers), str(sizes.w4_width)]),
     }
     rows: list[tuple[Row, Callable[[Row], None]]] = []
     w0 = wl.write_flow(tmp, "w0", flows["W0"][1])
 
-    def flow_bench(flow: Path, n: int, baseline: list[str]) -> Callable[[Row], None]:
-        return lambda row: bench_flow(row, tmp, flow, n, repeat, baseline)
+    def flow_bench(flow: Path, n: int, baseline: list[str],
+                   floor: list[str] | None = None) -> Callable[[Row], None]:
+        return lambda row: bench_flow(row, tmp, flow, n, repeat, baseline, floor)
 
-    for name, (what, text, n, budget) in flows.items():
+    for name, (what, text, n, budget, floor_cmd) in flows.items():
         flow = wl.write_flow(tmp, name.lower(), text)
-        rows.append((Row(name, what, "s", budget=budget), flow_bench(flow, n, bare)))
+        rows.append((Row(name, what, "s", budget=budget), flow_bench(flow, n, bare, floor_cmd)))
     w3 = wl.write_flow(tmp, "w3", wl.shell_true(n3))
     rows.insert(3, (Row("W3", f"{n3} shell `true`", "s", budget=1.2, budget_is_ratio=True),
                     flow_bench(w3, n3, asyncio_true)))
@@ -297,13 +366,15 @@ def _budget(row: Row) -> str:
 
 
 def print_table(rows: list[Row], quick: bool) -> None:
-    head = ("workload", "what", "median", "baseline", "ratio", "budget", "verdict")
+    head = ("workload", "what", "median", "baseline", "ratio", "floor", "x floor", "budget",
+            "verdict")
     lines = [head]
     for r in rows:
         verdict = "ERROR" if r.error else {True: "PASS", False: "FAIL", None: "-"}[r.passed]
         ratio = "-" if r.ratio is None or r.name == "import" else f"{r.ratio:.2f}x"
+        over = "-" if r.floor_ratio is None else f"{r.floor_ratio:.2f}x"
         lines.append((r.name, r.what, _fmt(r.median, r.unit), _fmt(r.baseline, r.unit), ratio,
-                      _budget(r), verdict))
+                      _fmt(r.floor, r.unit), over, _budget(r), verdict))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for i, line in enumerate(lines):
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
@@ -316,9 +387,16 @@ def print_table(rows: list[Row], quick: bool) -> None:
     missed = [r.name for r in rows if r.passed is False]
     broken = [r.name for r in rows if r.error]
     print()
+    print("baseline: `python -c pass` (W3: asyncio_true.py, the same processes from a bare loop); "
+          "floor: floor.py, the workload's DAG as worker-thread no-ops after importing asyncio "
+          "and sqlite3")
     if quick:
         print("--quick: reduced sizes and repetitions; verdicts are a smoke check only.")
     print(f"budgets missed: {', '.join(missed)}" if missed else "all measured budgets met")
+    unreachable = [f"{r.name} (floor {_fmt(r.floor, r.unit)}, budget {_fmt(r.budget, r.unit)})"
+                   for r in rows if r.below_floor]
+    if unreachable:
+        print(f"budgets below the floor on this machine: {', '.join(unreachable)}")
     if broken:
         print(f"could not measure: {', '.join(broken)}")
 
@@ -360,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row.judge()
             rows.append(row)
     load = (load_before, os.getloadavg()[0])
+    floor_notes(rows)
     print_table(rows, args.quick)
     print(f"1-minute load average {load[0]:.2f} before, {load[1]:.2f} after, on "
           f"{os.cpu_count()} CPUs (a busy machine inflates every number)")
@@ -372,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "load_average": load,
             "bytecode_cache": not args.keep_env,
-            "results": [{**asdict(r), "ratio": r.ratio} for r in rows],
+            "results": [{**asdict(r), "ratio": r.ratio, "floor_ratio": r.floor_ratio,
+                         "budget_below_floor": r.below_floor} for r in rows],
         }
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 1 if any(r.error for r in rows) else 0

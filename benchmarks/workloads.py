@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SIZES", "Sizes", "write_flow", "write_noop_module"]
+__all__ = ["SIZES", "Sizes", "shape", "write_flow", "write_noop_module"]
 
 NOOP_MODULE = "noop"
 NOOP_SOURCE = '"""In-process no-op for Chronum benchmarks."""\n\n\ndef noop():\n    return None\n'
@@ -93,6 +93,15 @@ def layers(depth: int, width: int) -> str:
 def independent(n: int) -> str:
     """The memory workload: ``n`` independent no-ops."""
     return _flow("memory", [_noop(f"s{i}") for i in range(n)])
+
+
+def shape(text: str) -> tuple[int, int]:
+    """(steps, dependency edges) of a flow written by this module, for checking ``floor.py``."""
+    lines = text.splitlines()
+    steps = sum(line.startswith("  - name: ") for line in lines)
+    edges = sum(len(line.split("[", 1)[1].split(",")) for line in lines
+                if line.startswith("    needs: ["))
+    return steps, edges
 
 
 def write_flow(folder: Path, name: str, text: str) -> Path:
