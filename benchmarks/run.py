@@ -147,19 +147,25 @@ def _paired(command: Callable[[int], list[str]], baseline: list[str], repeat: in
 
 
 def _db(tmp: Path, name: str, i: int) -> Path:
-    """A fresh database per run, in its own folder (step logs are written beside it)."""
+    """The database of run ``i`` of a workload, in its own folder (step logs go beside it).
+
+    Workloads reuse one database (``i`` is 0 for every run): a project's
+    ``.chronum/chronum.db`` exists after its first run, so that is what a user's run costs.
+    The ``W0 new`` row passes each run its own ``i``, a database created by that run."""
     folder = tmp / "db" / f"{name}-{i}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / "chronum.db"
 
 
 def _check_recorded(db: Path, n_steps: int) -> None:
-    """The run really happened: recorded succeeded, with every step succeeded."""
+    """The latest run really happened: recorded succeeded, with every step succeeded."""
     with sqlite3.connect(db) as conn:
-        runs = conn.execute("SELECT status FROM runs").fetchall()
-        done = conn.execute("SELECT COUNT(*) FROM steps WHERE status = 'succeeded'").fetchone()[0]
-    if runs != [("succeeded",)] or done != n_steps:
-        raise BenchError(f"{db.name}: runs {runs}, {done} of {n_steps} steps succeeded")
+        run = conn.execute("SELECT run_id, status FROM runs ORDER BY started_at DESC "
+                           "LIMIT 1").fetchone()
+        done = conn.execute("SELECT COUNT(*) FROM steps WHERE run_id = ? AND status = "
+                            "'succeeded'", (run[0] if run else "",)).fetchone()[0]
+    if run is None or run[1] != "succeeded" or done != n_steps:
+        raise BenchError(f"{db.name}: latest run {run}, {done} of {n_steps} steps succeeded")
 
 
 # -- the benchmarks -------------------------------------------------------------------------
@@ -177,14 +183,18 @@ def _check_floor(floor: list[str], flow: Path, cwd: Path) -> None:
 
 
 def bench_flow(row: Row, tmp: Path, flow: Path, n_steps: int, repeat: int,
-               baseline: list[str], floor: list[str] | None = None) -> None:
+               baseline: list[str], floor: list[str] | None = None,
+               new_db: bool = False) -> None:
+    def db(i: int) -> Path:
+        return _db(tmp, row.name, i if new_db else 0)
+
     def command(i: int) -> list[str]:
-        return [CHRONUM, "run", str(flow), "-q", "--db", str(_db(tmp, row.name, i))]
+        return [CHRONUM, "run", str(flow), "-q", "--db", str(db(i))]
 
     if floor is not None:
         _check_floor(floor, flow, tmp)
     ours, theirs, floors = _paired(command, baseline, repeat, tmp,
-                                   lambda i: _check_recorded(_db(tmp, row.name, i), n_steps),
+                                   lambda i: _check_recorded(db(i), n_steps),
                                    floor)
     row.samples, row.baseline_samples, row.floor_samples = ours, theirs, floors
     row.median, row.baseline = statistics.median(ours), statistics.median(theirs)
@@ -327,12 +337,16 @@ def plan(sizes: wl.Sizes, tmp: Path, repeat: int, import_repeat: int,
     w0 = wl.write_flow(tmp, "w0", flows["W0"][1])
 
     def flow_bench(flow: Path, n: int, baseline: list[str],
-                   floor: list[str] | None = None) -> Callable[[Row], None]:
-        return lambda row: bench_flow(row, tmp, flow, n, repeat, baseline, floor)
+                   floor: list[str] | None = None, new_db: bool = False
+                   ) -> Callable[[Row], None]:
+        return lambda row: bench_flow(row, tmp, flow, n, repeat, baseline, floor, new_db)
 
     for name, (what, text, n, budget, floor_cmd) in flows.items():
         flow = wl.write_flow(tmp, name.lower(), text)
         rows.append((Row(name, what, "s", budget=budget), flow_bench(flow, n, bare, floor_cmd)))
+    # No budget: what the very first run of a project costs, creating its database.
+    rows.insert(1, (Row("W0 new", "1 step, first run: new database", "s"),
+                    flow_bench(w0, 1, bare, [*floor, "W0"], new_db=True)))
     w3 = wl.write_flow(tmp, "w3", wl.shell_true(n3))
     rows.insert(3, (Row("W3", f"{n3} shell `true`", "s", budget=1.2, budget_is_ratio=True),
                     flow_bench(w3, n3, asyncio_true)))
@@ -408,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, help="measured runs per workload (default 5)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--only", metavar="NAMES",
-                        help="comma-separated: W0,W1,W2,W3,W4,import,heavy,memory,steps")
+                        help="comma-separated: W0,W0 new,W1,W2,W3,W4,import,heavy,memory,steps")
     parser.add_argument("--keep-env", action="store_true",
                         help="run every process in this environment unchanged (by default "
                              "bytecode caching is turned on, into the scratch folder)")
