@@ -54,10 +54,18 @@ class ExecutorRegistry:
         self._factories: dict[str, ExecutorFactory] = {}
         self._use_entry_points = entry_points
         self._entry_points_loaded = False
+        self._registered: set[str] = set()
 
     def register(self, name: str, factory: ExecutorFactory) -> None:
         """Make ``name`` available; replaces an earlier executor of the same name."""
         self._factories[name] = factory
+        self._registered.add(name)
+
+    def is_builtin(self, name: str) -> bool:
+        """Whether ``name`` is Chronum's own executor here: built in and not replaced by
+        ``register``. The flow cache trusts only these (their code is part of its key)."""
+        return (name not in self._registered and name in BUILTINS
+                and self._targets.get(name) == BUILTINS[name])
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded or not self._use_entry_points:

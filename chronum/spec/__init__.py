@@ -12,7 +12,7 @@ import codecs
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ChronumError, SpecError
 from ..model import Flow
@@ -51,7 +51,11 @@ def schema_path() -> Path:
 def load(path: str | os.PathLike[str], *, params: Mapping[str, str] | None = None,
          parsers: ParserRegistry | None = None, executors: ExecutorRegistry | None = None,
          default_name: str | None = None) -> Flow:
-    """Read and validate a flow file; relative paths in it resolve against its folder."""
+    """Read and validate a flow file; relative paths in it resolve against its folder.
+
+    A YAML or JSON file already loaded with the same bytes, at the same path, comes from the
+    flow cache (see ``chronum.spec._cache``) without being parsed again.
+    """
     file = os.fspath(path)
     registry = parsers or default_parsers
     fmt = registry.format_for(file)
@@ -62,9 +66,31 @@ def load(path: str | os.PathLike[str], *, params: Mapping[str, str] | None = Non
             "without an extension",
             f"known extensions: {', '.join(registry.extensions())}",
         )
-    text = _read(file)
-    return _load(text, file, fmt, Path(os.path.abspath(file)).parent, file, params, registry,
-                 executors, default_name)
+    data = _read(file)
+    if executors is None:
+        from ..executors import default_registry
+
+        executors = default_registry
+    from . import _cache
+
+    cache = _cache.slot(file, fmt, data, default_name, registry)
+    if cache is not None:
+        cached = cache.get(executors)
+        if cached is not None:
+            try:
+                return apply_params(cached, params, file)
+            except SpecError:  # an unknown param: the full load below reports it at its line
+                cache = None
+    text = _decode(data, file)
+    doc = _parse(text, file, fmt, registry)
+    if isinstance(doc, Flow):
+        return apply_params(doc, params, file)
+    flow = build(doc, file=file, base_dir=Path(os.path.abspath(file)).parent, source=file,
+                 executors=executors, default_name=default_name)
+    if cache is not None:
+        cache.put(flow, executors)
+    # as build(..., params=params) does: the doc gives an unknown param's line
+    return apply_params(flow, params, file, doc)
 
 
 def loads(text: str | bytes, *, filename: str = "<string>", fmt: str = "yaml",
@@ -87,18 +113,7 @@ def loads(text: str | bytes, *, filename: str = "<string>", fmt: str = "yaml",
 def _load(text: str, file: str, fmt: str, base_dir: Path, source: str | None,
           params: Mapping[str, str] | None, registry: ParserRegistry,
           executors: ExecutorRegistry | None, default_name: str | None) -> Flow:
-    parser = registry.parser(fmt)
-    if parser is None:
-        broken = "; ".join(f"{k} ({v})" for k, v in registry.broken.items())
-        raise SpecError.single(file, f"unknown flow format {fmt!r}",
-                               f"installed formats: {', '.join(registry.formats())}"
-                               + (f"; failed to load: {broken}" if broken else ""))
-    try:
-        doc = parser(text, file)
-    except ChronumError:
-        raise
-    except Exception as exc:  # a plugin's own error becomes a message, not a traceback
-        raise SpecError.single(file, f"the {fmt} parser failed: {exc}") from exc
+    doc = _parse(text, file, fmt, registry)
     if isinstance(doc, Flow):
         return apply_params(doc, params, file)
     if executors is None:
@@ -109,6 +124,22 @@ def _load(text: str, file: str, fmt: str, base_dir: Path, source: str | None,
                  params=params, default_name=default_name)
 
 
+def _parse(text: str, file: str, fmt: str, registry: ParserRegistry) -> Any:
+    """The parser's raw document, or a finished Flow."""
+    parser = registry.parser(fmt)
+    if parser is None:
+        broken = "; ".join(f"{k} ({v})" for k, v in registry.broken.items())
+        raise SpecError.single(file, f"unknown flow format {fmt!r}",
+                               f"installed formats: {', '.join(registry.formats())}"
+                               + (f"; failed to load: {broken}" if broken else ""))
+    try:
+        return parser(text, file)
+    except ChronumError:
+        raise
+    except Exception as exc:  # a plugin's own error becomes a message, not a traceback
+        raise SpecError.single(file, f"the {fmt} parser failed: {exc}") from exc
+
+
 def _too_big(file: str, size: int | None) -> SpecError:
     mb = 2**20
     what = f"is {size / mb:.1f} MB" if size else "is larger than that"
@@ -116,7 +147,7 @@ def _too_big(file: str, size: int | None) -> SpecError:
                             f"{MAX_BYTES // mb} MB", "split it into smaller flows")
 
 
-def _read(file: str) -> str:
+def _read(file: str) -> bytes:
     try:
         with open(file, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -128,7 +159,7 @@ def _read(file: str) -> str:
                                ) from None
     if len(data) > MAX_BYTES:
         raise _too_big(file, None)
-    return _decode(data, file)
+    return data
 
 
 def _decode(data: bytes, file: str) -> str:
