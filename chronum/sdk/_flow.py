@@ -126,6 +126,8 @@ class Flow:
             doc["backoff"] = _backoff_doc(backoff)
         self._doc = doc
         self._specs: list[_Spec] = []
+        #: Positions in ``_specs`` by step name (several when a name is, wrongly, reused).
+        self._positions: dict[str, list[int]] = {}
         self._by_func: dict[int, str] = {}
         self._built: tuple[FlowModel, dict[str, Callable[..., Any]]] | None = None
 
@@ -190,11 +192,13 @@ class Flow:
 
     def _add(self, spec: _Spec) -> None:
         self._built = None
-        for i, old in enumerate(self._specs):
-            if old.name == spec.name and _same_definition(old, spec):
+        positions = self._positions.setdefault(spec.name, [])
+        for i in positions:
+            if _same_definition(self._specs[i], spec):
                 self._specs[i] = spec  # a notebook cell run again redefines its steps
                 break
         else:
+            positions.append(len(self._specs))
             self._specs.append(spec)
         if spec.func is not None:
             self._by_func[id(spec.func)] = spec.name
