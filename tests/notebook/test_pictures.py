@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -64,6 +65,29 @@ def test_bake_writes_states_into_the_svg():
     assert 'fill="#f4a3a8"' in baked  # failed colour, without any stylesheet
     assert ">try 3</text>" in baked and ">try 2</text>" not in baked
     assert 'display="none"' not in baked
+
+
+def test_a_flow_laid_out_before_is_not_laid_out_again(tmp_path):
+    # A dot that counts its calls, in front of the real one.
+    calls = tmp_path / "calls"
+    dot = tmp_path / "dot"
+    dot.write_text(f'#!/bin/sh\necho run >> "{calls}"\nexec "{shutil.which("dot")}" "$@"\n')
+    dot.chmod(0o755)
+
+    def flow(retry: int):
+        return loads(f"name: g\nsteps:\n  - name: a\n    run: x\n  - name: b\n    run: y\n"
+                     f"    needs: [a]\n    retry: {retry}\n", filename="g.yaml")
+
+    first = asyncio.run(svg.layout(flow(3), "p1", dot=str(dot)))
+    again = asyncio.run(svg.layout(flow(3), "p2", dot=str(dot)))
+    assert first is not None and again is not None
+    assert calls.read_text().count("run") == 1
+    assert again.prefix == "p2" and 'id="p1_' not in again.svg
+    assert again.svg == first.svg.replace('id="p1_', 'id="p2_')
+    assert 'id="p2_1_a4"' in again.svg and 'id="p2_1_a5"' not in again.svg  # 4 attempts
+    more = asyncio.run(svg.layout(flow(5), "p3", dot=str(dot)))  # other badges: laid out anew
+    assert more is not None and 'id="p3_1_a6"' in more.svg
+    assert calls.read_text().count("run") == 2
 
 
 def test_run_displays_in_plain_python_without_importing_ipython(tmp_path):
