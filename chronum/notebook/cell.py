@@ -42,6 +42,10 @@ _SHOWN: dict[int, int] = {}
 LAST_FLOW: list[Flow] = []
 #: Seconds a finished cell waits for its graph before sending the final picture without it.
 LAYOUT_WAIT = 1.0
+#: A cell's live view appears once its run has lasted this long. A run that ends sooner shows
+#: only its final picture: a widget on screen for a blink costs more to make, send and store
+#: than the run itself. ``--background`` runs show their view at once.
+SHOW_AFTER = 0.25
 #: Live views of recent runs by run id (benchmarks and browser tests read their timestamps).
 VIEWS: OrderedDict[str, LiveView] = OrderedDict()
 
@@ -139,15 +143,55 @@ def consume_shown(obj: object) -> bool:
     return _SHOWN.pop(id(obj), None) == _execution_count()
 
 
+class _Screen:
+    """Where a cell shows its run: nothing at first, then the live view, then the final
+    picture in its place (or in place of nothing, when the run ended before the view came)."""
+
+    def __init__(self, view: LiveView | None) -> None:
+        self.view = view
+        self.handle: DisplayHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def show(self) -> None:
+        """Put the live view on screen (once; not after the run ended)."""
+        self._timer = None
+        if self.view is None or self.handle is not None or self.view.finished:
+            return
+        self._display(self.view.bundle())
+
+    def show_after(self, seconds: float) -> None:
+        if seconds <= 0:
+            self.show()
+        else:  # the callback keeps this cell's context, so its output lands in this cell
+            self._timer = asyncio.get_running_loop().call_later(seconds, self.show)
+
+    def final(self) -> None:
+        """The final picture, replacing the live view if it was shown."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.view is None:
+            return
+        bundle = self.view.static_bundle()
+        if self.handle is not None:
+            self.handle.update(bundle, raw=True)  # type: ignore[no-untyped-call]
+        else:
+            self._display(bundle)
+
+    def _display(self, bundle: dict[str, Any]) -> None:
+        shown = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self.handle = shown if isinstance(shown, DisplayHandle) else None
+
+
 class RunHandle:
     """A run going on in the background: ``await handle.wait()`` gives the finished ``Run``."""
 
     def __init__(self, flow: Flow, run_id: str, view: LiveView | None,
-                 shown: DisplayHandle | None) -> None:
+                 screen: _Screen) -> None:
         self.flow = flow
         self.run_id = run_id
         self.view = view
-        self._shown = shown
+        self._screen = screen
         self.task: asyncio.Task[api.Run] | None = None
 
     @property
@@ -177,8 +221,9 @@ class RunHandle:
         """The finished Run; re-sends the final picture so this cell's reader sees it too."""
         assert self.task is not None
         run = await asyncio.shield(self.task)
-        if self.view is not None and self._shown is not None:
-            self._shown.update(self.view.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
+        if self.view is not None and self._screen.handle is not None:
+            self._screen.handle.update(self.view.static_bundle(),  # type: ignore[no-untyped-call]
+                                       raw=True)
         return run
 
     def __repr__(self) -> str:
@@ -186,7 +231,7 @@ class RunHandle:
 
 
 async def _execute(flow: Flow, run_id: str, view: LiveView | None,
-                   shown: DisplayHandle | None, opts: argparse.Namespace,
+                   screen: _Screen, opts: argparse.Namespace,
                    namespace: Mapping[str, Any] | None,
                    resume: tuple[Mapping[str, str], str] | None = None,
                    origin: Mapping[str, str] | None = None) -> api.Run:
@@ -206,22 +251,22 @@ async def _execute(flow: Flow, run_id: str, view: LiveView | None,
     except asyncio.CancelledError:
         me = asyncio.current_task()
         interrupted = me is not None and me.cancelling() > 0
-        _finish(view, shown, "cancelled", layout)
+        _finish(view, screen, "cancelled", layout)
         if interrupted or view is None or not view.cancel_requested:
             raise  # the Stop button: the cell ends interrupted, the run is recorded cancelled
         run = _cancelled_run(flow, run_id, opts, view)
     except BaseException:
-        _finish(view, shown, "failed", layout)
+        _finish(view, screen, "failed", layout)
         raise
     else:
         if layout is not None and not layout.done():
             # Usually done long before; a huge graph is sent later rather than hold the cell.
             await asyncio.wait({layout}, timeout=LAYOUT_WAIT)
-        _finish(view, shown, run.status, layout)
+        _finish(view, screen, run.status, layout)
     return run
 
 
-def _finish(view: LiveView | None, shown: DisplayHandle | None, status: str,
+def _finish(view: LiveView | None, screen: _Screen, status: str,
             layout: asyncio.Future[None] | None) -> None:
     """Final flush and final picture. A layout still running (``dot`` on a large flow) is
     not waited for: when it ends, the picture is sent again with the graph, in an empty
@@ -229,10 +274,9 @@ def _finish(view: LiveView | None, shown: DisplayHandle | None, status: str,
     if view is None:
         return
     view.finish(status)
-    if shown is None:
-        return
-    shown.update(view.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
-    if layout is not None and not layout.done():
+    screen.final()
+    shown = screen.handle
+    if shown is not None and layout is not None and not layout.done():
         def resend(_: asyncio.Future[None]) -> None:
             if view.graph is not None:
                 shown.update(view.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
@@ -293,16 +337,15 @@ async def run_with_view(flow: Flow, opts: argparse.Namespace, cell_started: floa
     namespace = ip.user_ns if ip is not None else None
     run_id = api.new_run_id()
     remember_flow(run_id, flow)
-    view = LiveView(flow, run_id) if _has_kernel() else None
+    view = LiveView(flow, run_id, build=False) if _has_kernel() else None
     if view is not None:
         view.created_at = cell_started  # "time to first graph" counts from the cell's start
         _remember_view(view)
-    shown = (display(view.bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
-             if view is not None else None)
-    coro = _execute(flow, run_id, view, shown if isinstance(shown, DisplayHandle) else None,
-                    opts, namespace, resume, origin)
+    screen = _Screen(view)
+    screen.show_after(0.0 if opts.background else SHOW_AFTER)
+    coro = _execute(flow, run_id, view, screen, opts, namespace, resume, origin)
     if opts.background:
-        handle = RunHandle(flow, run_id, view, shown if isinstance(shown, DisplayHandle) else None)
+        handle = RunHandle(flow, run_id, view, screen)
         handle.task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         HANDLES.append(handle)
         if view is not None:

@@ -72,8 +72,6 @@ class Graph:
 _NODE = re.compile(r'<g id="(?P<id>[A-Za-z0-9_]+)_(?P<i>\d+)" class="node">(?P<body>.*?)</g>',
                    re.DOTALL)
 _NOISE = re.compile(r"<!--.*?-->\n?|<title>[^<]*&#45;&gt;[^<]*</title>\n?", re.DOTALL)
-_DECORATED_NODE = re.compile(r'<g id="(?P<id>[A-Za-z0-9_]+)_(?P<i>\d+)" class="node" '
-                             r'data-step="[^"]*">(?P<body>.*?)</g>', re.DOTALL)
 _BADGE = re.compile(r'<text id="[^"]+_a\d+"[^>]*>[^<]*</text>\n?')
 _TEXT_POS = re.compile(r'<text[^>]*? x="(?P<x>-?[\d.]+)" y="(?P<y>-?[\d.]+)"')
 
@@ -211,23 +209,46 @@ def stylesheet(graph: Graph, states: Mapping[str, str], attempts: Mapping[str, i
 
 
 def bake(graph: Graph, states: Mapping[str, str], attempts: Mapping[str, int]) -> str:
-    """The SVG with the states written in: fills, ``data-state``, ``state-<word>`` classes."""
-    p = graph.prefix
+    """The SVG with the states written in: fills, ``data-state``, ``state-<word>`` classes.
 
-    def node(match: re.Match[str]) -> str:
-        i = int(match["i"])
-        if match["id"] != p or i >= len(graph.steps):
-            return match[0]
+    Node groups are found by splitting at ``<g id="`` rather than with a regular expression
+    over the whole picture: on 1,000 steps that is several times faster, and baking is on
+    the path of every cell that ends.
+    """
+    p = graph.prefix
+    head = f"{p}_"
+    tag = '" class="node" data-step="'
+    pieces = graph.svg.split('<g id="')
+    for k in range(1, len(pieces)):
+        piece = pieces[k]
+        if not piece.startswith(head):
+            continue
+        quote = piece.find('"', len(head))
+        digits = piece[len(head):quote]
+        if not digits.isdigit() or not piece.startswith(tag, quote):
+            continue
+        i = int(digits)
+        open_end = piece.find('">', quote + len(tag))
+        close = piece.find("</g>", open_end)
+        if i >= len(graph.steps) or open_end < 0 or close < 0:
+            continue
         name = graph.steps[i]
         state = states.get(name, "pending")
         color = STATE_COLORS.get(state, _PENDING_FILL)
-        body = match["body"].replace(f'fill="{_PENDING_FILL}"', f'fill="{color}"', 1)
+        body = piece[open_end + 2:close].replace(f'fill="{_PENDING_FILL}"', f'fill="{color}"', 1)
         if "chronum-badge" in body:  # only steps that retry carry badges
             n = attempts.get(name, 0)
-            shown = f'id="{node_id(p, i)}_a{_badge(n)}"' if n >= 2 else None
-            body = _BADGE.sub(lambda m: m[0].replace(' display="none"', "")
-                              if shown and m[0].startswith(f"<text {shown}") else "", body)
-        return (f'<g id="{node_id(p, i)}" class="node state-{state}" data-step="'
-                f'{html.escape(name)}" data-state="{state}">{body}</g>')
+            body = _keep_badge(body, f'id="{node_id(p, i)}_a{_badge(n)}"' if n >= 2 else None)
+        pieces[k] = (f'{head}{i}" class="node state-{state}" data-step="'
+                     f'{html.escape(name)}" data-state="{state}">{body}{piece[close:]}')
+    return '<g id="'.join(pieces)
 
-    return _DECORATED_NODE.sub(node, graph.svg)
+
+def _keep_badge(body: str, shown: str | None) -> str:
+    """Only the badge of the attempt reached stays, made visible; the others go."""
+    def badge(match: re.Match[str]) -> str:
+        if shown and match[0].startswith(f"<text {shown}"):
+            return match[0].replace(' display="none"', "")
+        return ""
+
+    return _BADGE.sub(badge, body)

@@ -5,6 +5,10 @@ state into widget updates, and only values that changed are sent. So a 1,000-ste
 handful of messages a second, not one per event. The graph is laid out once (``svg.layout``,
 an asyncio subprocess) and recoloured by swapping its small ``<style>``.
 
+The widgets may be built later than the view (``build=False``, then ``build()``): the view
+keeps the run's state from its first event, so widgets built a quarter of a second into a run
+show everything that happened before.
+
 Logs: the lines of each step are kept (a bounded tail) and the selected step's tail is written
 into an ``Output`` widget by assigning its ``outputs`` trait, which sends only that key (a full
 ``send_state`` of an ``Output`` crashes nbclient); nothing is ever ``print``-ed from a task.
@@ -19,6 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
+from ipywidgets.widgets.widget_string import (  # type: ignore[import-untyped]
+    HTMLStyle,
+    LabelStyle,
+)
 
 from ..eventbus import (
     Event,
@@ -53,7 +61,7 @@ class LiveView:
     """One run's widget: header, progress, graph, step table, logs and a Cancel button."""
 
     def __init__(self, flow: Flow, run_id: str, *, interval: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, build: bool = True) -> None:
         self.flow = flow
         self.run_id = run_id
         self.interval = interval
@@ -74,37 +82,74 @@ class LiveView:
         self._ticker: asyncio.TimerHandle | None = None
         self._run_started: float | None = None
         self.started_at_epoch: float | None = None  # the run's own start, from its event
-        self._build()
+        #: The step whose log is shown (the dropdown's value once built).
+        self._selected: str | None = None
+        self.widget: widgets.VBox | None = None
+        if build:
+            self.build()
+
+    @property
+    def built(self) -> bool:
+        return self.widget is not None
 
     # -- widgets --------------------------------------------------------------------------
 
+    def build(self) -> None:
+        """Make the widgets, showing the state so far; the graph too if it is laid out."""
+        if self.widget is not None:
+            return
+        self._build()
+        if self.graph is not None:
+            self._show_graph()
+        if self._run_started is not None and not self.finished:
+            self._schedule_tick()
+        self._dirty = True
+        self.flush()
+
     def _build(self) -> None:
         n = len(self.flow.steps)
-        self.title = widgets.HTML(f"<b>{self.flow.name}</b>", **_classes("chronum-title"))
-        self.run_label = widgets.Label(self.run_id, **_classes("chronum-run-id"))
-        self.state_label = widgets.Label("running", **_classes("chronum-state"))
-        self.elapsed_label = widgets.Label("0.0s", **_classes("chronum-elapsed"))
-        self.progress = widgets.IntProgress(value=0, min=0, max=max(n, 1),
+        # One Layout for every widget and one style per widget type, shared: each widget would
+        # otherwise open two more comms of its own (a third of the view's start-up cost), and
+        # none of them is ever restyled on its own.
+        layout = widgets.Layout()
+        html_style, label_style = HTMLStyle(), LabelStyle()
+
+        def html(value: str, name: str) -> widgets.HTML:
+            return widgets.HTML(value, layout=layout, style=html_style, **_classes(name))
+
+        def label(value: str, name: str) -> widgets.Label:
+            return widgets.Label(value, layout=layout, style=label_style, **_classes(name))
+
+        self.title = html(f"<b>{self.flow.name}</b>", "chronum-title")
+        self.run_label = label(self.run_id, "chronum-run-id")
+        self.state_label = label("running", "chronum-state")
+        self.elapsed_label = label("0.0s", "chronum-elapsed")
+        self.progress = widgets.IntProgress(value=0, min=0, max=max(n, 1), layout=layout,
                                             **_classes("chronum-progress"))
         self.cancel_button = widgets.Button(description="Cancel", button_style="warning",
-                                            icon="stop", **_classes("chronum-cancel"))
+                                            icon="stop", layout=layout,
+                                            **_classes("chronum-cancel"))
         self.cancel_button.on_click(lambda _button: self.cancel())
-        self.graph_box = widgets.HTML("", **_classes("chronum-graph"))
-        self.style_box = widgets.HTML("", **_classes("chronum-style"))
-        self.table = widgets.HTML(self._table(), **_classes("chronum-table-box"))
-        self.log_select = widgets.Dropdown(options=list(self.flow.step_names), value=None,
-                                           description="log", **_classes("chronum-log-select"))
-        self.log_select.observe(lambda _change: self._show_log(), names="value")
-        self.log_output = widgets.Output(**_classes("chronum-log"))
+        self.graph_box = html("", "chronum-graph")
+        self.style_box = html("", "chronum-style")
+        self.table = html(self._table(), "chronum-table-box")
+        self.log_select = widgets.Dropdown(options=list(self.flow.step_names),
+                                           value=self._selected, description="log",
+                                           layout=layout, **_classes("chronum-log-select"))
+        self.log_select.observe(lambda change: self._select(change["new"]), names="value")
+        self.log_output = widgets.Output(layout=layout, **_classes("chronum-log"))
         header = widgets.HBox([self.title, self.run_label, self.state_label, self.elapsed_label,
-                               self.progress, self.cancel_button],
+                               self.progress, self.cancel_button], layout=layout,
                               **_classes("chronum-header"))
         self.widget = widgets.VBox(
             [header, self.style_box, self.graph_box, self.table, self.log_select,
-             self.log_output], **_classes("chronum-view"))
+             self.log_output], layout=layout, **_classes("chronum-view"))
 
     def bundle(self) -> dict[str, Any]:
-        """The live mimebundle: the widget view plus the fixed text summary."""
+        """The live mimebundle: the widget view plus the fixed text summary (builds the
+        widgets if they are not built yet)."""
+        self.build()
+        assert self.widget is not None
         return {
             "application/vnd.jupyter.widget-view+json": {
                 "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id},
@@ -125,11 +170,15 @@ class LiveView:
         """Lay the graph out (once) and show it; without ``dot`` the table is the picture."""
         self.graph = await svg.layout(self.flow, prefix_for(self.run_id))
         remember_graph(self.run_id, self.graph)
-        if self.graph is not None:
-            self.style_box.value = self._style()
-            self.graph_box.value = (f'<div style="overflow:auto;max-height:480px">'
-                                    f"{self.graph.svg}</div>")
-            self.first_graph_at = self.clock()
+        if self.graph is not None and self.built:
+            self._show_graph()
+
+    def _show_graph(self) -> None:
+        assert self.graph is not None
+        self.style_box.value = self._style()
+        self.graph_box.value = (f'<div style="overflow:auto;max-height:480px">'
+                                f"{self.graph.svg}</div>")
+        self.first_graph_at = self.clock()
 
     def _style(self) -> str:
         if self.graph is None:
@@ -152,7 +201,7 @@ class LiveView:
                     lines = self._log_lines[step] = deque(maxlen=LOG_TAIL)
                 lines.append(event.line)
                 self._log_dirty.add(step)
-                if step == self.log_select.value:
+                if step == self._selected:
                     self._mark()
             return
         if isinstance(event, RunStarted):
@@ -182,8 +231,8 @@ class LiveView:
                                  StepCancelled: "cancelled"}[type(event)]
             snap.exit_codes[step] = event.exit_code
             snap.durations[step] = now - self._first_start.get(step, now)
-            if isinstance(event, StepFailed) and self.log_select.value is None:
-                self.log_select.value = step  # show why it failed without a click
+            if isinstance(event, StepFailed) and self._selected is None:
+                self._select(step)  # show why it failed without a click
         elif isinstance(event, StepSkipped):
             snap.states[step] = event.status
         elif isinstance(event, StepCached):
@@ -191,7 +240,7 @@ class LiveView:
 
     def _mark(self) -> None:
         self._dirty = True
-        if self._timer is None and not self.finished:
+        if self._timer is None and not self.finished and self.built:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -208,10 +257,12 @@ class LiveView:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        if self._ticker is not None:
+            self._ticker.cancel()
         self._ticker = loop.call_later(1.0, self._tick)
 
     def _tick(self) -> None:
-        if self.finished:
+        if self.finished or not self.built:
             return
         self._set(self.elapsed_label, "value", self._elapsed())
         self._schedule_tick()
@@ -232,7 +283,7 @@ class LiveView:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._dirty:
+        if not self._dirty or not self.built:
             return
         self._dirty = False
         snap = self.snap
@@ -243,12 +294,19 @@ class LiveView:
         if self.graph is not None:
             self._set(self.style_box, "value", self._style())
         self._set(self.table, "value", self._table())
-        if self.log_select.value in self._log_dirty:
+        if self._selected in self._log_dirty:
             self._show_log()
         self._log_dirty.clear()
 
+    def _select(self, step: str | None) -> None:
+        """Show ``step``'s log (a click in the dropdown, or the first failure)."""
+        self._selected = step
+        if self.built:
+            self._set(self.log_select, "value", step)
+            self._show_log()
+
     def _show_log(self) -> None:
-        name = self.log_select.value
+        name = self._selected
         text = "\n".join(self._log_lines.get(name, ())) if name else ""
         outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},) if text \
             else ()
@@ -263,7 +321,8 @@ class LiveView:
     def cancel(self) -> None:
         if self.task is not None and not self.task.done():
             self.cancel_requested = True
-            self.cancel_button.disabled = True
+            if self.built:
+                self.cancel_button.disabled = True
             self.task.cancel()
 
     def finish(self, status: str | None = None) -> None:
@@ -282,4 +341,5 @@ class LiveView:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
-        self.cancel_button.disabled = True
+        if self.built:
+            self.cancel_button.disabled = True

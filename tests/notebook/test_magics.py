@@ -39,13 +39,26 @@ def test_cell_runs_the_flow_shows_it_once_and_returns_the_run(notebook):
     (image,) = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
     graph = base64.b64decode(image).decode()
     assert len(re.findall(r'class="node state-succeeded" data-step="(build|test)"', graph)) == 2
+    # Over before the live view was due: no widget was made, only the final picture.
+    assert _widget_states(nb) == []
+    assert text_of(nb.cells[2]) == "succeeded ['build', 'test']\n"
+    assert text_of(nb.cells[3]) == "next cell ran\n"
+
+
+def test_a_run_that_lasts_shows_the_live_view_then_its_final_picture(notebook):
+    slow = FLOW.replace("run: echo building", "run: sleep 0.6 && echo building")
+    nb = notebook(["%load_ext chronum", slow, "print(_.status)"])
+    (out,) = nb.cells[1].outputs  # the live view, replaced in place by the final picture
+    assert out.data["text/plain"] == "<chronum run demo: succeeded (2 steps)>"
+    assert re.search(r'<span class="chronum-state">succeeded</span>', out.data["text/html"])
     # The live widgets existed and ended in the final state.
     states = _widget_states(nb)
     assert any("chronum-view" in s.get("_dom_classes", ()) for s in states)
     labels = [s for s in states if "chronum-state" in s.get("_dom_classes", ())]
     assert [s["value"] for s in labels] == ["succeeded"]
-    assert text_of(nb.cells[2]) == "succeeded ['build', 'test']\n"
-    assert text_of(nb.cells[3]) == "next cell ran\n"
+    progress = [s for s in states if "chronum-progress" in s.get("_dom_classes", ())]
+    assert [(s["value"], s["max"]) for s in progress] == [(2, 2)]
+    assert text_of(nb.cells[2]) == "succeeded\n"
 
 
 def test_spec_error_shows_the_location_without_a_traceback(notebook):
