@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
@@ -144,6 +145,17 @@ async def _stop(protocol: _StepProtocol, pgid: int, grace: float) -> None:
     await protocol.exited.wait()
 
 
+def _flat(env: Mapping[str, str]) -> dict[str, str]:
+    """A plain dict of ``env``; the engine's layered ``ChainMap`` is merged at C speed (a
+    ``dict(chain_map)`` looks every key up through every layer, in Python)."""
+    if isinstance(env, ChainMap):
+        flat: dict[str, str] = {}
+        for layer in reversed(env.maps):
+            flat.update(layer)
+        return flat
+    return dict(env)
+
+
 async def _spawn(
     argv: Sequence[str], env: Mapping[str, str], cwd: Path, protocol: _StepProtocol
 ) -> asyncio.SubprocessTransport | int:
@@ -163,7 +175,7 @@ async def _spawn(
             stdin=DEVNULL,
             stdout=PIPE,
             stderr=PIPE,
-            env=dict(env),
+            env=_flat(env),
             cwd=cwd,
             start_new_session=True,
         )
