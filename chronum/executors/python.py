@@ -33,9 +33,8 @@ import traceback
 import weakref
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, copy_context
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TextIO, cast
+from typing import Any, ClassVar, NamedTuple, TextIO, cast
 
 from ..model import Step
 from .base import LogSink, Result, StepContext
@@ -138,8 +137,7 @@ def _install_routers() -> None:
 # -- finding and binding the function -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
+class _Plan(NamedTuple):
     """How to call a function, worked out once: its parameters and whether it is async."""
 
     is_async: bool
@@ -269,8 +267,7 @@ def _bind(plan: _Plan, ctx: StepContext, *, where: str | None = None
 # -- calling --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
+class _Outcome(NamedTuple):
     value: Any = None
     error: BaseException | None = None
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .. import dag
 from .._gc import paused
@@ -60,8 +60,7 @@ class ExecutorNames(Protocol):
     def step_keys(self, name: str) -> frozenset[str]: ...
 
 
-@dataclass(slots=True)
-class _Defaults:
+class _Defaults(NamedTuple):
     retry: int
     timeout: float | None
     backoff: Backoff

@@ -48,7 +48,6 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Location
 from ..model import Backoff, Flow, RetryPolicy, Step
 from ._registry import ParserRegistry
 
@@ -175,7 +174,7 @@ def _reducers() -> dict[type, Callable[[Any], Any]]:
 
     table: dict[type, Callable[[Any], Any]] = {
         **copyreg.dispatch_table, MappingProxyType: lambda m: (_proxy, (dict(m),))}
-    for cls in (Flow, Step, RetryPolicy, Backoff, Location):
+    for cls in (Flow, Step, RetryPolicy, Backoff):  # Location, a NamedTuple, already is one
         fields = dataclasses.fields(cls)
         if len(fields) > 1 and all(f.init and not f.kw_only for f in fields):
             table[cls] = partial(_by_fields, cls, attrgetter(*(f.name for f in fields)))
