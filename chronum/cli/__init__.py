@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._args import name_value
 from ..errors import ChronumError, SpecError
@@ -28,13 +29,46 @@ def _positive(text: str) -> int:
     return value
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized like ``shutil.get_terminal_size`` without importing shutil.
+
+    argparse makes a formatter for every ``add_argument``, and its first one imports shutil
+    (with bz2, lzma and fnmatch): a few milliseconds of every command, help or not.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            width = _columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _columns() -> int:
+    import os
+
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chronum",
         description="Run workflow DAGs written in YAML; every run is recorded in SQLite.",
+        formatter_class=_Formatter,
     )
     p.add_argument("--version", action="version", version=f"chronum {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name, formatter_class=_Formatter, **kwargs)
+        return parser
 
     def db_option(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--db", metavar="PATH",
@@ -53,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="no step output, only state changes")
         db_option(cmd)
 
-    run = sub.add_parser("run", help="run a flow file")
+    run = command("run", help="run a flow file")
     run.add_argument("file")
     run.add_argument("-p", "--param", dest="params", action="append", type=name_value, default=[],
                      metavar="NAME=VALUE", help="override a declared param (repeatable)")
@@ -61,30 +95,30 @@ def _parser() -> argparse.ArgumentParser:
                      help="run every python step with this executor (dask: on a Dask cluster)")
     run_options(run)
 
-    val = sub.add_parser("validate", help="check a flow file and report every problem")
+    val = command("validate", help="check a flow file and report every problem")
     val.add_argument("file")
 
-    graph = sub.add_parser("graph", help="draw a flow (DOT, SVG or PNG)")
+    graph = command("graph", help="draw a flow (DOT, SVG or PNG)")
     graph.add_argument("file")
     graph.add_argument("-o", "--output", metavar="OUT",
                        help="out.svg, out.png or out.dot (default: DOT on stdout)")
 
-    hist = sub.add_parser("history", help="past runs, newest first")
+    hist = command("history", help="past runs, newest first")
     hist.add_argument("--limit", type=_positive, default=20, metavar="N")
     hist.add_argument("--format", choices=("table", "csv", "json"), default="table")
     db_option(hist)
 
-    show = sub.add_parser("show", help="one run and its steps")
+    show = command("show", help="one run and its steps")
     show.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or 'last'")
     show.add_argument("--format", choices=("table", "json"), default="table")
     db_option(show)
 
-    logs = sub.add_parser("logs", help="the log of a run's steps")
+    logs = command("logs", help="the log of a run's steps")
     logs.add_argument("run", metavar="RUN")
     logs.add_argument("step", nargs="?", metavar="STEP")
     db_option(logs)
 
-    resume = sub.add_parser("resume", help="run again what did not succeed in RUN")
+    resume = command("resume", help="run again what did not succeed in RUN")
     resume.add_argument("run", metavar="RUN")
     run_options(resume)
     return p
