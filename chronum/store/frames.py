@@ -47,8 +47,12 @@ def _column(pd: Any, kind: str, values: Sequence[Any], statuses: Sequence[str]) 
         return pd.to_datetime(floats, unit="s", utc=True).astype(TIMESTAMP_DTYPE)
     if kind == "status":
         # Codes through a dict: much faster than letting pandas factorize 100,000 strings.
-        index = {name: i for i, name in enumerate(statuses)}
-        codes = [index.get(v, -1) for v in values]
+        # (Already codes when the query made them: see ``queries.steps_table``.)
+        if values and isinstance(values[0], int):
+            codes = values
+        else:
+            index = {name: i for i, name in enumerate(statuses)}
+            codes = [index.get(v, -1) for v in values]
         return pd.Series(pd.Categorical.from_codes(codes, categories=list(statuses)))
     if kind == "text":
         return pd.Series(values, dtype="str")
@@ -88,7 +92,7 @@ def _run_id(store: Store, run_id: str | None) -> str:
 def steps_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
     """One row per step of a run (the latest when ``run_id`` is None), in file order."""
     resolved = _run_id(store, run_id)
-    table = store._query(queries.steps_table, resolved)
+    table = store._query(queries.steps_table, resolved, STEP_STATES)
     return _frame(table, queries.STEP_COLUMNS, run_id=resolved)
 
 
