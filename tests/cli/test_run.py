@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -75,6 +76,33 @@ def test_piped_progress_is_plain_lines(chronum: Chronum):
     lines = proc.stdout.splitlines()
     assert lines[1:4] == ["[build] started", "[build] compiling", lines[3]]
     assert lines[3].startswith("[build] succeeded in ")
+
+
+def test_piped_lines_arrive_while_the_run_goes_on(chronum: Chronum):
+    # Lines are flushed within a tenth of a second, not at exit: a CI log shows them live.
+    chronum.write("f.yaml", """
+        name: live
+        steps:
+          - name: first
+            run: echo early
+          - name: slow
+            run: sleep 20
+            needs: [first]
+    """)
+    proc = chronum.popen("run", "f.yaml")
+    assert proc.stdout is not None
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line.rstrip("\n"))
+            if seen[-1] == "[first] early":
+                break
+        assert seen[-1] == "[first] early", seen
+        assert proc.poll() is None  # still running: the line came before the end
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the run stops its step's processes too
+        proc.communicate(timeout=30)
+    assert proc.returncode == 130
 
 
 @pytest.mark.parametrize(
