@@ -316,7 +316,10 @@ class _Workers:
                         self._idle -= 1
                         return
                 continue
-            outcome = job()
+            try:
+                outcome = job()
+            except BaseException as exc:  # a function raising KeyboardInterrupt, say: the step
+                outcome = _Outcome(error=exc)  # fails, and the thread and its waiter live on
             # A closed loop raises RuntimeError: nobody waits for this call any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, outcome)

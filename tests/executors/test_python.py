@@ -142,6 +142,15 @@ def test_exception_fails_with_summary_and_traceback(log: Log, make_ctx: MakeCtx,
     assert "_call_sync" not in text  # the executor's own frames are not shown
 
 
+def test_a_sync_function_raising_keyboardinterrupt_fails_its_step(
+        log: Log, make_ctx: MakeCtx, module: WriteModule) -> None:
+    # Beyond Exception: the worker thread survives and the step ends instead of waiting forever.
+    name = module("def f():\n    raise KeyboardInterrupt\n")
+    for _ in range(2):  # the same worker threads serve the next call
+        result = call(f"{name}:f", make_ctx(log))
+        assert result.exit_code == 1 and result.error == "KeyboardInterrupt"
+
+
 def test_async_exception_traceback_starts_in_user_code(log: Log, make_ctx: MakeCtx,
                                                         module: WriteModule) -> None:
     name = module("async def f():\n    raise KeyError('k')\n")
