@@ -9,22 +9,25 @@
 The design requires an asyncio engine, sync ``call:`` functions run in a worker thread, and
 every state recorded in SQLite. So this script imports ``asyncio`` and ``sqlite3``, then runs
 the workload's DAG (same shape, same number of steps as the flow ``run.py`` writes) with a
-no-op function per step, each through ``loop.run_in_executor`` on a 2-thread pool, at most 2 at
-a time (the flows' ``maxParallel: 2``), every step starting only after the steps it needs have
-finished, ready steps in file order. Nothing else: no YAML, no recording, no events, no per-step
-task; the scheduler is a done-callback on each future. Any runtime meeting the design pays at
-least this, so ``run.py`` times it as a whole process beside ``chronum run`` and reports the
-ratio.
+no-op function per step, each handed to one of 2 worker threads, at most 2 at a time (the
+flows' ``maxParallel: 2``), every step starting only after the steps it needs have finished,
+ready steps in file order. The hand-off is the cheapest one known here (the one chronum's
+python executor uses): a ``queue.SimpleQueue`` put to a waiting thread and one
+``loop.call_soon_threadsafe`` back, 15-30 % cheaper than ``loop.run_in_executor``. Nothing
+else: no YAML, no recording, no events, no per-step task; the scheduler is a done-callback on
+each future. Any runtime meeting the design pays at least this, so ``run.py`` times it as a
+whole process beside ``chronum run`` and reports the ratio.
 
 Standard library only, and only what the floor needs: importing more would raise the floor.
 """
 
 import asyncio
 import functools
+import queue
 import sqlite3  # noqa: F401  (imported, not used: the store's import cost is part of the floor)
 import sys
+import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 PARALLEL = 2
 
@@ -61,14 +64,24 @@ async def run(needs: list[list[int]]) -> int:
     ready = deque(step for step in range(n) if not waiting[step])
     finished: asyncio.Future[None] = loop.create_future()
     state = {"running": 0, "done": 0}
-    pool = ThreadPoolExecutor(max_workers=PARALLEL)
+    jobs: queue.SimpleQueue[asyncio.Future[None] | None] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while (future := jobs.get()) is not None:
+            noop()
+            loop.call_soon_threadsafe(future.set_result, None)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(PARALLEL)]
+    for thread in threads:
+        thread.start()
 
     def launch() -> None:
         while state["running"] < PARALLEL and ready:
             step = ready.popleft()
             state["running"] += 1
-            future = loop.run_in_executor(pool, noop)
+            future: asyncio.Future[None] = loop.create_future()
             future.add_done_callback(functools.partial(complete, step))
+            jobs.put(future)
 
     def complete(step: int, future: asyncio.Future[None]) -> None:
         error = future.exception()
@@ -88,7 +101,8 @@ async def run(needs: list[list[int]]) -> int:
 
     launch()
     await finished
-    pool.shutdown()
+    for _ in threads:
+        jobs.put(None)
     return state["done"]
 
 

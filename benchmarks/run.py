@@ -10,7 +10,8 @@ temporary folder that is deleted afterwards; nothing is written into the reposit
 
 W0, W1, W2 and W4 are also timed beside their floor (``floor.py``, alternating in the same way,
 same repeat count): one process that only imports asyncio and sqlite3 and runs the same DAG of
-sync no-ops, each through ``loop.run_in_executor`` on a 2-thread pool, 2 at a time. That is the
+sync no-ops, each handed to one of 2 worker threads (a queue put, a ``call_soon_threadsafe``
+back), 2 at a time. That is the
 least any runtime pays that meets the issue's design (asyncio engine, ``call:`` functions in a
 worker thread, states in SQLite) before it parses or records anything. The table shows the floor
 and chronum's multiple of it next to the budget verdict, which is judged exactly as before; the
