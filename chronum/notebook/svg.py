@@ -109,24 +109,31 @@ _LAYOUTS_KEPT = 8
 _PLACEHOLDER = "chronumlayout"
 
 
-def _remembered(dot: str, flow: Flow, prefix: str) -> tuple[tuple[str, str], Graph | None]:
-    """The cache key for this flow's layout, and the Graph if it was laid out before."""
+def _lookup(dot: str, flow: Flow, prefix: str
+            ) -> tuple[tuple[str, str], Graph | None, str]:
+    """The cache key of this flow's layout, and either the Graph laid out before or the DOT
+    source to lay out (the same text with this run's prefix: one source built, not two)."""
+    generic = dot_source(flow, _PLACEHOLDER)
     # Badges depend on each retry limit, which the DOT source only tells apart from zero.
     limits = ",".join(str(step.retry.limit) for step in flow.steps)
-    key = (dot, f"{limits}\n{dot_source(flow, _PLACEHOLDER)}")
+    key = (dot, f"{limits}\n{generic}")
     svg = _LAYOUTS.get(key)
     if svg is None:
-        return key, None
+        return key, None, generic.replace(f'id="{_PLACEHOLDER}_', f'id="{prefix}_')
     _LAYOUTS.move_to_end(key)
     # Node ids are the only place the prefix appears: `id="<prefix>_<i>` (and `_a<n>` badges).
     svg = svg.replace(f'id="{_PLACEHOLDER}_', f'id="{prefix}_')
-    return key, Graph(svg, prefix, flow.step_names)
+    return key, Graph(svg, prefix, flow.step_names), ""
 
 
-def _remember(key: tuple[str, str], graph: Graph) -> None:
-    _LAYOUTS[key] = graph.svg.replace(f'id="{graph.prefix}_', f'id="{_PLACEHOLDER}_')
+def _laid_out(key: tuple[str, str], output: bytes, flow: Flow, prefix: str) -> Graph:
+    """``dot``'s SVG decorated, and remembered for the next run of the same flow."""
+    graph = Graph(_decorate(output.decode("utf-8", "replace"), flow, prefix), prefix,
+                  flow.step_names)
+    _LAYOUTS[key] = graph.svg.replace(f'id="{prefix}_', f'id="{_PLACEHOLDER}_')
     while len(_LAYOUTS) > _LAYOUTS_KEPT:
         _LAYOUTS.popitem(last=False)
+    return graph
 
 
 async def layout(flow: Flow, prefix: str, dot: str | None = None) -> Graph | None:
@@ -138,7 +145,7 @@ async def layout(flow: Flow, prefix: str, dot: str | None = None) -> Graph | Non
     dot = dot or shutil.which("dot")
     if dot is None:
         return None
-    key, known = _remembered(dot, flow, prefix)
+    key, known, source = _lookup(dot, flow, prefix)
     if known is not None:
         return known
     # Below the kernel's priority: on a small machine the layout of a large graph competes
@@ -149,7 +156,7 @@ async def layout(flow: Flow, prefix: str, dot: str | None = None) -> Graph | Non
         *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL)
     try:
-        out, _ = await proc.communicate(dot_source(flow, prefix).encode())
+        out, _ = await proc.communicate(source.encode())
     except BaseException:
         if proc.returncode is None:
             proc.kill()
@@ -157,10 +164,7 @@ async def layout(flow: Flow, prefix: str, dot: str | None = None) -> Graph | Non
         raise
     if proc.returncode != 0:
         return None
-    graph = Graph(_decorate(out.decode("utf-8", "replace"), flow, prefix), prefix,
-                  flow.step_names)
-    _remember(key, graph)
-    return graph
+    return _laid_out(key, out, flow, prefix)
 
 
 def layout_sync(flow: Flow, prefix: str) -> Graph | None:
@@ -168,17 +172,14 @@ def layout_sync(flow: Flow, prefix: str) -> Graph | None:
     dot = shutil.which("dot")
     if dot is None:
         return None
-    key, known = _remembered(dot, flow, prefix)
+    key, known, source = _lookup(dot, flow, prefix)
     if known is not None:
         return known
-    proc = subprocess.run([dot, "-Tsvg"], input=dot_source(flow, prefix).encode(),
-                          capture_output=True, check=False)
+    proc = subprocess.run([dot, "-Tsvg"], input=source.encode(), capture_output=True,
+                          check=False)
     if proc.returncode != 0:
         return None
-    graph = Graph(_decorate(proc.stdout.decode("utf-8", "replace"), flow, prefix), prefix,
-                  flow.step_names)
-    _remember(key, graph)
-    return graph
+    return _laid_out(key, proc.stdout, flow, prefix)
 
 
 def _badge(attempt: int) -> int:
