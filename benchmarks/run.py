@@ -55,11 +55,13 @@ def child_env(scratch: Path) -> dict[str, str]:
     A user's installed chronum runs from ``.pyc`` files; a sandbox that sets
     ``PYTHONDONTWRITEBYTECODE`` would otherwise make every measured process compile chronum and
     its imports from source (about 80 ms of W0 here). ``PYTHONPYCACHEPREFIX`` keeps the caches
-    out of the repository; the warm-up run of each workload fills them.
+    out of the repository, and ``CHRONUM_CACHE_DIR`` the flow cache out of the user's home; the
+    warm-up run of each workload fills both.
     """
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    env["CHRONUM_CACHE_DIR"] = str(scratch / "chronum-cache")
     return env
 
 

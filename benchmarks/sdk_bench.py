@@ -44,6 +44,7 @@ def _env(scratch: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as a user's install: bytecode cached
     env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    env["CHRONUM_CACHE_DIR"] = str(scratch / "chronum-cache")  # not the user's ~/.cache
     return env
 
 

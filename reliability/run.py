@@ -8,6 +8,7 @@ breaks; a broken check is printed as FAILED and the command exits 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[Figure, float]] = []
     failed = 0
     with tempfile.TemporaryDirectory(prefix="chronum-reliability-") as tmp:
+        # Every flow loaded here, in this process or a child, caches in the scratch folder.
+        os.environ["CHRONUM_CACHE_DIR"] = str(Path(tmp) / "flow-cache")
         for name, check in checks(size, Path(tmp)):
             if args.only and name not in args.only:
                 continue
