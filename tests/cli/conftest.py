@@ -40,7 +40,7 @@ class Chronum:
     def write(self, name: str, text: str) -> Path:
         path = self.cwd / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         return path
 
 
