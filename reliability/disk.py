@@ -69,4 +69,4 @@ def check_full_disk(work: Path, megabytes: int = 3) -> list[Figure]:
         message = err.strip().splitlines()[-1]
     return [Figure("resources", "full disk (1 MB tmpfs under the database and logs): run "
                    "fails clearly, store ok, resume completes once space is back",
-                   f"exit 1: …{message[-60:]}")]
+                   f"exit 1: {message.rsplit(': ', 1)[-1]}")]

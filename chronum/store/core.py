@@ -28,7 +28,7 @@ from . import queries
 from .liveness import host_name, start_token
 from .logs import relative_log_path
 from .recorder import AttemptRow, Batch, Recorder, RunState, StepRow, to_json
-from .schema import connect, migrate, store_error
+from .schema import connect, log_error, migrate, store_error
 
 __all__ = ["Store", "resolve_db_path"]
 
@@ -125,14 +125,27 @@ class Store:
                 return
             try:
                 self.flush()
-            finally:
-                self._recorder.close_logs()
-                conn, self._conn = self._conn, None
-                conn.close()
-                if self._temp_logs is not None:
-                    import shutil
+            except BaseException:
+                self._close(quiet=True)  # the flush's error is the one to report
+                raise
+            self._close(quiet=False)
 
-                    shutil.rmtree(self._temp_logs, ignore_errors=True)
+    def _close(self, *, quiet: bool) -> None:
+        """Close the logs and the connection; a log that cannot be flushed (a full disk) is a
+        StoreError once everything is closed, or nothing when ``quiet``."""
+        try:
+            self._recorder.close_logs()
+        except OSError as exc:
+            if not quiet:
+                raise log_error(self.log_root, exc) from exc
+        finally:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+            if self._temp_logs is not None:
+                import shutil
+
+                shutil.rmtree(self._temp_logs, ignore_errors=True)
 
     def __enter__(self) -> Store:
         return self
@@ -205,10 +218,8 @@ class Store:
             try:
                 self._recorder.record(event)
             except OSError as exc:
-                raise StoreError(
-                    f"cannot write the log of step {event.step!r} of run {event.run_id!r} "
-                    f"under {self.log_root}: {exc}"
-                ) from exc
+                what = f"the log of step {event.step!r} of run {event.run_id!r}"
+                raise log_error(self.log_root, exc, what) from exc
             except KeyError as exc:
                 raise StoreError(f"{exc.args[0]} (in {self.path})") from exc
 
@@ -218,7 +229,7 @@ class Store:
             try:
                 self._recorder.flush_logs()
             except OSError as exc:
-                raise StoreError(f"cannot write step logs under {self.log_root}: {exc}") from exc
+                raise log_error(self.log_root, exc) from exc
             batch = self._recorder.take()
             if not batch:
                 return

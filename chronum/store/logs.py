@@ -98,7 +98,9 @@ class LogWriter:
         self.dirty = False
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Close the file; it is closed even when flushing its last lines fails (a full disk):
+        the OSError is raised after, once."""
+        file, self._file = self._file, None
         self.dirty = False
+        if file is not None:
+            file.close()

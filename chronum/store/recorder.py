@@ -274,9 +274,16 @@ class Recorder:
             writer.flush()
 
     def close_logs(self) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
+        """Close every log; a log that cannot be flushed does not keep the others open."""
+        writers, self._writers = list(self._writers.values()), {}
+        failed: OSError | None = None
+        for writer in writers:
+            try:
+                writer.close()
+            except OSError as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     # -- batches ----------------------------------------------------------------------------
 

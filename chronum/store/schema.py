@@ -100,6 +100,20 @@ MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIG
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+#: What a full disk means for a run, wherever it is found (the database or a step's log).
+DISK_FULL = "the disk is full; free some space, then `chronum resume` the run"
+
+
+def log_error(log_root: str | Path, exc: OSError, what: str = "step logs") -> StoreError:
+    """A step's log file could not be written: name the folder and say what to do."""
+    import errno
+
+    why = DISK_FULL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "it cannot be written"
+    error = StoreError(f"cannot write {what} under {log_root}: {why} ({exc})")
+    error.__cause__ = exc
+    return error
+
+
 def store_error(path: str | Path, exc: sqlite3.Error, doing: str) -> StoreError:
     """Turn a sqlite3 error into a StoreError that names the file and says what to do."""
     text = str(exc)
@@ -113,7 +127,7 @@ def store_error(path: str | Path, exc: sqlite3.Error, doing: str) -> StoreError:
     elif "unable to open" in lowered:
         why = "the file cannot be opened (check that its folder exists and is writable)"
     elif "disk" in lowered and "full" in lowered:
-        why = "the disk is full"
+        why = DISK_FULL
     else:
         why = text
     error = StoreError(f"cannot {doing} the Chronum database {path}: {why} ({text})")

@@ -69,7 +69,8 @@ def test_a_full_disk_fails_the_run_clearly_and_resume_completes(tmp_path: Path) 
     (figure,) = check_full_disk(tmp_path)
     if figure.figure.startswith("not run"):
         pytest.skip(figure.figure)
-    assert "disk is full" in figure.figure
+    # the database or a log, whichever the disk refuses first, and what to do about it
+    assert "the disk is full; free some space, then `chronum resume` the run" in figure.figure
 
 
 def test_fuzz_of_the_spec_loader() -> None:
