@@ -66,7 +66,7 @@ FINAL_NODES = """() => {""" + GRAPH_JS + """
   return [...graphOf(view).querySelectorAll("g[data-step]")].map((g) => ({
     step: g.getAttribute("data-step"),
     classes: g.getAttribute("class"),
-    fill: g.querySelector("path, polygon").getAttribute("fill"),
+    fill: g.querySelector("rect, path, polygon").getAttribute("fill"),
   }));
 }"""
 

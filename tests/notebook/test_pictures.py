@@ -67,6 +67,37 @@ def test_bake_writes_states_into_the_svg():
     assert 'display="none"' not in baked
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed")
+def test_the_graph_is_dots_picture_in_about_half_its_bytes():
+    # 100 steps in chains of ten, as a notebook's large flows tend to be
+    steps = "".join(f"  - name: s{i}\n    run: x\n" + (f"    needs: [s{i - 1}]\n" if i % 10 else "")
+                    for i in range(100))
+    flow = loads(f"name: big\nsteps:\n{steps}", filename="big.yaml")
+    graph = svg.layout_sync(flow, "p")
+    assert graph is not None
+    raw = subprocess.run(["dot", "-Tsvg"], input=svg.dot_source(flow, "p").encode(),
+                         capture_output=True, check=True).stdout.decode()
+    assert len(graph.svg) < 0.6 * len(raw[raw.find("<svg"):])
+    # every box drawn where dot drew it: the rect is the bounding box of dot's rounded path
+    boxes = re.findall(r'<g id="p_(\d+)" class="node">.*?<path [^>]*d="M([^"]*)"', raw, re.S)
+    assert len(boxes) == 100
+    for index, path in boxes:
+        numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", path)]
+        xs, ys = numbers[0::2], numbers[1::2]
+        rect = re.search(rf'<g id="p_{index}" [^>]*>\s*<title>[^<]*</title>\s*<rect ([^>]*)/>',
+                         graph.svg)
+        assert rect is not None, f"step {index} is not drawn as a rect"
+        got = dict(re.findall(r'(\w+)="([^"]*)"', rect[1]))
+        assert (float(got["x"]), float(got["y"])) == pytest.approx((min(xs), min(ys)))
+        assert float(got["width"]) == pytest.approx(max(xs) - min(xs))
+        assert float(got["height"]) == pytest.approx(max(ys) - min(ys))
+        assert 0 < float(got["rx"]) <= float(got["height"]) / 2
+    # the labels' font is said once, on the root group every label inherits it from
+    assert graph.svg.count("font-family=") == 1
+    assert '<g id="graph0" class="graph" text-anchor="middle" font-family=' in graph.svg
+    assert graph.svg.count('class="node"') == 100 and "<!--" not in graph.svg
+
+
 def test_a_flow_laid_out_before_is_not_laid_out_again(tmp_path):
     # A dot that counts its calls, in front of the real one.
     calls = tmp_path / "calls"
