@@ -84,6 +84,9 @@ class LiveView:
         self.started_at_epoch: float | None = None  # the run's own start, from its event
         #: The step whose log is shown (the dropdown's value once built).
         self._selected: str | None = None
+        self._syncing_options = False
+        #: What the dropdown's steps were made from at its last update (see _log_options_key).
+        self._log_options_seen: tuple[int, str | None] = (0, None)
         self.widget: widgets.VBox | None = None
         if build:
             self.build()
@@ -133,10 +136,13 @@ class LiveView:
         self.graph_box = html("", "chronum-graph")
         self.style_box = html("", "chronum-style")
         self.table = html(self._table(), "chronum-table-box")
-        self.log_select = widgets.Dropdown(options=list(self.flow.step_names),
-                                           value=self._selected, description="log",
-                                           layout=layout, **_classes("chronum-log-select"))
-        self.log_select.observe(lambda change: self._select(change["new"]), names="value")
+        # Only the steps that printed something (and the one shown): a thousand-step flow
+        # would otherwise send, and offer, a thousand names with nothing behind most of them.
+        self.log_select = widgets.Dropdown(options=self._log_options(), value=self._selected,
+                                           description="log", layout=layout,
+                                           **_classes("chronum-log-select"))
+        self._log_options_seen = self._log_options_key()
+        self.log_select.observe(self._on_select, names="value")
         self.log_output = widgets.Output(layout=layout, **_classes("chronum-log"))
         header = widgets.HBox([self.title, self.run_label, self.state_label, self.elapsed_label,
                                self.progress, self.cancel_button], layout=layout,
@@ -294,6 +300,8 @@ class LiveView:
         if self.graph is not None:
             self._set(self.style_box, "value", self._style())
         self._set(self.table, "value", self._table())
+        if self._log_dirty:
+            self._sync_log_options()
         if self._selected in self._log_dirty:
             self._show_log()
         self._log_dirty.clear()
@@ -302,8 +310,42 @@ class LiveView:
         """Show ``step``'s log (a click in the dropdown, or the first failure)."""
         self._selected = step
         if self.built:
+            self._sync_log_options()
             self._set(self.log_select, "value", step)
             self._show_log()
+
+    def _on_select(self, change: dict[str, Any]) -> None:
+        if not self._syncing_options:  # a click, not the options being brought up to date
+            self._select(change["new"])
+
+    def _log_options(self) -> list[str]:
+        """The dropdown's steps, in file order: those with log lines, and the one shown."""
+        logged, shown = self._log_lines, self._selected
+        if not logged and shown is None:
+            return []
+        return [name for name in self.flow.step_names if name in logged or name == shown]
+
+    def _log_options_key(self) -> tuple[int, str | None]:
+        """Changes whenever ``_log_options`` may: log lines only ever add steps."""
+        shown = self._selected
+        return len(self._log_lines), None if shown in self._log_lines else shown
+
+    def _sync_log_options(self) -> None:
+        """New steps with logs join the dropdown; the step shown stays selected."""
+        key = self._log_options_key()
+        if key == self._log_options_seen:
+            return
+        self._log_options_seen = key
+        options = tuple(self._log_options())
+        if options == self.log_select.options:
+            return
+        self._syncing_options = True
+        try:
+            with self.log_select.hold_sync():
+                self.log_select.options = options
+                self.log_select.value = self._selected
+        finally:
+            self._syncing_options = False
 
     def _show_log(self) -> None:
         name = self._selected

@@ -97,6 +97,26 @@ def test_view_follows_retries_logs_and_failure(tmp_path, sends):
     assert '<details class="chronum-log" data-step="bad">' in bundle["text/html"]
 
 
+def test_the_log_dropdown_offers_the_steps_that_printed_and_keeps_the_one_shown(tmp_path):
+    flow = loads("name: f\nsteps:\n  - name: a\n    run: echo A\n  - name: quiet\n"
+                 "    run: 'true'\n  - name: c\n    run: echo C\n    needs: [a, quiet]\n"
+                 "  - name: d\n    run: exit 4\n    needs: [c]\n", filename="f.yaml")
+
+    async def main():
+        view = LiveView(flow, "r2", interval=0.01)
+        assert view.log_select.options == () and view.log_select.value is None
+        run = await api.arun(flow, db=tmp_path / "c.db", subscribers=[view], run_id="r2")
+        view.finish(run.status)
+        return view
+
+    view = asyncio.run(main())
+    # file order; `quiet` printed nothing; `d` printed nothing either but failed, so it is shown
+    assert view.log_select.options == ("a", "c", "d")
+    assert view.log_select.value == "d" and view.log_output.outputs == ()
+    view.log_select.value = "a"  # a click in the dropdown
+    assert view.log_output.outputs[0]["text"] == "A\n"
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed")
 def test_graph_is_laid_out_once_and_recoloured_by_its_style(tmp_path):
     flow = loads("name: g\nsteps:\n  - name: a\n    run: 'true'\n  - name: b\n    run: 'true'\n"
