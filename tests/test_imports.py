@@ -40,3 +40,10 @@ def test_public_names_resolve_and_are_sorted():
     assert chronum.__all__ == sorted(chronum.__all__)
     for name in chronum.__all__:
         assert getattr(chronum, name) is not None
+
+
+def test_dataframe_functions_do_not_import_asyncio(tmp_path):
+    # A script that only reads history pays for pandas, not also for the event loop (~70 ms).
+    db = tmp_path / "c.db"
+    imported = _imported_after(f"import chronum; chronum.history(db={str(db)!r})")
+    assert "pandas" in imported and "asyncio" not in imported
