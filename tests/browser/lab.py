@@ -105,31 +105,55 @@ class Lab:
         self.log.close()
 
 
-def open_notebook(page: Any, lab: Lab, relpath: str) -> None:
+def accept_kernel_dialog(page: Any) -> None:
+    """Answer JupyterLab's "Select Kernel" dialog with its preselected kernel, as a user does.
+
+    On a loaded machine the kernel list can arrive after the notebook opens, and JupyterLab
+    then asks which kernel to start instead of starting the notebook's own.
+    """
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count():
+        dialog.locator(".jp-mod-accept").click()
+
+
+def open_notebook(page: Any, lab: Lab, relpath: str, timeout: float = 60.0) -> None:
     """Open a notebook and wait until its kernel is idle."""
     page.goto(lab.notebook_url(relpath))
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           timeout=60_000)
+    idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    deadline = time.monotonic() + timeout
+    while not idle.count():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the kernel of {relpath} was not idle after {timeout:g}s")
+        accept_kernel_dialog(page)
+        time.sleep(0.1)
 
 
 def run_all(page: Any) -> None:
     """Menu Run > Run All Cells; retried because it is a no-op until the notebook is active."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for _ in range(10):
-        page.locator(".jp-Notebook .jp-Cell").first.click()
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator("li[data-command='runmenu:run-all']:not(.lm-mod-disabled)").click()
+    for _ in range(20):
+        if page.locator(".jp-Dialog").count():  # Escape would answer it "No Kernel"
+            accept_kernel_dialog(page)
+            time.sleep(0.5)
+            continue
         try:
+            page.locator(".jp-Notebook .jp-Cell").first.click(timeout=5_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=5_000)
+            page.locator("li[data-command='runmenu:run-all']:not(.lm-mod-disabled)").click(
+                timeout=5_000)
             page.wait_for_function(
                 """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
                        .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""",
                 timeout=3_000,
             )
             return
-        except PlaywrightTimeout:  # the click did nothing: close the menu, try again
-            page.keyboard.press("Escape")
-    raise AssertionError("Run All did not start any cell")
+        except PlaywrightTimeout:  # the click did nothing, or a dialog came up: try again
+            if not page.locator(".jp-Dialog").count():
+                page.keyboard.press("Escape")  # close the menu
+    dialog = page.locator(".jp-Dialog")
+    blocked = f": a dialog stayed open: {dialog.first.inner_text()!r}" if dialog.count() else ""
+    raise AssertionError(f"Run All did not start any cell{blocked}")
 
 
 def wait_all_executed(page: Any, timeout: float = 120.0) -> None:

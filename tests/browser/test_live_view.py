@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +162,14 @@ def test_quickstart_lights_up_then_ends_green(page: Any, lab: Lab) -> None:
 def _wait_saved_with_view(lab: Lab, relpath: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        model = lab.api(f"/api/contents/{relpath}?content=1")
-        if "chronum-view" in json.dumps(model["content"]):
-            return
+        try:
+            model = lab.api(f"/api/contents/{relpath}?content=1")
+        except urllib.error.HTTPError as exc:  # read while the server was writing the file
+            if exc.code != 500:
+                raise
+        else:
+            if "chronum-view" in json.dumps(model["content"]):
+                return
         time.sleep(0.2)
     raise AssertionError("the notebook was not saved with its run's picture")
 
