@@ -47,7 +47,9 @@ def dot_source(flow: Flow, prefix: str) -> str:
     lines = [
         f"digraph {_quote(flow.name)} {{",
         "  rankdir=LR;",
-        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fillcolor="#ffffff"];',
+        # Square boxes, drawn rounded by ``_rounded_box``: a box is four corners to read back,
+        # where dot's own rounded box is a 44-number path (2.5x the time, on the kernel's loop).
+        '  node [shape=box, style="filled", fontname="Helvetica", fillcolor="#ffffff"];',
     ]
     for i, step in enumerate(flow.steps):
         extra = ", height=0.6" if step.retry.limit else ""
@@ -74,8 +76,10 @@ _NODE = re.compile(r'<g id="(?P<id>[A-Za-z0-9_]+)_(?P<i>\d+)" class="node">(?P<b
 _NOISE = re.compile(r"<!--.*?-->\n?|<title>[^<]*&#45;&gt;[^<]*</title>\n?", re.DOTALL)
 _BADGE = re.compile(r'<text id="[^"]+_a\d+"[^>]*>[^<]*</text>\n?')
 _TEXT_POS = re.compile(r'<text[^>]*? x="(?P<x>-?[\d.]+)" y="(?P<y>-?[\d.]+)"')
-_BOX = re.compile(r'<path fill="(?P<fill>[^"]*)" stroke="(?P<stroke>[^"]*)" d="M(?P<d>[^"]*)"/>')
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_BOX = re.compile(
+    r'<polygon fill="(?P<fill>[^"]*)" stroke="(?P<stroke>[^"]*)" points="(?P<points>[^"]*)"/>')
+#: dot's corner radius for ``style=rounded`` boxes: 12 points, at most a third of a side.
+_CORNER = 12.0
 _EDGE_ID = re.compile(r'<g id="edge\d+" class="edge">')
 _ROOT = '<g id="graph0" class="graph"'
 #: Text attributes every label repeats: said once on the root group, which its texts inherit.
@@ -87,16 +91,18 @@ def _number(value: float) -> str:
 
 
 def _rounded_box(match: re.Match[str]) -> str:
-    """dot's rounded box (a 250-byte path of curves) as the ``<rect rx>`` it draws."""
-    values = [float(v) for v in _NUMBER.findall(match["d"])]
-    xs, ys = values[0::2], values[1::2]
-    if len(xs) < 4 or len(xs) != len(ys):
+    """A node's box (dot's closed polygon of four corners) as a ``<rect>`` with the corners
+    dot gives ``style=rounded`` boxes, in a quarter of the bytes of dot's rounded path."""
+    try:
+        values = list(map(float, match["points"].replace(",", " ").split()))
+    except ValueError:
         return match[0]
-    left, top, right, bottom = min(xs), min(ys), max(xs), max(ys)
-    width, height = right - left, bottom - top
-    radius = right - xs[0]  # the path starts on the top edge where the top-right corner begins
-    if ys[0] != top or not 0 <= radius <= min(width, height) / 2:
+    if len(values) != 10:  # not a box (a closed polygon of four corners)
         return match[0]
+    xs, ys = values[0:8:2], values[1:8:2]
+    left, top = min(xs), min(ys)
+    width, height = max(xs) - left, max(ys) - top
+    radius = min(_CORNER, width / 3, height / 3)
     return (f'<rect fill="{match["fill"]}" stroke="{match["stroke"]}" x="{_number(left)}" '
             f'y="{_number(top)}" width="{_number(width)}" height="{_number(height)}" '
             f'rx="{_number(radius)}"/>')
