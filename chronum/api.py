@@ -1,59 +1,111 @@
-"""The public API: load, run, resume, and the history as DataFrames.
+"""The public verbs: load, run, resume, and the history as DataFrames; ``Run``.
 
-Everything here is a thin layer over ``spec`` (loading), ``engine`` (running), ``store``
-(recording) and the event bus that joins them. Front ends (CLI, notebook) use only this.
+Thin on purpose: a run is assembled by ``session``, recorded by ``store`` and drawn by
+``render``. Every verb that runs takes the same keywords (``RunKeywords``), checked by mypy in
+user code and at call time, before anything starts.
+
+The verbs that run import ``session`` (and with it asyncio) when called, so a script that only
+reads the history as DataFrames never loads the engine.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import difflib
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypedDict, Unpack, runtime_checkable
 
-from . import dag
-from .errors import ChronumError, RunFailedError, UsageError
-from .eventbus import Event, EventBus
+from .errors import RunFailedError, UsageError
+from .eventbus import Subscriber
 from .executors import ExecutorRegistry
 from .model import Flow
+from .store import Store, frames, resolve_db_path
 
 if TYPE_CHECKING:
-    import asyncio
-
     import pandas as pd
 
-    from .sdk import Flow as FlowDefinition
+    from .engine import ReusePlan
     from .sdk._graph import Graph
-    from .store import Store
+    from .session import Finished, RunOptions
 
 __all__ = [
+    "FlowBuilder",
     "Run",
+    "RunKeywords",
     "aresume",
     "arun",
     "attempts",
     "events",
+    "execute",
     "history",
+    "in_running_loop",
     "load",
-    "new_run_id",
+    "options_of",
     "resume",
+    "resume_with",
     "run",
+    "show_logs",
     "steps",
 ]
 
 PathLike = str | os.PathLike[str]
 
-#: Values returned by python steps of recent runs in this process, so a resume in the same
-#: process keeps them (``persist: true`` keeps them on disk, for other processes).
-_RECENT_OUTPUTS: dict[str, dict[str, Any]] = {}
-_RECENT_LIMIT = 32
+
+@runtime_checkable
+class FlowBuilder(Protocol):
+    """A flow written in Python (``chronum.Flow``): ``build()`` gives the validated model and
+    registers its step functions with the session."""
+
+    name: str
+
+    def build(self) -> Flow: ...
 
 
-def new_run_id() -> str:
-    """12 hex digits: short enough to type a prefix, random enough for one machine's history."""
-    return os.urandom(6).hex()
+class RunKeywords(TypedDict, total=False):
+    """The options every running verb takes (``run``, ``arun``, ``resume``, ``Flow.run``...)."""
+
+    #: Values for the flow's declared params.
+    params: Mapping[str, str] | None
+    #: At most this many steps at once (overrides ``maxParallel``).
+    max_parallel: int | None
+    #: Stop at the first failure (overrides ``stopOnFail``).
+    stop_on_fail: bool | None
+    #: The SQLite file (default: ``$CHRONUM_DB`` or ``.chronum/chronum.db``).
+    db: PathLike | None
+    #: Append every event as one JSON line to this file.
+    events_jsonl: PathLike | None
+    #: Callables that receive every event of the run.
+    subscribers: Iterable[Subscriber]
+    #: The executors to use (default: the built-ins and installed plugins).
+    executors: ExecutorRegistry | None
+    #: The new run's id (default: 12 random hex digits).
+    run_id: str | None
+    #: Seconds between SIGTERM and SIGKILL when a step is stopped.
+    grace: float | None
+    #: Where ``call: name`` finds functions given without a module.
+    namespace: Mapping[str, Any] | None
+
+
+_KEYWORDS = frozenset(RunKeywords.__annotations__)
+
+
+def options_of(keywords: Mapping[str, Any], **fixed: Any) -> RunOptions:
+    """``RunOptions`` from a verb's keywords; an unknown keyword is a TypeError at once."""
+    from .session import RunOptions
+
+    unknown = sorted(set(keywords) - _KEYWORDS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(_KEYWORDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"unknown run option {unknown[0]!r}{hint}")
+    given = dict(keywords)
+    if "subscribers" in given:
+        given["subscribers"] = tuple(given["subscribers"])
+    return RunOptions(**given, **fixed)
 
 
 def load(path: PathLike, *, params: Mapping[str, str] | None = None) -> Flow:
@@ -63,18 +115,13 @@ def load(path: PathLike, *, params: Mapping[str, str] | None = None) -> Flow:
     return spec_load(path, params=params)
 
 
-def _open_store(db: PathLike | None) -> Store:
-    from .store import Store, resolve_db_path
-
-    return Store(resolve_db_path(db))
-
-
 class Run:
     """A finished (or, while it runs, a running) run: its id, status and python outputs."""
 
     def __init__(self, run_id: str, flow: Flow, status: str, outputs: Mapping[str, Any],
                  db: Path, errors: Mapping[str, str] | None = None,
-                 started_at: float = 0.0, finished_at: float | None = None) -> None:
+                 started_at: float = 0.0, finished_at: float | None = None,
+                 definition: FlowBuilder | None = None) -> None:
         self.run_id = run_id
         self.flow = flow
         self.status = status
@@ -84,7 +131,13 @@ class Run:
         self.started_at = started_at
         self.finished_at = finished_at
         #: The ``chronum.Flow`` (SDK) this run came from, if any: resume rebuilds it.
-        self.definition: FlowDefinition | None = None
+        self.definition = definition
+
+    @classmethod
+    def of(cls, finished: Finished, definition: FlowBuilder | None = None) -> Run:
+        return cls(finished.run_id, finished.flow, finished.status, finished.outputs,
+                   finished.db, finished.errors, finished.started_at, finished.finished_at,
+                   definition)
 
     @property
     def ok(self) -> bool:
@@ -112,15 +165,14 @@ class Run:
             raise RunFailedError(f"run {self.run_id} of {self.flow.name} {self.status}: {failed}")
         return self
 
-    def resume(self, **options: Any) -> Run:
-        if self.definition is not None:
-            options.setdefault("_flow", self.definition)
-        return resume(self.run_id, db=self.db, **options)
+    def resume(self, **options: Unpack[RunKeywords]) -> Run:
+        """Run again what did not succeed in this run (see ``chronum.resume``)."""
+        options.setdefault("db", self.db)
+        return resume(self.run_id, flow=self.definition, **options)
 
-    async def aresume(self, **options: Any) -> Run:
-        if self.definition is not None:
-            options.setdefault("_flow", self.definition)
-        return await aresume(self.run_id, db=self.db, **options)
+    async def aresume(self, **options: Unpack[RunKeywords]) -> Run:
+        options.setdefault("db", self.db)
+        return await aresume(self.run_id, flow=self.definition, **options)
 
     def graph(self) -> Graph:
         """The flow's graph, each step coloured by the state recorded for it."""
@@ -143,194 +195,45 @@ class Run:
                 f"({len(self.flow.steps)} steps{took})>")
 
 
-class _StoreWriter:
-    """The store's bus subscriber: writes are buffered and committed within ~50 ms.
-
-    Committing per event would cost more than the steps themselves on a 1,000-step flow; a
-    short delay keeps the store at most a few ticks behind. A write error is raised on the next
-    event, from the engine's own stack, so the run fails instead of going on unrecorded.
-    """
-
-    def __init__(self, store: Store, interval: float = 0.05) -> None:
-        self.store = store
-        self.interval = interval
-        self.error: BaseException | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def __call__(self, event: Event) -> None:
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
-        self.store.record(event)
-        if self._timer is None:
-            import asyncio  # not at module level: the DataFrame functions never need it
-
-            self._timer = asyncio.get_running_loop().call_later(self.interval, self._flush)
-
-    def _flush(self) -> None:
-        self._timer = None
-        try:
-            self.store.flush()
-        except Exception as exc:
-            self.error = exc
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.store.flush()
+def _open_store(db: PathLike | None) -> Store:
+    return Store(resolve_db_path(db))
 
 
-class _JsonLines:
-    """``--events-jsonl``: every event, log lines included, as one JSON object per line."""
+def _model(flow: Flow | FlowBuilder | PathLike, params: Mapping[str, str] | None
+           ) -> tuple[Flow, FlowBuilder | None]:
+    """The model to run, with ``params`` applied, and the builder it came from (if any)."""
+    from .session import with_params
 
-    def __init__(self, path: PathLike) -> None:
-        self.file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close)
-
-    def __call__(self, event: Event) -> None:
-        self.file.write(json.dumps(event.to_dict(), default=str) + "\n")
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def _remember(run_id: str, outputs: dict[str, Any]) -> None:
-    _RECENT_OUTPUTS[run_id] = outputs
-    while len(_RECENT_OUTPUTS) > _RECENT_LIMIT:
-        del _RECENT_OUTPUTS[next(iter(_RECENT_OUTPUTS))]
+    if isinstance(flow, Flow):
+        return with_params(flow, params), None
+    if isinstance(flow, FlowBuilder):
+        return with_params(flow.build(), params), flow
+    return load(flow, params=params), None
 
 
-def _definition(flow: object) -> FlowDefinition | None:
-    """``flow`` if it is a ``chronum.Flow`` of the SDK (only possible once it is imported)."""
-    sdk = sys.modules.get("chronum.sdk._flow")
-    return flow if sdk is not None and isinstance(flow, sdk.Flow) else None
+async def execute(flow: Flow | FlowBuilder | PathLike, options: RunOptions,
+                  plan: ReusePlan | None = None) -> Run:
+    """Run ``flow`` with typed ``options`` (and a reuse ``plan`` when it continues a run):
+    what ``arun`` and ``aresume`` do, for front ends that build the options themselves."""
+    from .session import start
+
+    model, definition = _model(flow, options.params)
+    finished = await start(model, replace(options, params=None), plan)
+    return Run.of(finished, definition)
 
 
-def _functions_of(flow: Flow) -> Mapping[str, Callable[..., Any]] | None:
-    """The step functions of a flow built by the SDK in this process."""
-    registry = sys.modules.get("chronum.sdk._registry")
-    found: Mapping[str, Callable[..., Any]] | None = (
-        None if registry is None else registry.functions_for(flow))
-    return found
-
-
-async def arun(
-    flow: Flow | FlowDefinition | PathLike,
-    *,
-    params: Mapping[str, str] | None = None,
-    max_parallel: int | None = None,
-    stop_on_fail: bool | None = None,
-    db: PathLike | None = None,
-    events_jsonl: PathLike | None = None,
-    subscribers: Iterable[Callable[[Event], None]] = (),
-    executors: ExecutorRegistry | None = None,
-    run_id: str | None = None,
-    grace: float | None = None,
-    namespace: Mapping[str, Any] | None = None,
-    _cached: Mapping[str, str] | None = None,
-    _parent_run_id: str | None = None,
-    _origin: Mapping[str, str] | None = None,
-) -> Run:
+async def arun(flow: Flow | FlowBuilder | PathLike, **options: Unpack[RunKeywords]) -> Run:
     """Run a flow on the running event loop and record it; never raises for a failed run.
 
-    ``flow`` is a ``Flow`` (a ``chronum.model.Flow`` or a ``chronum.Flow`` of the SDK) or a
-    path to a flow file. Cancelling the awaiting task cancels the run cleanly: its steps are
-    stopped and it is recorded ``cancelled``.
+    ``flow`` is a ``chronum.model.Flow``, a ``chronum.Flow`` of the SDK, or a path to a flow
+    file. Cancelling the awaiting task cancels the run cleanly: its steps are stopped and it
+    is recorded ``cancelled``.
     """
-    from .engine import run_flow
-
-    definition = _definition(flow)
-    functions: Mapping[str, Callable[..., Any]] | None = None
-    if definition is not None:
-        flow, functions = definition._compile()
-        if params:
-            flow = _with_params(flow, params)
-    elif not isinstance(flow, Flow):
-        flow = load(flow, params=params)  # type: ignore[arg-type]  # SDK flows are handled above
-    elif params:
-        flow = _with_params(flow, params)
-    if max_parallel is not None and max_parallel < 1:
-        raise UsageError(f"max_parallel must be at least 1, got {max_parallel}")
-    run_id = run_id or new_run_id()
-    reasons: Mapping[str, str] = {}
-    if grace is None:
-        grace = _grace_from_env()
-    store = _open_store(db)
-    bus = EventBus()
-    writer = _StoreWriter(store)
-    jsonl = _JsonLines(events_jsonl) if events_jsonl is not None else None
-    try:
-        store.begin_run(run_id, flow, parent_run_id=_parent_run_id, params=flow.params,
-                        origin=_origin)
-        bus.subscribe(writer, critical=True)
-        if jsonl is not None:
-            bus.subscribe(jsonl)
-        for subscriber in subscribers:
-            bus.subscribe(subscriber)
-        if functions is None:
-            functions = _functions_of(flow)
-        extras: dict[str, Any] = {"namespace": namespace} if namespace is not None else {}
-        if functions:
-            extras["functions"] = functions
-        on_output = None
-        if any(s.options for s in flow.steps):
-            from .sdk._values import keeper
-
-            on_output = keeper(flow, Path(store.path), run_id)
-        cached_values: dict[str, Any] = {}
-        if _cached:
-            from .sdk._values import restore
-
-            restored = restore(flow, _cached, _RECENT_OUTPUTS, Path(store.path), functions)
-            _cached, reasons = restored.cached, restored.reasons
-            cached_values = {k: v for k, v in restored.values.items() if v is not None}
-        outcome = await run_flow(
-            flow, run_id=run_id, bus=bus, executors=executors, params=flow.params,
-            max_parallel=max_parallel, stop_on_fail=stop_on_fail, cached=_cached,
-            cached_outputs=cached_values, parent_run_id=_parent_run_id, grace=grace,
-            extras=extras, on_output=on_output,
-        )
-    finally:
-        try:
-            writer.close()
-            if reasons:
-                store.note_reasons(run_id, reasons)
-        finally:
-            if jsonl is not None:
-                jsonl.close()
-            store.close()
-    _remember(run_id, outcome.outputs)
-    run = Run(run_id, flow, outcome.status, outcome.outputs, Path(store.path),
-              outcome.errors, outcome.started_at, outcome.finished_at)
-    run.definition = definition
-    return run
+    return await execute(flow, options_of(options))
 
 
-def _grace_from_env() -> float:
-    """``CHRONUM_KILL_GRACE``: seconds between SIGTERM and SIGKILL when a step is stopped."""
-    text = os.environ.get("CHRONUM_KILL_GRACE", "")
-    if not text:
-        return 5.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"CHRONUM_KILL_GRACE must be a number of seconds, got {text!r}") from None
-    if value < 0:
-        raise UsageError(f"CHRONUM_KILL_GRACE must not be negative, got {value:g}")
-    return value
-
-
-def _with_params(flow: Flow, params: Mapping[str, str]) -> Flow:
-    from dataclasses import replace
-
-    unknown = sorted(set(params) - set(flow.params))
-    if unknown:
-        declared = ", ".join(sorted(flow.params)) or "none"
-        raise UsageError(f"unknown parameter {unknown[0]!r}; the flow declares: {declared}")
-    return replace(flow, params={**flow.params, **params})
-
-
-def _in_running_loop() -> bool:
+def in_running_loop() -> bool:
+    """Whether this thread is inside a running asyncio loop (a notebook cell, say)."""
     asyncio = sys.modules.get("asyncio")
     if asyncio is None:  # no loop runs without it: nothing to import to know that
         return False
@@ -342,7 +245,7 @@ def _in_running_loop() -> bool:
 
 
 def _sync(name: str, coro_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    if _in_running_loop():
+    if in_running_loop():
         raise UsageError(
             f"chronum.{name}() was called inside a running event loop (a notebook cell?); "
             f"use `await chronum.a{name}(...)` there"
@@ -352,117 +255,95 @@ def _sync(name: str, coro_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
     return asyncio.run(coro_fn(*args, **kwargs))
 
 
-def run(flow: Flow | FlowDefinition | PathLike, **options: Any) -> Run:
+def run(flow: Flow | FlowBuilder | PathLike, **options: Unpack[RunKeywords]) -> Run:
     """Run a flow to the end (blocking); see ``arun`` for the options."""
-    result: Run = _sync("run", arun, flow, **options)
+    checked = options_of(options)
+    result: Run = _sync("run", execute, flow, checked)
     return result
 
 
-def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str) -> dict[str, str]:
-    """Steps to keep when resuming ``run_id``: those that succeeded (or were kept) and have
-    nothing that will run again upstream. Maps each kept step to the run that produced it."""
-    kept: dict[str, str] = {}
-    rows_by_step = {r["step"]: r for r in rows}
-    for step in flow.steps:
-        row = rows_by_step.get(step.name)
-        if row is not None and row["status"] in ("succeeded", "cached"):
-            kept[step.name] = row.get("cached_from") or run_id
-    rerun = set(flow.step_names) - set(kept)
-    for name in dag.downstream(flow, rerun):
-        kept.pop(name, None)
-    return kept
+async def resume_with(ref: str, options: RunOptions, flow: Flow | FlowBuilder | None = None
+                      ) -> Run:
+    """``aresume`` with typed ``options``, for front ends that build them themselves."""
+    from .session import prepare_resume, start, with_params
+
+    definition = flow if isinstance(flow, FlowBuilder) else None
+
+    def choose(run_id: str, info: Mapping[str, Any]) -> Flow | None:
+        if definition is not None:
+            return with_params(definition.build(), info.get("params") or None)
+        return flow if isinstance(flow, Flow) else None
+
+    resumption = prepare_resume(ref, db=options.db, choose=choose)
+    finished = await start(resumption.flow, options, resumption.plan)
+    return Run.of(finished, definition)
 
 
-async def aresume(ref: str, *, db: PathLike | None = None,
-                  _flow: Flow | FlowDefinition | None = None, **options: Any) -> Run:
+async def aresume(ref: str, *, flow: Flow | FlowBuilder | None = None,
+                  **options: Unpack[RunKeywords]) -> Run:
     """Run again what did not succeed in run ``ref`` (an id, a unique prefix, or ``last``).
 
-    The flow is reloaded from its file; ``Run.resume`` of a ``chronum.Flow`` run passes the
-    flow object instead (``_flow``), as it is now in this process."""
-    store = _open_store(db)
-    try:
-        run_id = store.resolve_run(ref)
-        info = store.run(run_id)
-        rows = store.step_rows(run_id)
-    finally:
-        store.close()
-    if info["status"] == "running":
-        raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
-    source = info.get("source")
-    definition = _definition(_flow)
-    if definition is not None:
-        flow = definition.build()
-        if info.get("params"):
-            flow = _with_params(flow, info["params"])
-    elif isinstance(_flow, Flow):
-        flow = _flow
-    elif (info.get("origin") or {}).get("kind") == "cell":
-        raise UsageError(
-            f"run {run_id} came from a notebook cell; resume it in a notebook: "
-            f"`%load_ext chronum`, define the cell's functions, then `%chronum resume {run_id}`"
-        )
-    elif not source or not Path(source).exists():
-        raise ChronumError(
-            f"run {run_id} cannot be resumed: its flow file {source or '(none)'} is gone"
-        )
-    else:
-        flow = load(source, params=info.get("params") or None)
-    kept = plan_resume(flow, rows, run_id)
-    if definition is not None:
-        run = await arun(definition, db=db, _cached=kept, _parent_run_id=run_id,
-                         params=info.get("params") or None, **options)
-    else:
-        run = await arun(flow, db=db, _cached=kept, _parent_run_id=run_id, **options)
-    return run
+    The flow is reloaded from its file, unless ``flow`` gives it (``Run.resume`` of a
+    ``chronum.Flow`` run passes the flow object as it is now in this process).
+    """
+    return await resume_with(ref, options_of(options), flow)
 
 
-def resume(ref: str, *, db: PathLike | None = None, **options: Any) -> Run:
+def resume(ref: str, *, flow: Flow | FlowBuilder | None = None,
+           **options: Unpack[RunKeywords]) -> Run:
     """Blocking ``aresume``."""
-    result: Run = _sync("resume", aresume, ref, db=db, **options)
+    result: Run = _sync("resume", aresume, ref, flow=flow, **options)
     return result
-
-
-def _frame(kind: str, db: PathLike | None, *args: Any) -> pd.DataFrame:
-    """A DataFrame view, with the cycle collector paused: importing pandas (the first call)
-    and turning 100,000 rows into columns allocate in bursts that make no garbage cycles, and
-    each collection they trigger scans every object of the process (here 20 % of the pandas
-    import and 60 % of turning 100,000 rows into columns)."""
-    from ._gc import paused
-    from .store import frames
-
-    with paused():
-        store = _open_store(db)
-        try:
-            func = getattr(frames, f"{kind}_frame")
-            frame: pd.DataFrame = func(store, *args)
-            return frame
-        finally:
-            store.close()
 
 
 def history(limit: int | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
     """One row per run, newest first."""
-    return _frame("history", db, limit)
+    with _open_store(db) as store:
+        return frames.history_frame(store, limit)
 
 
 def steps(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
     """One row per step of a run (the latest run when omitted), in file order."""
-    return _frame("steps", db, _resolve(run_id, db))
+    with _open_store(db) as store:
+        return frames.steps_frame(store, run_id)
 
 
 def attempts(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
     """One row per attempt of a run (the latest run when omitted)."""
-    return _frame("attempts", db, _resolve(run_id, db))
+    with _open_store(db) as store:
+        return frames.attempts_frame(store, run_id)
 
 
 def events(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
     """The run's events in order (the latest run when omitted)."""
-    return _frame("events", db, _resolve(run_id or "last", db))
+    with _open_store(db) as store:
+        return frames.events_frame(store, run_id or "last")
 
 
-def _resolve(run_id: str | None, db: PathLike | None) -> str | None:
-    if run_id is None:
-        return None
-    store = _open_store(db)
-    with contextlib.closing(store):
-        return store.resolve_run(run_id)
+def show_logs(ref: str, step: str | None = None, *, db: PathLike | None = None,
+              out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+    """Print the log of a run's ``step``, or of every step under a ``==> step <==`` header.
+
+    ``chronum logs`` and ``%chronum logs`` both print through here.
+    """
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    with _open_store(db) as store:
+        run_id = store.resolve_run(ref)
+        names = [row["step"] for row in store.steps(run_id)]
+        if step is not None and step not in names:
+            close = difflib.get_close_matches(step, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"run {run_id} has no step {step!r}{hint}")
+        for name in [step] if step is not None else names:
+            path = store.log_path(run_id, name)
+            if step is None:
+                out.write(f"==> {name} <==\n")
+            if path is None or not path.exists():
+                if step is not None:
+                    err.write(f"(step {name} wrote no log)\n")
+                continue
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                while chunk := fh.read(1 << 16):
+                    out.write(chunk)
+            out.flush()

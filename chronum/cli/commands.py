@@ -8,10 +8,15 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..api import Run, execute, load, resume_with, show_logs
 from ..errors import RunNotFoundError, UsageError
+from ..session import RunOptions
+from ..store.queries import HISTORY_COLUMNS, STEP_COLUMNS
 from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .display import Printer, format_table, printer_for
 
@@ -62,20 +67,13 @@ async def _run_with_signals(coro_factory: Any) -> Any:
             loop.remove_signal_handler(signum)
 
 
-def _execute(args: argparse.Namespace, start: Any) -> int:
+def _execute(args: argparse.Namespace, start: Callable[[RunOptions], Awaitable[Run]]) -> int:
     """Shared by run and resume: live printer, the run, the final line or JSON."""
-    from ..api import Run
-
     printer: Printer = printer_for(args.format, quiet=args.quiet)
-    options: dict[str, Any] = {
-        "max_parallel": args.max_parallel,
-        "stop_on_fail": args.stop_on_fail,
-        "db": args.db,
-        "events_jsonl": args.events_jsonl,
-        "subscribers": [printer],
-    }
+    options = RunOptions(max_parallel=args.max_parallel, stop_on_fail=args.stop_on_fail,
+                         db=args.db, events_jsonl=args.events_jsonl, subscribers=(printer,))
     try:
-        run: Run = asyncio.run(_run_with_signals(lambda: start(options)))
+        run = asyncio.run(_run_with_signals(lambda: start(options)))
     except KeyboardInterrupt:
         printer.close()
         print("chronum: interrupted; the run was recorded as cancelled "
@@ -90,27 +88,19 @@ def _execute(args: argparse.Namespace, start: Any) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..api import arun, load
-
     flow = load(args.file, params=dict(args.params) or None)
     if args.executor:
-        from dataclasses import replace
-
         steps = tuple(replace(s, executor=args.executor) if s.executor == "python" else s
                       for s in flow.steps)
         flow = replace(flow, steps=steps)
-    return _execute(args, lambda options: arun(flow, **options))
+    return _execute(args, lambda options: execute(flow, options))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from ..api import aresume
-
-    return _execute(args, lambda options: aresume(args.run, **options))
+    return _execute(args, lambda options: resume_with(args.run, options))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ..api import load
-
     flow = load(args.file)
     n = len(flow.steps)
     print(f"{args.file}: ok — flow '{flow.name}', {n} step{'s' if n != 1 else ''}")
@@ -118,7 +108,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from ..api import load
     from ..render import render, to_dot
 
     flow = load(args.file)
@@ -147,10 +136,8 @@ def _store(db: str | None) -> Any:
     return Store(path)
 
 
-_HISTORY_COLUMNS = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-                    "n_steps", "n_failed", "parent_run_id")
-_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",
-                 "duration_s", "reason")
+#: ``chronum show``'s step columns: the frame's, less the run id said once above them.
+_STEP_COLUMNS = tuple(c for c in STEP_COLUMNS if c != "run_id")
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -166,7 +153,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         import csv
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(_HISTORY_COLUMNS),
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(HISTORY_COLUMNS),
                                 extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
@@ -208,28 +195,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    store = _store(args.db)
-    try:
-        run_id = store.resolve_run(args.run)
-        names = [row["step"] for row in store.steps(run_id)]
-        if args.step is not None and args.step not in names:
-            import difflib
-
-            close = difflib.get_close_matches(args.step, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UsageError(f"run {run_id} has no step {args.step!r}{hint}")
-        for name in [args.step] if args.step else names:
-            path = store.log_path(run_id, name)
-            if args.step is None:
-                print(f"==> {name} <==")
-            if path is None or not Path(path).exists():
-                if args.step is not None:
-                    print(f"(step {name} wrote no log)", file=sys.stderr)
-                continue
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 16):
-                    sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-    finally:
-        store.close()
+    _store(args.db).close()  # says so when no run was ever recorded there
+    show_logs(args.run, args.step, db=args.db)
     return EXIT_OK

@@ -1,5 +1,6 @@
-"""The async engine: ``await run_flow(flow, run_id=..., bus=...)``."""
+"""The async engine: ``await run_flow(flow, run_id=..., bus=...)``, and the reuse plan."""
 
+from .plan import ReusePlan, plan_resume
 from .retry import backoff_delay, seed_for
 from .runner import (
     TIMEOUT_EXIT_CODE,
@@ -14,9 +15,11 @@ from .runner import (
 __all__ = [
     "TIMEOUT_EXIT_CODE",
     "Clock",
+    "ReusePlan",
     "RunOutcome",
     "SystemClock",
     "backoff_delay",
+    "plan_resume",
     "run_environment",
     "run_flow",
     "seed_for",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import os
 import re
-import sys
 import threading
 import time
 import traceback
@@ -37,7 +37,10 @@ from ..eventbus import (
 from ..executors import Executor, ExecutorRegistry, Result, StepContext, default_registry
 from ..model import Flow, Step
 from .masking import Masker, missing_secrets, read_secrets
+from .plan import ReusePlan
 from .retry import backoff_delay, seed_for
+
+logger = logging.getLogger("chronum")
 
 __all__ = ["Clock", "RunOutcome", "SystemClock", "run_environment", "run_flow", "step_environment"]
 
@@ -72,7 +75,7 @@ class SystemClock(Clock):
 
 
 class RunOutcome(NamedTuple):
-    """How a run ended (a NamedTuple: a dataclass costs a millisecond of every start)."""
+    """How a run ended."""
 
     run_id: str
     status: str
@@ -440,9 +443,7 @@ async def run_flow(
     params: Mapping[str, str] | None = None,
     max_parallel: int | None = None,
     stop_on_fail: bool | None = None,
-    cached: Mapping[str, str] | None = None,
-    cached_outputs: Mapping[str, Any] | None = None,
-    parent_run_id: str | None = None,
+    plan: ReusePlan | None = None,
     grace: float = 5.0,
     extras: Mapping[str, Any] | None = None,
     base_env: Mapping[str, str] | None = None,
@@ -450,13 +451,15 @@ async def run_flow(
 ) -> RunOutcome:
     """Run ``flow`` to the end and return how it went.
 
-    ``cached`` maps step names to the run that produced them (resume): those steps are not run
-    and count as succeeded. Cancelling the coroutine (Ctrl-C, the notebook's Stop button)
-    stops every running step, records the run ``cancelled`` and re-raises ``CancelledError``.
+    ``plan`` keeps steps from earlier runs (resume): they are not run, count as succeeded, and
+    their values reach the steps that need them. Cancelling the coroutine (Ctrl-C, the
+    notebook's Stop button) stops every running step, records the run ``cancelled`` and
+    re-raises ``CancelledError``.
     ``on_output(step, value)`` is called when a step succeeds, before its success is emitted
     (``persist: true`` writes the value there); if it raises, the attempt fails instead.
     """
     clock = clock or SystemClock()
+    plan = plan or ReusePlan()
     run = _Run(
         flow, run_id, bus, executors or default_registry, clock,
         params if params is not None else flow.params,
@@ -467,15 +470,16 @@ async def run_flow(
     started_at, started = clock.now(), clock.monotonic()
     bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,
                         params={k: run.mask(v) for k, v in run.params.items()},
-                        parent_run_id=parent_run_id,
+                        parent_run_id=plan.parent_run_id,
                         source=flow.source, max_parallel=run.max_parallel))
     for step in flow.steps:
-        if cached and step.name in cached:
+        from_run = plan.kept.get(step.name)
+        if from_run is not None:
             run.states[step.name] = "cached"
-            if cached_outputs and step.name in cached_outputs:
-                run.outputs[step.name] = cached_outputs[step.name]
+            if step.name in plan.values:
+                run.outputs[step.name] = plan.values[step.name]
             bus.emit(StepCached(run_id=run_id, at=clock.now(), step=step.name,
-                                from_run=cached[step.name]))
+                                from_run=from_run))
     for step in flow.steps:
         if run.states[step.name] == "cached":
             run.mark_done(step.name)
@@ -544,8 +548,7 @@ async def _finish_executors(run: _Run) -> None:
         try:
             await asyncio.shield(finish(run.outputs))
         except Exception as exc:  # the run's outcome stands; say why the cleanup failed
-            print(f"chronum: executor cleanup failed: {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
+            logger.warning("executor cleanup failed: %s: %s", type(exc).__name__, exc)
 
 
 def _emit_finished(run: _Run, status: str, started: float) -> None:

@@ -314,12 +314,12 @@ class DaskExecutor:
 
     def _prepare(self, step: Step, ctx: StepContext
                  ) -> tuple[Callable[..., Any], list[Any]] | Result:
-        from .python import _bind, _CallError, _plan_for, _resolve
+        from .python import _bind, _CallError, _resolve, call_plan
 
         if step.call:
             try:
                 func = _resolve(step.call, ctx)
-                args, kwargs = _bind(_plan_for(func), ctx, where="a dask worker")
+                args, kwargs = _bind(call_plan(func), ctx, where="a dask worker")
                 payload = _pickle(func)
             except _CallError as exc:
                 return _refuse(ctx, f"{step.call}: {exc}")

@@ -40,7 +40,7 @@ from ..model import Step
 from .base import LogSink, Result, StepContext
 from .process import MAX_LINE, describe_exit, run_process
 
-__all__ = ["PythonExecutor"]
+__all__ = ["CONTEXT_NAMES", "CallPlan", "PythonExecutor", "call_plan"]
 
 #: Parameter names that receive the ``StepContext`` rather than an upstream value.
 CONTEXT_NAMES = frozenset({"ctx", "context"})
@@ -137,17 +137,25 @@ def _install_routers() -> None:
 # -- finding and binding the function -------------------------------------------------------
 
 
-class _Plan(NamedTuple):
-    """How to call a function, worked out once: its parameters and whether it is async."""
+class CallPlan(NamedTuple):
+    """How to call a function, worked out once: its parameters and whether it is async.
+
+    The SDK asks the same of its step functions (which steps they take), so there is one
+    answer per function for both.
+    """
 
     is_async: bool
-    #: (name, required, positional_only) in signature order.
+    #: (name, required, positional_only) in signature order; ``*args`` never receives values.
     params: tuple[tuple[str, bool, bool], ...]
     var_keyword: bool
 
+    def takes(self, name: str) -> bool:
+        """Whether a call binds an input named ``name`` (by parameter, or ``**kwargs``)."""
+        return self.var_keyword or any(p[0] == name for p in self.params)
+
 
 _callables: dict[tuple[str, str], Callable[..., Any]] = {}
-_plans: weakref.WeakKeyDictionary[Callable[..., Any], _Plan] = weakref.WeakKeyDictionary()
+_plans: weakref.WeakKeyDictionary[Callable[..., Any], CallPlan] = weakref.WeakKeyDictionary()
 _paths_added: set[str] = set()
 
 
@@ -200,12 +208,12 @@ def _resolve(target: str, ctx: StepContext) -> Callable[..., Any]:
     return cast(Callable[..., Any], obj)
 
 
-def _make_plan(func: Callable[..., Any]) -> _Plan:
+def _make_plan(func: Callable[..., Any]) -> CallPlan:
     is_async = inspect.iscoroutinefunction(func)
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):  # some builtins have no signature: call without arguments
-        return _Plan(is_async, (), False)
+        return CallPlan(is_async, (), False)
     params = []
     var_keyword = False
     for p in signature.parameters.values():
@@ -213,10 +221,12 @@ def _make_plan(func: Callable[..., Any]) -> _Plan:
             var_keyword = True
         elif p.kind is not p.VAR_POSITIONAL:
             params.append((p.name, p.default is p.empty, p.kind is p.POSITIONAL_ONLY))
-    return _Plan(is_async, tuple(params), var_keyword)
+    return CallPlan(is_async, tuple(params), var_keyword)
 
 
-def _plan_for(func: Callable[..., Any]) -> _Plan:
+def call_plan(func: Callable[..., Any]) -> CallPlan:
+    """The function's ``CallPlan``, remembered per function (weakly: a redefined notebook
+    function is a new key, and the old one can be freed)."""
     try:
         plan = _plans.get(func)
     except TypeError:  # not weak-referenceable: work it out every time
@@ -228,7 +238,7 @@ def _plan_for(func: Callable[..., Any]) -> _Plan:
     return plan
 
 
-def _bind(plan: _Plan, ctx: StepContext, *, where: str | None = None
+def _bind(plan: CallPlan, ctx: StepContext, *, where: str | None = None
           ) -> tuple[list[Any], dict[str, Any]]:
     """Arguments for a call: upstream values by parameter name, the context for ``ctx``.
 
@@ -412,7 +422,7 @@ class PythonExecutor:
                     given: Callable[..., Any] | None = None) -> Result:
         try:
             func = given if given is not None else _resolve(target, ctx)
-            plan = _plan_for(func)
+            plan = call_plan(func)
             args, kwargs = _bind(plan, ctx)
         except _CallError as exc:
             if exc.__cause__ is not None and not isinstance(exc.__cause__, ImportError):

@@ -14,9 +14,7 @@ import asyncio
 import contextvars
 import shlex
 import time
-from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
@@ -24,30 +22,23 @@ from IPython.display import DisplayHandle, display
 
 from .. import api
 from .._args import name_value
+from ..engine import ReusePlan
 from ..errors import ChronumError, SpecError
 from ..model import Flow
+from ..session import RunOptions, new_run_id
 from .display import Snapshot, plain_text, prefix_for, static_html
+from .kernel import current
 from .view import LiveView
 
-__all__ = ["RunHandle", "cell_parser", "parse_flow", "run_cell"]
+__all__ = ["CellOptions", "RunHandle", "cell_parser", "parse_flow", "parse_options", "run_cell",
+           "run_with_view"]
 
-#: Flows of the runs started from cells in this kernel (a cell flow has no file to reload).
-FLOWS: OrderedDict[str, Flow] = OrderedDict()
-_FLOWS_LIMIT = 64
-_VIEWS_LIMIT = 8
-#: Background runs, newest last, for ``%chronum wait``.
-HANDLES: list[RunHandle] = []
-#: Objects whose picture this cell already shows: id -> execution count (see ``mark_shown``).
-_SHOWN: dict[int, int] = {}
-LAST_FLOW: list[Flow] = []
 #: Seconds a finished cell waits for its graph before sending the final picture without it.
 LAYOUT_WAIT = 1.0
 #: A cell's live view appears once its run has lasted this long. A run that ends sooner shows
 #: only its final picture: a widget on screen for a blink costs more to make, send and store
 #: than the run itself. ``--background`` runs show their view at once.
 SHOW_AFTER = 0.25
-#: Live views of recent runs by run id (benchmarks and browser tests read their timestamps).
-VIEWS: OrderedDict[str, LiveView] = OrderedDict()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,15 +72,35 @@ def cell_parser() -> _Parser:
     return p
 
 
-def parse_options(line: str) -> argparse.Namespace:
+@dataclass(frozen=True, slots=True)
+class CellOptions:
+    """The magic line of a ``%%chronum`` cell."""
+
+    name: str | None = None
+    retry: int | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    background: bool = False
+    dry_run: bool = False
+    raise_: bool = False
+    #: How to run it (the cell's params are applied when its flow is parsed, not here).
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+def parse_options(line: str) -> CellOptions:
     try:
         argv = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"%%chronum: {exc}") from None
-    return cell_parser().parse_args(argv)
+    ns = cell_parser().parse_args(argv)
+    if ns.max_parallel is not None and ns.max_parallel < 1:
+        raise UsageError(f"%%chronum: --max-parallel must be at least 1, got {ns.max_parallel}")
+    return CellOptions(
+        name=ns.name, retry=ns.retry, params=tuple(ns.params), background=ns.background,
+        dry_run=ns.dry_run, raise_=ns.raise_,
+        run=RunOptions(max_parallel=ns.max_parallel, stop_on_fail=ns.stop_on_fail, db=ns.db))
 
 
-def parse_flow(body: str, opts: argparse.Namespace) -> Flow:
+def parse_flow(body: str, opts: CellOptions) -> Flow:
     """The cell's YAML as a Flow; the magic line's NAME and ``--retry`` override the text."""
     from ..spec import ParserRegistry, loads
 
@@ -112,19 +123,8 @@ def parse_flow(body: str, opts: argparse.Namespace) -> Flow:
                      params=dict(opts.params) or None, parsers=registry)
     except SpecError as exc:
         raise UsageError(str(exc)) from None
-    return replace(flow, source=None)  # a cell has no file; resume uses FLOWS instead
-
-
-def remember_flow(run_id: str, flow: Flow) -> None:
-    FLOWS[run_id] = flow
-    while len(FLOWS) > _FLOWS_LIMIT:
-        FLOWS.popitem(last=False)
-
-
-def _remember_view(view: LiveView) -> None:
-    VIEWS[view.run_id] = view
-    while len(VIEWS) > _VIEWS_LIMIT:
-        VIEWS.popitem(last=False)
+    # A cell has no file: resume finds its flow in the kernel, or parses the kept cell text.
+    return replace(flow, source=None)
 
 
 def _execution_count() -> int:
@@ -136,11 +136,11 @@ def _execution_count() -> int:
 
 def mark_shown(obj: object) -> None:
     """``obj`` is this cell's result and its picture is already on screen: show it once."""
-    _SHOWN[id(obj)] = _execution_count()
+    current().shown[id(obj)] = _execution_count()
 
 
 def consume_shown(obj: object) -> bool:
-    return _SHOWN.pop(id(obj), None) == _execution_count()
+    return current().shown.pop(id(obj), None) == _execution_count()
 
 
 class _Screen:
@@ -230,20 +230,13 @@ class RunHandle:
         return f"<RunHandle {self.run_id} {self.flow.name}: {self.status}>"
 
 
-async def _execute(flow: Flow, run_id: str, view: LiveView | None,
-                   screen: _Screen, opts: argparse.Namespace,
-                   namespace: Mapping[str, Any] | None,
-                   resume: tuple[Mapping[str, str], str] | None = None,
-                   origin: Mapping[str, str] | None = None) -> api.Run:
-    """Run the flow with the view subscribed; a Cancel click gives a ``cancelled`` Run.
-
-    ``resume`` is (steps kept, parent run id) when this run resumes another."""
+async def _execute(flow: Flow, options: RunOptions, view: LiveView | None, screen: _Screen,
+                   plan: ReusePlan | None) -> api.Run:
+    """Run the flow with the view subscribed; a Cancel click gives a ``cancelled`` Run."""
     layout = asyncio.ensure_future(view.layout()) if view is not None else None
-    cached, parent = resume if resume is not None else (None, None)
-    run_task = asyncio.ensure_future(api.arun(
-        flow, run_id=run_id, max_parallel=opts.max_parallel, stop_on_fail=opts.stop_on_fail,
-        db=opts.db, subscribers=[view] if view is not None else (), namespace=namespace,
-        _cached=cached, _parent_run_id=parent, _origin=origin))
+    if view is not None:
+        options = replace(options, subscribers=(*options.subscribers, view))
+    run_task = asyncio.ensure_future(api.execute(flow, options, plan))
     if view is not None:
         view.attach(run_task)
     try:
@@ -254,7 +247,7 @@ async def _execute(flow: Flow, run_id: str, view: LiveView | None,
         _finish(view, screen, "cancelled", layout)
         if interrupted or view is None or not view.cancel_requested:
             raise  # the Stop button: the cell ends interrupted, the run is recorded cancelled
-        run = _cancelled_run(flow, run_id, opts, view)
+        run = _cancelled_run(flow, options, view)
     except BaseException:
         _finish(view, screen, "failed", layout)
         raise
@@ -284,13 +277,13 @@ def _finish(view: LiveView | None, screen: _Screen, status: str,
         layout.add_done_callback(resend, context=contextvars.Context())
 
 
-def _cancelled_run(flow: Flow, run_id: str, opts: argparse.Namespace,
-                   view: LiveView) -> api.Run:
+def _cancelled_run(flow: Flow, options: RunOptions, view: LiveView) -> api.Run:
     from ..store import resolve_db_path
 
     started = view.started_at_epoch or time.time()
-    return api.Run(run_id, flow, "cancelled", {}, resolve_db_path(opts.db), {"run": "cancelled"},
-                   started_at=started, finished_at=started + (view.snap.elapsed_s or 0.0))
+    return api.Run(view.run_id, flow, "cancelled", {}, resolve_db_path(options.db),
+                   {"run": "cancelled"}, started_at=started,
+                   finished_at=started + (view.snap.elapsed_s or 0.0))
 
 
 def _has_kernel() -> bool:
@@ -310,44 +303,46 @@ def _dry_run(flow: Flow) -> None:
 
 async def run_cell(line: str, body: str) -> api.Run | RunHandle | None:
     """The whole ``%%chronum`` cell; returns the Run (or a handle with ``--background``)."""
-
     cell_started = time.monotonic()
     opts = parse_options(line)
     flow = parse_flow(body, opts)
-    LAST_FLOW[:] = [flow]
+    current().last_flow = flow
     if opts.dry_run:
         _dry_run(flow)
         return None
-    if opts.max_parallel is not None and opts.max_parallel < 1:
-        raise UsageError(f"%%chronum: --max-parallel must be at least 1, got {opts.max_parallel}")
     # Kept with the run, so `%chronum resume` works in a later kernel too.
-    origin = {"kind": "cell", "line": line, "text": body}
-    return await run_with_view(flow, opts, cell_started, origin=origin)
+    options = replace(opts.run, origin={"kind": "cell", "line": line, "text": body})
+    run = await run_with_view(flow, options, cell_started, background=opts.background)
+    if opts.raise_ and isinstance(run, api.Run):
+        run.raise_for_status()
+    return run
 
 
-async def run_with_view(flow: Flow, opts: argparse.Namespace, cell_started: float,
-                        resume: tuple[Mapping[str, str], str] | None = None,
-                        origin: Mapping[str, str] | None = None,
+async def run_with_view(flow: Flow, options: RunOptions, cell_started: float, *,
+                        background: bool = False, plan: ReusePlan | None = None,
                         ) -> api.Run | RunHandle:
-    """Run ``flow`` from a cell with the live view (a blocking await, or a background handle
-    with ``opts.background``); shared by ``%%chronum`` and ``%chronum resume``."""
+    """Run ``flow`` from a cell with the live view: a blocking await, or a background handle;
+    shared by ``%%chronum``, ``%chronum resume`` and ``await flow.arun()``."""
     from IPython import get_ipython
 
     ip = get_ipython()
-    namespace = ip.user_ns if ip is not None else None
-    run_id = api.new_run_id()
-    remember_flow(run_id, flow)
+    state = current()
+    if options.namespace is None and ip is not None:
+        options = replace(options, namespace=ip.user_ns)
+    run_id = options.run_id or new_run_id()
+    options = replace(options, run_id=run_id)
+    state.flows[run_id] = flow
     view = LiveView(flow, run_id, build=False) if _has_kernel() else None
     if view is not None:
         view.created_at = cell_started  # "time to first graph" counts from the cell's start
-        _remember_view(view)
+        state.views[run_id] = view
     screen = _Screen(view)
-    screen.show_after(0.0 if opts.background else SHOW_AFTER)
-    coro = _execute(flow, run_id, view, screen, opts, namespace, resume, origin)
-    if opts.background:
+    screen.show_after(0.0 if background else SHOW_AFTER)
+    coro = _execute(flow, options, view, screen, plan)
+    if background:
         handle = RunHandle(flow, run_id, view, screen)
         handle.task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
-        HANDLES.append(handle)
+        state.handles.append(handle)
         if view is not None:
             mark_shown(handle)
         return handle
@@ -357,6 +352,4 @@ async def run_with_view(flow: Flow, opts: argparse.Namespace, cell_started: floa
         raise UsageError(str(exc)) from None
     if view is not None:
         mark_shown(run)
-    if opts.raise_:
-        run.raise_for_status()
     return run

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -22,8 +21,11 @@ from IPython.display import display
 
 from .. import api
 from ..errors import ChronumError
+from ..model import Flow
+from ..session import RunOptions, prepare_resume
 from . import cell
 from .display import static_bundle
+from .kernel import current
 
 __all__ = ["ChronumMagics", "load_ipython_extension", "transform", "unload_ipython_extension"]
 
@@ -99,46 +101,38 @@ def _graph(args: list[str], db: str | None) -> Any:
 
     if args:
         return show(args[0], db=db, timeline=False)
-    if not cell.LAST_FLOW:
+    flow = current().last_flow
+    if flow is None:
         raise UsageError("%chronum graph: no %%chronum cell has run yet; give a RUN")
-    cell._dry_run(cell.LAST_FLOW[0])
+    cell._dry_run(flow)
     return None
 
 
-async def _resume(ref: str, db: str | None) -> api.Run:
-    """Resume a run; a run started from a cell is resumed with that cell's flow."""
-    from ..store import Store, resolve_db_path
-
-    with Store(resolve_db_path(db)) as store:
-        run_id = store.resolve_run(ref)
-        info = store.run(run_id)
-        rows = store.step_rows(run_id)
-    if info["status"] == "running":
-        raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
+def _cell_flow(run_id: str, info: Mapping[str, Any]) -> Flow | None:
+    """A run started from a cell resumes with that cell's flow: from this kernel, or parsed
+    again from the cell's text kept with the run (it ran in an earlier kernel)."""
+    flow = current().flows.get(run_id)
     origin = info.get("origin")
-    flow = cell.FLOWS.get(run_id)
     if flow is None and origin and origin.get("kind") == "cell":
-        # the cell ran in an earlier kernel: its text and magic line were kept with the run
         flow = cell.parse_flow(origin["text"], cell.parse_options(origin["line"]))
-    if flow is None:  # a run of a flow file: its file, as `chronum resume` does
-        source = info.get("source")
-        if not source or not Path(source).exists():
-            raise UsageError(f"run {run_id} cannot be resumed: its flow is not in this kernel "
-                             f"and its flow file {source or '(none)'} is gone")
-        flow = api.load(source, params=info.get("params") or None)
-    opts = cell.parse_options("")
-    opts.db = db
-    kept = api.plan_resume(flow, rows, run_id)
-    run = await cell.run_with_view(flow, opts, time.monotonic(), resume=(kept, run_id),
-                                   origin=origin)
+    return flow
+
+
+async def _resume(ref: str, db: str | None) -> api.Run:
+    """Resume a run with the live view; a run of a flow file resumes from its file."""
+    resumption = prepare_resume(ref, db=db, choose=_cell_flow)
+    options = RunOptions(db=db, origin=resumption.origin)
+    run = await cell.run_with_view(resumption.flow, options, time.monotonic(),
+                                   plan=resumption.plan)
     assert isinstance(run, api.Run)
     return run
 
 
 async def _wait() -> Any:
-    if not cell.HANDLES:
+    handles = current().handles
+    if not handles:
         raise UsageError("%chronum wait: no run was started with --background")
-    return await cell.HANDLES[-1].wait()
+    return await handles[-1].wait()
 
 
 def _sync_command(command: str, args: list[str], db: str | None) -> Any:
@@ -197,8 +191,9 @@ class ChronumMagics(Magics):
         if command in ("resume", "wait"):
             if not _in_loop():
                 return asyncio.run(run_line(line))
-            if command == "wait" and cell.HANDLES and cell.HANDLES[-1].done:
-                return cell.HANDLES[-1].run
+            handles = current().handles
+            if command == "wait" and handles and handles[-1].done:
+                return handles[-1].run
             raise UsageError(f"%chronum {command} must be the only line of its cell "
                              f"(or use `await chronum.aresume(...)`)")
         try:

@@ -16,16 +16,19 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
+from ..api import Run, RunKeywords, execute, in_running_loop, options_of, run
 from ..errors import Location, Problem, SpecError, UsageError
+from ..executors.python import CONTEXT_NAMES, call_plan
 from ..model import Backoff, RetryPolicy
 from ..model import Flow as FlowModel
+from ..session import register_functions
 from . import _registry
-from ._signature import call_target, params_of
+from ._notebook import arun_with_view, live_view_fits
+from ._signature import call_target
 
 if TYPE_CHECKING:
-    from ..api import Run
     from ._graph import Graph
 
 __all__ = ["Flow", "call_target"]
@@ -38,8 +41,6 @@ StepRef = str | Callable[..., Any]
 Needs = StepRef | Iterable[StepRef] | None
 Retry = int | Mapping[str, Any] | RetryPolicy | None
 
-#: Parameter names that receive the step's context, never an upstream value.
-_CONTEXT_NAMES = frozenset({"ctx", "context"})
 _STEPS_PATH = re.compile(r"steps\[(\d+)\](.*)\Z", re.S)
 
 
@@ -233,7 +234,7 @@ class Flow:
             problems.extend(self._relocate(p) for p in exc.problems)
         if problems:
             raise SpecError(problems)
-        _registry.register(model, functions)
+        register_functions(model, functions)
         built = (model, functions)
         if source is None and base_dir is None:
             self._built = built
@@ -259,12 +260,11 @@ class Flow:
 
     def _inferred(self, spec: _Spec, names: set[str], problems: list[Problem]) -> list[str]:
         assert spec.func is not None
-        params, _ = params_of(spec.func)
         out = []
-        for pname, required in params:
+        for pname, required, _ in call_plan(spec.func).params:
             if pname in names:
                 out.append(pname)
-            elif required and pname not in _CONTEXT_NAMES:
+            elif required and pname not in CONTEXT_NAMES:
                 from ..spec._checks import did_you_mean
 
                 hint = did_you_mean(pname, names) or "give it a default, or add a step of " \
@@ -306,33 +306,27 @@ class Flow:
 
     # -- running, drawing, writing ------------------------------------------------------------
 
-    def run(self, **options: Any) -> Run:
+    def run(self, **options: Unpack[RunKeywords]) -> Run:
         """Run the flow to the end (blocking); in a notebook use ``await flow.arun()``.
 
         Options are those of ``chronum.run`` (``db=``, ``max_parallel=``, ``params=``, ...).
         A failed run raises nothing; ``run.raise_for_status()`` does.
         """
-        from ..api import _in_running_loop, run
-
         _refuse_while_loading()
-        if _in_running_loop():
+        if in_running_loop():
             raise UsageError(
                 "flow.run() was called inside a running event loop (a notebook cell?); "
                 "use `await flow.arun()` there")
         return run(self, **options)
 
-    async def arun(self, **options: Any) -> Run:
+    async def arun(self, *, view: bool | None = None, **options: Unpack[RunKeywords]) -> Run:
         """Run the flow on the running loop; in a Jupyter kernel, with the live view of
         ``%%chronum`` (``view=False`` turns it off)."""
         _refuse_while_loading()
-        view = options.pop("view", None)
-        from ._notebook import arun_with_view, live_view_fits
-
-        if view is not False and live_view_fits(options):
-            return await arun_with_view(self, options)
-        from ..api import arun
-
-        return await arun(self, **options)
+        checked = options_of(options)
+        if view is not False and live_view_fits(checked):
+            return await arun_with_view(self, checked)
+        return await execute(self, checked)
 
     def graph(self) -> Graph:
         """The flow's graph: DOT text, drawn as SVG in a notebook when graphviz is installed."""

@@ -19,7 +19,7 @@ from ..model import Flow as FlowModel
 from . import _registry
 from ._flow import Flow
 
-__all__ = ["parse"]
+__all__ = ["PythonParser", "parse", "parser"]
 
 
 def _module_name(file: str) -> str:
@@ -78,3 +78,16 @@ def parse(text: str, file: str) -> FlowModel:
     (_, flow), = found.values()
     model, _ = flow._compile(source=file, base_dir=Path(os.path.abspath(file)).parent)
     return model
+
+
+class PythonParser:
+    """The ``python`` flow format, registered like any plugin parser: through the entry point
+    ``chronum.parsers: python`` in Chronum's own package metadata."""
+
+    extensions = (".py",)
+
+    def __call__(self, text: str, file: str) -> FlowModel:
+        return parse(text, file)
+
+
+parser = PythonParser()

@@ -15,7 +15,6 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from .. import dag
-from .._gc import paused
 from ..errors import ExecutorError, Location, SpecError
 from ..model import Backoff, Flow, RetryPolicy, Step
 from ._checks import Checker, describe
@@ -405,8 +404,7 @@ def build(doc: Any, *, file: str, base_dir: Path, source: str | None,
           default_name: str | None = None) -> Flow:
     """Validate ``doc`` and return the Flow, or raise SpecError with every problem found."""
     builder = _Builder(file, executors)
-    with paused():  # a burst of acyclic allocations: see chronum._gc
-        flow = builder.flow(doc, default_name)
+    flow = builder.flow(doc, default_name)
     if flow is None or builder.problems:
         raise SpecError(builder.problems)
     flow = replace(flow, source=source, base_dir=base_dir)

@@ -1,8 +1,10 @@
 """Flow formats by name and by file extension.
 
 YAML and JSON are built in; other formats come from ``chronum.register_parser`` or the
-``chronum.parsers`` entry point group. Entry points are read only when a file extension or a
-format is not already known, so loading a ``.yaml`` flow never scans installed packages.
+``chronum.parsers`` entry point group — Python flow files too: ``chronum.sdk`` registers its
+``.py`` parser through Chronum's own entry point, as a plugin would. Entry points are read only
+when a file extension or a format is not already known, so loading a ``.yaml`` flow never scans
+installed packages.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ _YAML = "chronum.spec._yaml:parse"
 BUILTINS: dict[str, tuple[str, tuple[str, ...]]] = {
     "yaml": (_YAML, (".yaml", ".yml")),
     "json": (_YAML, (".json",)),  # JSON is YAML, so JSON errors get line numbers too
-    "python": ("chronum.sdk._loader:parse", (".py",)),  # a file defining a chronum.Flow
 }
 
 

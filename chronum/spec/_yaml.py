@@ -18,7 +18,6 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from .._gc import paused
 from ..errors import Location, Problem, SpecError
 from ._checks import describe
 from ._nodes import YList, YMap
@@ -240,11 +239,6 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
 
 def parse(text: str, filename: str) -> Any:
     """Parse YAML (or JSON) text into YMap/YList/scalars, or raise SpecError."""
-    with paused():  # a burst of acyclic allocations: see chronum._gc
-        return _parse(text, filename)
-
-
-def _parse(text: str, filename: str) -> Any:
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:

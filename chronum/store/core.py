@@ -24,10 +24,11 @@ from typing import Any, TypeVar
 from ..errors import StoreError
 from ..eventbus import Event
 from ..model import Flow
+from ..state import AttemptState, RunState, StepState
 from . import queries
 from .liveness import host_name, start_token
 from .logs import relative_log_path
-from .recorder import AttemptRow, Batch, Recorder, RunState, StepRow, to_json
+from .recorder import Batch, Recorder, to_json
 from .schema import connect, log_error, migrate, store_error
 
 __all__ = ["Store", "resolve_db_path"]
@@ -49,9 +50,10 @@ def resolve_db_path(db: str | os.PathLike[str] | None = None) -> Path:
 
 _UPDATE_STEPS = """
 UPDATE steps SET status = ?, attempts = ?, exit_code = ?, started_at = ?, finished_at = ?,
-    reason = ?, cached_from = ?, log_path = ?, log_tail = ?
+    reason = ?, cached_from = ?
 WHERE run_id = ? AND step = ?
 """
+_UPDATE_LOGS = "UPDATE steps SET log_path = ?, log_tail = ? WHERE run_id = ? AND step = ?"
 _UPSERT_ATTEMPTS = """
 INSERT INTO attempts (run_id, step, attempt, status, exit_code, started_at, finished_at, delay_s)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -239,13 +241,14 @@ class Store:
                 self._recorder.discard()
                 raise
 
-    def _load_run(self, run_id: str) -> RunState:
-        """Rebuild the recorder's rows of a run from the database (begun by another Store)."""
+    def _load_run(self, run_id: str) -> tuple[RunState, int]:
+        """A run's state and its next event number, from the database (a run begun by
+        another Store, or one the recorder let go of after it finished)."""
         conn = self._connection()
         try:
             rows = conn.execute(
                 "SELECT step, status, attempts, exit_code, started_at, finished_at, reason, "
-                "cached_from, log_path, log_tail FROM steps WHERE run_id = ?", (run_id,)
+                "cached_from FROM steps WHERE run_id = ? ORDER BY position", (run_id,)
             ).fetchall()
             if not rows:
                 raise StoreError(f"run {run_id!r} was never begun in {self.path}")
@@ -258,10 +261,10 @@ class Store:
             ).fetchall()
         except sqlite3.Error as exc:
             raise store_error(self.path, exc, "read") from exc
-        steps = {r[0]: StepRow(*r[1:]) for r in rows}
+        steps = {r[0]: StepState(*r[1:]) for r in rows}
         for step, *attempt in last:
-            steps[step].current = AttemptRow(*attempt)
-        return RunState(steps, next_seq=int(seq) + 1)
+            steps[step].current = AttemptState(*attempt)
+        return RunState.of(run_id, steps), int(seq) + 1
 
     # -- logs -------------------------------------------------------------------------------
 
@@ -372,6 +375,8 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
         conn.executemany(_UPDATE_STEPS, batch.steps)
     if batch.attempts:
         conn.executemany(_UPSERT_ATTEMPTS, batch.attempts)
+    if batch.logs:
+        conn.executemany(_UPDATE_LOGS, batch.logs)
     if batch.events:
         conn.executemany(_INSERT_EVENTS, batch.events)
     if batch.runs:

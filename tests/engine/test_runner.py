@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chronum.engine import backoff_delay, run_flow, seed_for
+from chronum.engine import ReusePlan, backoff_delay, run_flow, seed_for
 from chronum.eventbus import EventBus, StepRetrying, StepSkipped, StepStarted
 from chronum.model import Backoff
 
@@ -205,8 +205,8 @@ def test_values_flow_to_dependents_and_params_reach_env(registry, bus, clock, ex
 
 def test_cached_steps_are_not_run(registry, bus, clock, executor, recorder):
     flow = make_flow(fake("a", value=1), fake("b", needs=["a"]), fake("c", needs=["b"]))
-    out = go(flow, registry, bus, clock, cached={"a": "r0", "b": "r0"},
-             cached_outputs={"a": 1})
+    out = go(flow, registry, bus, clock,
+             plan=ReusePlan("r0", kept={"a": "r0", "b": "r0"}, values={"a": 1}))
     assert executor.log == [("c", 1)]
     assert out.states == {"a": "cached", "b": "cached", "c": "succeeded"}
     assert [e.data["from_run"] for e in recorder.events if e.kind == "step.cached"] \

@@ -64,12 +64,21 @@ def test_unknown_extension_names_the_known_ones(tmp_path: Path, executors):
     with pytest.raises(SpecError) as info:
         load(path, parsers=ParserRegistry(entry_points=False), executors=executors)
     assert str(info.value) == (f"{path}: no parser for '.toml' files "
+                               "(known extensions: .json, .yaml, .yml)")
+    # Python flow files come through Chronum's own entry point, as a plugin's format would.
+    with pytest.raises(SpecError) as info:
+        load(path, parsers=ParserRegistry(), executors=executors)
+    assert str(info.value) == (f"{path}: no parser for '.toml' files "
                                "(known extensions: .json, .py, .yaml, .yml)")
 
 
 def test_unknown_format(executors):
     with pytest.raises(SpecError) as info:
         loads("x", fmt="toml", parsers=ParserRegistry(entry_points=False), executors=executors)
+    assert str(info.value) == ("<string>: unknown flow format 'toml' "
+                               "(installed formats: json, yaml)")
+    with pytest.raises(SpecError) as info:
+        loads("x", fmt="toml", parsers=ParserRegistry(), executors=executors)
     assert str(info.value) == ("<string>: unknown flow format 'toml' "
                                "(installed formats: json, python, yaml)")
 

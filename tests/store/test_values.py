@@ -11,7 +11,7 @@ import pytest
 import chronum
 import chronum.spec
 from chronum.errors import SpecError
-from chronum.sdk._values import MISSING, load_value, save_value, values_dir
+from chronum.store.values import MISSING, load_value, save_value, values_dir
 
 
 def test_same_process_resume_keeps_values_and_uses_the_fixed_function(tmp_path: Path):
