@@ -33,6 +33,7 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check chronum tests benchmarks reliability
+	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import importlib
 
-TYPE_CHECKING = False  # not from typing: importing typing alone costs ~10 ms
+from ._version import __version__
 
-__version__ = "0.1.0"
+# Not typing.TYPE_CHECKING: `import chronum` imports nothing it does not need at run time.
+TYPE_CHECKING = False
 
 __all__ = [
     "Backoff",

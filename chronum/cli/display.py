@@ -27,6 +27,7 @@ from ..eventbus import (
     StepStarted,
     StepSucceeded,
 )
+from ..state import FINISHED, RunState
 
 if TYPE_CHECKING:
     from ..api import Run
@@ -51,22 +52,28 @@ class Printer:
     def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
         self.out = out or sys.stdout
         self.quiet = quiet
-        self.total = 0
-        self.counts: dict[str, int] = {}
-        self.flow = ""
-        self.run_id = ""
+        #: The run as its events so far describe it (made at ``run.started``).
+        self.state = RunState.new("", ())
 
     def __call__(self, event: Event) -> None:
+        self.fold(event)
         line = self.describe(event)
         if line is not None:
             self.emit_line(line)
+
+    def fold(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.state = RunState.new(event.run_id, event.steps)
+        self.state.apply(event)
+
+    @property
+    def total(self) -> int:
+        return len(self.state.steps)
 
     def describe(self, event: Event) -> str | None:
         if isinstance(event, LogLine):
             return None if self.quiet else f"[{event.step}] {event.line}"
         if isinstance(event, RunStarted):
-            self.total = len(event.steps)
-            self.flow, self.run_id = event.flow, event.run_id
             steps = f"{self.total} step" + ("" if self.total == 1 else "s")
             return (f"▶ {event.flow} · run {event.run_id} · {steps} · "
                     f"maxParallel={event.max_parallel}"
@@ -75,30 +82,22 @@ class Printer:
             extra = f" (attempt {event.attempt})" if (event.attempt or 1) > 1 else ""
             return f"[{event.step}] started{extra}"
         if isinstance(event, StepSucceeded):
-            self._count("succeeded")
             return f"[{event.step}] succeeded in {_fmt_s(event.duration_s)}"
         if isinstance(event, StepRetrying):
             return (f"[{event.step}] attempt {event.attempt} failed ({event.reason}); "
                     f"retrying in {_fmt_s(event.delay_s)}")
         if isinstance(event, StepFailed):
-            self._count("failed")
             tail = " (continueOnError)" if event.continued else ""
             return f"[{event.step}] failed in {_fmt_s(event.duration_s)}: {event.reason}{tail}"
         if isinstance(event, StepCancelled):
-            self._count("cancelled")
             return f"[{event.step}] cancelled: {event.reason}"
         if isinstance(event, StepSkipped):
-            self._count(event.status)
             return f"[{event.step}] {event.status}: {event.reason}"
         if isinstance(event, StepCached):
-            self._count("cached")
             return f"[{event.step}] cached from run {event.from_run}"
         if isinstance(event, RunFinished):
             return None
         return None
-
-    def _count(self, state: str) -> None:
-        self.counts[state] = self.counts.get(state, 0) + 1
 
     def emit_line(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -108,7 +107,8 @@ class Printer:
         pass
 
     def summary(self, run: Run) -> None:
-        parts = ", ".join(f"{n} {state}" for state, n in sorted(self.counts.items()))
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(self.state.counts.items())
+                          if n and state in FINISHED)
         took = f" in {_fmt_s(run.duration_s)}" if run.duration_s is not None else ""
         self.out.write(f"{SYMBOLS.get(run.status, '')} run {run.run_id} {run.status}{took}"
                        f" ({parts or 'no steps'})\n")
@@ -164,24 +164,16 @@ class LivePrinter(Printer):
 
     def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
         super().__init__(out, quiet)
-        self.running: dict[str, tuple[float, int]] = {}
         self.last_line: dict[str, str] = {}
         self.block_height = 0
         self.last_draw = 0.0
         self.started = time.monotonic()
         self.pending: list[str] = []
-        self.done = 0
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, StepStarted) and event.step:
-            self.running[event.step] = (time.monotonic(), event.attempt or 1)
-        elif isinstance(event, LogLine) and event.step:
+        self.fold(event)
+        if isinstance(event, LogLine) and event.step:
             self.last_line[event.step] = event.line
-        elif isinstance(event, (StepSucceeded, StepFailed, StepCancelled)) and event.step:
-            self.running.pop(event.step, None)
-            self.done += 1
-        elif isinstance(event, (StepSkipped, StepCached)):
-            self.done += 1
         line = self.describe(event)
         if line is not None and not isinstance(event, StepStarted):
             self.pending.append(self._colour(event, line))
@@ -215,18 +207,22 @@ class LivePrinter(Printer):
 
     def _block(self, now: float, width: int) -> list[str]:
         lines = []
-        shown = list(self.running.items())[:8]
-        for name, (since, attempt) in shown:
-            extra = f" attempt {attempt}" if attempt > 1 else ""
+        running = self.state.active()
+        wall = time.time()
+        for name in running[:8]:
+            step = self.state.steps[name]
+            since = step.current.started_at if step.current is not None else None
+            took = _fmt_s(wall - since) if since is not None else ""
+            extra = f" attempt {step.attempts}" if step.attempts > 1 else ""
             last = self.last_line.get(name, "")
-            text = f"  ▶ {name} {_fmt_s(now - since)}{extra}  {last}"
+            text = f"  ▶ {name} {took}{extra}  {last}"
             lines.append(text[: width - 1])
-        if len(self.running) > len(shown):
-            lines.append(f"  … and {len(self.running) - len(shown)} more running")
-        total = max(self.total, 1)
+        if len(running) > 8:
+            lines.append(f"  … and {len(running) - 8} more running")
+        total, done = self.total, self.state.done
         bar_width = max(10, min(40, width - 40))
-        filled = int(bar_width * self.done / total)
-        lines.append(f"  [{'█' * filled}{'·' * (bar_width - filled)}] {self.done}/{self.total}"
+        filled = int(bar_width * done / max(total, 1))
+        lines.append(f"  [{'█' * filled}{'·' * (bar_width - filled)}] {done}/{total}"
                      f" steps · {_fmt_s(now - self.started)}")
         return lines
 

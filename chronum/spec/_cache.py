@@ -48,6 +48,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from .._version import __version__
 from ..model import Backoff, Flow, RetryPolicy, Step
 from ._registry import ParserRegistry
 
@@ -99,10 +100,8 @@ def _code_fingerprint() -> bytes:
     if _fingerprint is None:
         import importlib.util
 
-        import chronum
-
-        root = os.path.dirname(os.path.abspath(chronum.__file__))
-        parts = [f"{VERSION} {chronum.__version__} {sys.version} {sys.implementation.cache_tag}"]
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        parts = [f"{VERSION} {__version__} {sys.version} {sys.implementation.cache_tag}"]
         for folder in ("spec", "executors"):
             with os.scandir(os.path.join(root, folder)) as entries:
                 files = sorted(e.path for e in entries if e.name.endswith(".py"))
