@@ -36,8 +36,6 @@ class ChronumError(Exception):
     exit_code = 1
 
 
-# Records of the spec and the engine are NamedTuples rather than frozen dataclasses: a
-# dataclass costs about a millisecond to create at import, which every `chronum run` pays.
 class Location(NamedTuple):
     """Where something is in a flow file: 1-based line and column, and the field path."""
 

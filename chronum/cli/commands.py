@@ -28,9 +28,9 @@ def _json(obj: Any) -> str:
 def _use_pidfd_child_watcher() -> None:
     """On Python 3.11, watch step processes through pidfds instead of a thread per process.
 
-    The default ThreadedChildWatcher starts one thread per subprocess to wait for it; with a few
-    steps running at once that costs as much as the processes themselves. 3.12 uses pidfds by
-    default. Only the CLI does this: it owns its event loop, a notebook kernel does not.
+    The default ThreadedChildWatcher starts one thread per subprocess to wait for it, which
+    W3 in ``benchmarks/`` (many short processes) pays for; 3.12 uses pidfds by default. Only
+    the CLI does this: it owns its event loop, a notebook kernel does not.
     """
     if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
         return

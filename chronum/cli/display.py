@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -191,8 +192,6 @@ class LivePrinter(Printer):
 
     def redraw(self, now: float) -> None:
         self.last_draw = now
-        import shutil  # here: importing shutil costs every non-terminal run ~3 ms
-
         width = shutil.get_terminal_size((100, 20)).columns
         parts = []
         if self.block_height:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
 from ..model import Backoff
 
@@ -28,8 +29,6 @@ def backoff_delay(backoff: Backoff, failed_attempt: int, seed: int) -> float:
         d = backoff.max
     if backoff.jitter == "none" or d <= 0:
         return float(d)
-    import random  # here: only a retry needs it, and it costs every start ~2 ms
-
     draw = random.Random(seed).random()
     if backoff.jitter == "equal":
         return float(d / 2 + draw * d / 2)

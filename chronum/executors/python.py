@@ -285,11 +285,11 @@ class _Outcome(NamedTuple):
 class _Workers:
     """The threads that run sync ``call:`` functions, so the event loop stays free.
 
-    Smaller than ``loop.run_in_executor``: a call is one queue put in and one
-    ``call_soon_threadsafe`` back, with no ``concurrent.futures.Future`` in between (its locks
-    and callback chain cost as much as a no-op step). Threads are daemons: a cancelled call
-    cannot be stopped, and one still running must not keep the process alive at exit. A thread
-    idle for a minute ends; a new one starts when every thread is busy.
+    Not ``loop.run_in_executor``: ``asyncio.run`` joins the default executor at exit, so one
+    abandoned call (a cancelled or timed-out step, which Python cannot stop) would hold the
+    process until it returned. These threads are daemons: a call still running never keeps the
+    process alive at exit. A call is one queue put in and one ``call_soon_threadsafe`` back.
+    A thread idle for a minute ends; a new one starts when every thread is busy.
     """
 
     IDLE_TIMEOUT = 60.0

@@ -20,9 +20,9 @@ with problems are never cached, so every load reports them again.
 
 Why pickle: the model is frozen dataclasses with ``MappingProxyType`` fields and, in executor
 options, the parser's positioned ``YMap``/``YList`` containers; pickle writes and reads them as
-they are, in C (the model's classes as constructor calls, see ``_reducers``), and a hit on a
-1,000-step flow costs about 10 ms where parsing and validating it costs over 100. JSON or
-marshal would need a converter for every model class, kept in step with the model by hand.
+they are, in C (the model's classes as constructor calls, see ``_reducers``), so a hit skips
+parsing and validating (``benchmarks/`` measures by how much). JSON or marshal would need a
+converter for every model class, kept in step with the model by hand.
 Pickle's danger, running code named in the file, is closed three ways: an entry is read only
 from a folder and a file owned by the current user that no one else can write; the unpickler
 resolves only the model's classes (anything else is refused); and the entry repeats its key,
@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -54,6 +55,8 @@ from ._registry import ParserRegistry
 
 if TYPE_CHECKING:
     from ..executors import ExecutorRegistry
+
+logger = logging.getLogger("chronum")
 
 __all__ = ["KEEP_ENTRIES", "MAX_ENTRIES", "VERSION", "FlowCache", "cache_dir", "slot"]
 
@@ -202,13 +205,17 @@ class FlowCache:
         try:
             with open(self.path, "rb") as fh:
                 if not (_private(os.fstat(fh.fileno())) and _private(os.stat(self.folder))):
+                    logger.warning("the flow cache entry %s can be written by other users; "
+                                   "it is not used (make %s private: chmod 700)",
+                                   self.path, self.folder)
                     return None
                 data = fh.read()
         except OSError:
             return None
         try:
             magic, version, key, flow = _load(data)
-        except Exception:  # a corrupt entry raises nearly anything: it is just a miss
+        except Exception as exc:  # a corrupt entry raises nearly anything: it is just a miss
+            logger.debug("flow cache entry %s could not be read: %s", self.path, exc)
             return None
         if (magic, version, key) != (_MAGIC, VERSION, self.key) or not isinstance(flow, Flow):
             return None
@@ -241,8 +248,8 @@ class FlowCache:
                 _unlink(tmp)
                 raise
             self._prune()
-        except OSError:
-            pass
+        except OSError as exc:
+            logger.debug("flow cache entry %s could not be written: %s", self.path, exc)
 
     def _prune(self) -> None:
         with os.scandir(self.folder) as it:

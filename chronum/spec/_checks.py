@@ -50,7 +50,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     for choice in options:
         if _norm(choice) == norm:
             return f"did you mean {choice!r}?"
-    import difflib  # only on the error path: it costs more to import than a flow to load
+    import difflib  # only on the error path: a valid flow never needs it
 
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""

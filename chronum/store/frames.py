@@ -47,8 +47,9 @@ def _column(pd: Any, kind: str, values: Sequence[Any], statuses: Sequence[str]) 
         floats = pd.Series(values, dtype="float64")
         return pd.to_datetime(floats, unit="s", utc=True).astype(TIMESTAMP_DTYPE)
     if kind == "status":
-        # Codes through a dict: much faster than letting pandas factorize 100,000 strings.
-        # (Already codes when the query made them: see ``queries.steps_table``.)
+        # The statuses are a known small set: their codes come from a dict rather than from
+        # pandas factorizing every string (already codes when the query made them: see
+        # ``queries.steps_table``).
         if values and isinstance(values[0], int):
             codes = values
         else:

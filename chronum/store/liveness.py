@@ -16,8 +16,7 @@ __all__ = ["host_name", "is_alive", "start_token"]
 
 @cache
 def host_name() -> str:
-    """This machine's name; ``os.uname`` is what ``socket.gethostname`` reads, minus the
-    milliseconds of importing ``socket``."""
+    """This machine's name (what ``socket.gethostname`` reads, without the socket module)."""
     if hasattr(os, "uname"):
         return os.uname().nodename
     import socket

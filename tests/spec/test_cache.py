@@ -316,12 +316,15 @@ def test_a_cache_folder_that_cannot_be_written_still_loads(
 
 
 def test_a_group_writable_cache_folder_is_not_read(tmp_path: Path, flows: Path,
-                                                   loader: Loader) -> None:
+                                                   loader: Loader,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path, "flow.yaml", FLOW)
     loader(path)
     flows.chmod(0o770)
-    loader(path)
+    with caplog.at_level("WARNING", logger="chronum"):
+        loader(path)
     assert loader.parses == 2
+    assert "can be written by other users" in caplog.text and str(flows) in caplog.text
     flows.chmod(0o700)
     loader(path)
     assert loader.parses == 2
