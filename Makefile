@@ -41,6 +41,9 @@ typecheck: setup
 test: setup lint typecheck
 	$(VENV)/bin/pytest
 
+# W0-W4 as whole `chronum run` processes, interleaved with doit 0.37 (installed by the bench into
+# a venv in its scratch folder, deleted afterwards) and a floor; a table with budget verdicts.
+# `$(PY) benchmarks/run.py --quick` is a smoke run; `--json PATH` writes the numbers.
 bench: setup
 	$(PY) benchmarks/run.py
 

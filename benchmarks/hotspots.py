@@ -30,7 +30,7 @@ from run import CHRONUM, child_env
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def flow_text(name: str, sizes: wl.Sizes) -> str:
+def workload(name: str, sizes: wl.Sizes) -> wl.Workload:
     return {
         "W0": wl.one_step(),
         "W1": wl.fan_in(sizes.w1_fan),
@@ -115,7 +115,7 @@ def main() -> int:
         tmp = Path(scratch)
         env = child_env(tmp)
         wl.write_noop_module(tmp)
-        flow = wl.write_flow(tmp, args.workload.lower(), flow_text(args.workload, sizes))
+        flow = wl.write_flow(tmp, args.workload.lower(), workload(args.workload, sizes))
         subprocess.run([CHRONUM, "run", str(flow), "-q", "--db", str(tmp / "fill.db")],
                        cwd=tmp, env=env, stdout=subprocess.DEVNULL, check=False)  # .pyc files
         import_report(flow, tmp, env, args.runs, args.top)

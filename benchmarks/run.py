@@ -1,29 +1,38 @@
-"""Chronum's benchmarks (``make bench``): whole ``chronum run`` processes against budgets.
+"""Chronum's benchmarks (``make bench``): whole ``chronum run`` processes beside doit and a floor.
 
     python benchmarks/run.py [--quick] [--repeat N] [--json PATH] [--only W1,W3,...]
+                             [--doit-backend dbm|json|sqlite3]
 
-Every number is a median of whole-process wall times, each taken beside a baseline measured in
-the same invocation (alternating with it, so a busy machine slows both): a bare ``python -c pass``
-for the in-process workloads, a bare asyncio loop spawning the same processes for W3. The
-workloads and budgets are issue #2's "Performance" section. Flows, databases and logs live in a
-temporary folder that is deleted afterwards; nothing is written into the repository.
+Each workload W0-W4 (``workloads.py``) is one DAG, written both as a Chronum flow and as a
+``dodo.py`` for doit 0.37, the fastest peer: one task per step, ``task_dep`` for ``needs``, a
+Python function returning ``None`` for each no-op step (a ``true`` command for W3's), run with
+``doit -n N -P thread`` where N is the flow's ``maxParallel``. doit is installed by this script
+into its own virtual environment in the scratch folder (``python -m venv`` and that venv's pip),
+once per invocation; nothing goes into ``.venv`` or the repository.
 
-W0, W1, W2 and W4 are also timed beside their floor (``floor.py``, alternating in the same way,
-same repeat count): one process that only imports asyncio and sqlite3 and runs the same DAG of
-sync no-ops, each handed to one of 2 worker threads (a queue put, a ``call_soon_threadsafe``
-back), 2 at a time. That is the
-least any runtime pays that meets the issue's design (asyncio engine, ``call:`` functions in a
-worker thread, states in SQLite) before it parses or records anything. The table shows the floor
-and chronum's multiple of it next to the budget verdict, which is judged exactly as before; the
-summary names the budgets that lie below the floor measured on this machine.
+The runs are interleaved, chronum, doit, floor, chronum, doit, floor, ... (after one warm-up
+run of each, not counted), so a machine that gets busier slows all three alike; every number is
+a median of whole-process wall times (7 by default). The floor (``floor.py``) is one process
+that only imports asyncio and sqlite3 and runs the same DAG of sync no-ops, each handed to one
+of 2 worker threads, 2 at a time: the least any runtime built the way issue #2 asks pays before
+it parses or records anything. W3's floor is a bare asyncio loop spawning the same processes
+(``asyncio_true.py``). Every run is checked: chronum's database must record a succeeded run
+with every step succeeded, doit's report must list every task as run, a floor must exit 0.
 
-This is a report, not a test: the exit code is 0 even when a budget is missed (1 only when a
-workload could not be run at all, such as a ``chronum run`` that fails).
+The budgets (checked here, never as timed tests): W1, W2, W4 at most 1.0x doit; W0 at most
+1.15x doit; W3 at most 1.2x the bare asyncio loop; ``import chronum`` at most 40 ms over
+``python -c pass``; a 10,000-step flow at most 150 MB peak RSS; ``chronum.steps()`` over 100,000
+recorded steps at most 1 s; no pandas/IPython/graphviz/dask after ``import chronum`` or a run.
+
+This is a report, not a test: the exit code is 0 even when a budget is missed, 1 only when a
+workload could not be run at all (a command that fails, doit that cannot be installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -44,6 +53,8 @@ PY = sys.executable
 CHRONUM = str(Path(sys.executable).parent / "chronum")
 HEAVY = ("pandas", "IPython", "graphviz", "dask")
 MB = 1_000_000
+DOIT_VERSION = "0.37.0"
+REPEAT = 7
 
 #: The environment of every measured process; ``main`` sets it (see ``child_env``).
 ENV: dict[str, str] = dict(os.environ)
@@ -52,9 +63,9 @@ ENV: dict[str, str] = dict(os.environ)
 def child_env(scratch: Path) -> dict[str, str]:
     """This environment with bytecode caching on, the caches kept in the scratch folder.
 
-    A user's installed chronum runs from ``.pyc`` files; a sandbox that sets
-    ``PYTHONDONTWRITEBYTECODE`` would otherwise make every measured process compile chronum and
-    its imports from source (about 80 ms of W0 here). ``PYTHONPYCACHEPREFIX`` keeps the caches
+    A user's installed chronum (and doit) runs from ``.pyc`` files; a sandbox that sets
+    ``PYTHONDONTWRITEBYTECODE`` would otherwise make every measured process compile its
+    imports from source (about 80 ms of W0 here). ``PYTHONPYCACHEPREFIX`` keeps the caches
     out of the repository, and ``CHRONUM_CACHE_DIR`` the flow cache out of the user's home; the
     warm-up run of each workload fills both.
     """
@@ -66,87 +77,114 @@ def child_env(scratch: Path) -> dict[str, str]:
 
 
 class BenchError(Exception):
-    """A workload could not be measured (the command failed, or recorded the wrong thing)."""
+    """A workload could not be measured (the command failed, or did not do all its work)."""
+
+
+# -- rows, medians and verdicts -------------------------------------------------------------
 
 
 @dataclass
 class Row:
+    """One line of the report.
+
+    ``samples`` holds each contestant's timings by name: ``chronum``, and beside it ``doit``,
+    ``floor`` (``asyncio`` for W3) or ``python`` (``python -c pass``). A ratio budget divides
+    chronum's median by the median of ``against``; an absolute one judges ``value`` (chronum's
+    median unless the benchmark sets another figure, such as the import's added milliseconds).
+    """
+
     name: str
     what: str
-    unit: str  # "s", "ms" or "MB"
-    median: float | None = None
-    baseline: float | None = None
-    floor: float | None = None
+    unit: str  # "s", "ms", "MB" or "-"
     budget: float | None = None
-    budget_is_ratio: bool = False
+    against: str | None = None
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    value: float | None = None
     passed: bool | None = None
-    samples: list[float] = field(default_factory=list)
-    baseline_samples: list[float] = field(default_factory=list)
-    floor_samples: list[float] = field(default_factory=list)
     steps: int = 0
     note: str = ""
     error: str = ""
 
-    @property
-    def ratio(self) -> float | None:
-        if self.median is None or not self.baseline:
+    def median(self, who: str = "chronum") -> float | None:
+        runs = self.samples.get(who)
+        return statistics.median(runs) if runs else None
+
+    def ratio(self, who: str) -> float | None:
+        """Chronum's median over ``who``'s."""
+        ours, theirs = self.median(), self.median(who)
+        if ours is None or not theirs:
             return None
-        return self.median / self.baseline
+        return ours / theirs
+
+    def judged(self) -> float | None:
+        """The figure the budget is checked against."""
+        if self.against is not None:
+            return self.ratio(self.against)
+        return self.value if self.value is not None else self.median()
+
+    def judge(self) -> None:
+        value = self.judged()
+        if value is not None and self.budget is not None:
+            self.passed = value <= self.budget
 
     @property
-    def floor_ratio(self) -> float | None:
-        if self.median is None or not self.floor:
-            return None
-        return self.median / self.floor
+    def verdict(self) -> str:
+        if self.error:
+            return "ERROR"
+        return {True: "ok", False: "over", None: "-"}[self.passed]
+
+    def floor_over_doit(self) -> float | None:
+        floor, doit = self.median("floor"), self.median("doit")
+        return None if floor is None or not doit else floor / doit
 
     @property
     def below_floor(self) -> bool:
-        """The budget is an absolute time that even the floor misses (not a verdict on chronum)."""
-        return (self.budget is not None and not self.budget_is_ratio and self.floor is not None
-                and self.floor > self.budget)
+        """Even the floor would miss the budget: the floor over doit exceeds the ratio allowed."""
+        ratio = self.floor_over_doit()
+        return (self.against == "doit" and self.budget is not None and ratio is not None
+                and ratio > self.budget)
 
-    def judge(self) -> None:
-        value = self.ratio if self.budget_is_ratio else self.median
-        self.passed = None if value is None or self.budget is None else value <= self.budget
+    def report(self) -> dict[str, object]:
+        names = [n for n in self.samples if n != "chronum"]
+        return {**asdict(self), "medians": {n: self.median(n) for n in self.samples},
+                "ratios": {n: self.ratio(n) for n in names}, "judged": self.judged(),
+                "verdict": self.verdict, "budget_below_floor": self.below_floor}
+
+
+Runner = Callable[[int], float]
+
+
+def interleave(runners: Sequence[tuple[str, Runner]], repeat: int) -> dict[str, list[float]]:
+    """Run 0 of every runner as a warm-up (not kept), then ``repeat`` rounds of one run each.
+
+    The order within a round is the order given (chronum, doit, floor), so whatever slows the
+    machine during the benchmark falls on every contestant of a round, not on one of them.
+    """
+    for _, run in runners:
+        run(0)
+    samples: dict[str, list[float]] = {name: [] for name, _ in runners}
+    for i in range(1, repeat + 1):
+        for name, run in runners:
+            samples[name].append(run(i))
+    return samples
 
 
 # -- running processes ----------------------------------------------------------------------
 
 
-def _timed(cmd: Sequence[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          env=ENV, check=False)
-    took = time.perf_counter() - start
+def _timed(cmd: Sequence[str], cwd: Path, stdout: Path | None = None) -> float:
+    """Wall time of one process; its standard output goes to ``stdout`` or is dropped."""
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(stdout, "wb")) if stdout is not None else None
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=cwd, stdout=out or subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=ENV, check=False)
+        took = time.perf_counter() - start
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
         raise BenchError(f"`{' '.join(cmd[:3])} ...` exited {done.returncode}: "
                          + " | ".join(tail))
     return took
-
-
-def _paired(command: Callable[[int], list[str]], baseline: list[str], repeat: int,
-            cwd: Path, check: Callable[[int], None] | None = None,
-            floor: list[str] | None = None) -> tuple[list[float], list[float], list[float]]:
-    """One warm-up of each, then ``repeat`` alternating (baseline, [floor,] command) timings.
-
-    Returns the command's, the baseline's and the floor's samples (empty without a floor).
-    """
-    _timed(baseline, cwd)
-    if floor is not None:
-        _timed(floor, cwd)
-    _timed(command(0), cwd)
-    if check is not None:
-        check(0)
-    ours: list[float] = []
-    theirs: list[float] = []
-    floors: list[float] = []
-    for i in range(1, repeat + 1):
-        theirs.append(_timed(baseline, cwd))
-        if floor is not None:
-            floors.append(_timed(floor, cwd))
-        ours.append(_timed(command(i), cwd))
-    return ours, theirs, floors
 
 
 def _db(tmp: Path, name: str, i: int) -> Path:
@@ -171,68 +209,164 @@ def _check_recorded(db: Path, n_steps: int) -> None:
         raise BenchError(f"{db.name}: latest run {run}, {done} of {n_steps} steps succeeded")
 
 
+def check_doit_report(text: str, workload: wl.Workload) -> None:
+    """doit's console report lists every task it ran as ``.  name``: all steps, each once."""
+    ran = [line[3:] for line in text.splitlines() if line.startswith(".  ")]
+    expected = {s.name for s in workload.steps}
+    if len(ran) != len(expected) or set(ran) != expected:
+        missing = sorted(expected - set(ran))[:3]
+        raise BenchError(f"doit ran {len(ran)} tasks of {len(expected)} in {workload.name}"
+                         + (f" (missing {', '.join(missing)}, ...)" if missing else ""))
+
+
+class Doit:
+    """doit in a virtual environment of its own inside the scratch folder, made on first use.
+
+    One venv serves the whole invocation (creating it and installing doit takes seconds) and
+    is deleted with the scratch folder. A failed install is remembered, so every doit row
+    reports it instead of trying again.
+    """
+
+    def __init__(self, scratch: Path, backend: str | None) -> None:
+        self.venv = scratch / "doit-venv"
+        self.backend = backend
+        self._script: Path | None = None
+        self._error = ""
+
+    @property
+    def script(self) -> Path:
+        if self._error:
+            raise BenchError(self._error)
+        if self._script is None:
+            try:
+                self._script = self._install()
+            except BenchError as exc:
+                self._error = str(exc)
+                raise
+        return self._script
+
+    def _install(self) -> Path:
+        print(f"doit: installing doit=={DOIT_VERSION} into {self.venv} ...", file=sys.stderr,
+              flush=True)
+        python = self.venv / "bin" / "python"
+        for step in ([PY, "-m", "venv", str(self.venv)],
+                     [str(python), "-m", "pip", "install", "--quiet",
+                      "--disable-pip-version-check", f"doit=={DOIT_VERSION}"]):
+            done = subprocess.run(step, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise BenchError(f"installing doit failed at `{' '.join(step[1:4])} ...`: "
+                                 f"{(done.stderr or done.stdout).strip()[-300:]}")
+        script = self.venv / "bin" / "doit"
+        version = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                                 check=False).stdout.split()
+        if not version or version[0] != DOIT_VERSION:
+            raise BenchError(f"the venv's doit reports version {version[:1]}, "
+                             f"expected {DOIT_VERSION}")
+        return script
+
+    def command(self, dodo: Path, db: Path, parallel: int) -> list[str]:
+        cmd = [str(self.script), "run", "-f", str(dodo), "--db-file", str(db),
+               "-n", str(parallel), "-P", "thread"]
+        if self.backend is not None:
+            cmd += ["--backend", self.backend]
+        return cmd
+
+    def describe(self) -> str:
+        if self.backend is not None:
+            return f"--backend {self.backend}"
+        # doit's default backend is the dbm module, which takes the first of these it can load.
+        found = next((name for name, module in (("gnu", "_gdbm"), ("ndbm", "_dbm"))
+                      if importlib.util.find_spec(module)), "dumb")
+        return f"its default dependency file, dbm (here dbm.{found})"
+
+
 # -- the benchmarks -------------------------------------------------------------------------
 
 
-def _check_floor(floor: list[str], flow: Path, cwd: Path) -> None:
-    """``floor.py`` runs the flow's DAG: the same number of steps and of dependency edges."""
+def _check_floor(floor: list[str], workload: wl.Workload, cwd: Path) -> None:
+    """``floor.py`` runs the workload's DAG: the same number of steps and of dependency edges."""
     done = subprocess.run([*floor, "--shape"], cwd=cwd, capture_output=True, text=True, env=ENV,
                           check=False)
     theirs = tuple(int(x) for x in done.stdout.split()) if done.returncode == 0 else None
-    ours = wl.shape(flow.read_text(encoding="utf-8"))
-    if theirs != ours:
-        raise BenchError(f"floor.py's DAG {theirs} differs from {flow.name}'s {ours} "
-                         f"(steps, edges): {done.stderr.strip()[-300:]}")
+    if theirs != workload.counts:
+        raise BenchError(f"floor.py's DAG {theirs} differs from {workload.name}'s "
+                         f"{workload.counts} (steps, edges): {done.stderr.strip()[-300:]}")
 
 
-def bench_flow(row: Row, tmp: Path, flow: Path, n_steps: int, repeat: int,
-               baseline: list[str], floor: list[str] | None = None,
-               new_db: bool = False) -> None:
-    def db(i: int) -> Path:
-        return _db(tmp, row.name, i if new_db else 0)
+@dataclass
+class FlowBench:
+    """One workload: chronum against doit and a floor, each run checked."""
 
-    def command(i: int) -> list[str]:
-        return [CHRONUM, "run", str(flow), "-q", "--db", str(db(i))]
+    tmp: Path
+    doit: Doit
+    workload: wl.Workload
+    floor: list[str]  # the floor's command (W3: the bare asyncio loop)
+    floor_name: str = "floor"
+    new_db: bool = False  # every run creates its database (chronum's and doit's)
 
-    if floor is not None:
-        _check_floor(floor, flow, tmp)
-    ours, theirs, floors = _paired(command, baseline, repeat, tmp,
-                                   lambda i: _check_recorded(db(i), n_steps),
-                                   floor)
-    row.samples, row.baseline_samples, row.floor_samples = ours, theirs, floors
-    row.median, row.baseline = statistics.median(ours), statistics.median(theirs)
-    row.steps = n_steps
-    if floors:
-        row.floor = statistics.median(floors)
+    def __call__(self, row: Row, repeat: int) -> None:
+        key = row.name.lower().replace(" ", "-")
+        flow = wl.write_flow(self.tmp, key, self.workload)
+        dodo = wl.write_dodo(self.tmp / "doit", key, self.workload)
+        n = len(self.workload.steps)
+        if self.floor_name == "floor":
+            _check_floor(self.floor, self.workload, self.tmp)
+
+        def chronum(i: int) -> float:
+            db = _db(self.tmp, key, i if self.new_db else 0)
+            took = _timed([CHRONUM, "run", str(flow), "-q", "--db", str(db)], self.tmp)
+            _check_recorded(db, n)
+            return took
+
+        def doit(i: int) -> float:
+            folder = _db(self.tmp, f"doit-{key}", i if self.new_db else 0).parent
+            report = folder / "report.txt"
+            cmd = self.doit.command(dodo, folder / "doit.db", self.workload.max_parallel)
+            took = _timed(cmd, dodo.parent, stdout=report)
+            check_doit_report(report.read_text(encoding="utf-8"), self.workload)
+            return took
+
+        def floor(i: int) -> float:
+            return _timed(self.floor, self.tmp)
+
+        row.samples = interleave([("chronum", chronum), ("doit", doit),
+                                  (self.floor_name, floor)], repeat)
+        row.steps = n
 
 
 def floor_notes(rows: list[Row]) -> None:
     """How far above its floor each flow is: in all, and per step beyond W0's fixed part."""
-    fixed = next((r.median - r.floor for r in rows if r.name == "W0" and r.floor is not None
-                  and r.median is not None), None)
+
+    def above(r: Row) -> float | None:
+        ours, floor = r.median(), r.median("floor")
+        return None if ours is None or floor is None else ours - floor
+
+    fixed = next((above(r) for r in rows if r.name == "W0"), None)
     for r in rows:
-        if r.floor is None or r.median is None:
+        gap, floor = above(r), r.median("floor")
+        if gap is None or floor is None:
             continue
-        above = r.median - r.floor
-        note = (f"floor {r.floor:.3f} s ({r.steps:,} no-op{'s' if r.steps > 1 else ''} in "
+        note = (f"floor {floor:.3f} s ({r.steps:,} no-op{'s' if r.steps > 1 else ''} in "
                 f"worker threads, 2 at a time, after importing asyncio and sqlite3); chronum "
-                f"{1000 * above:+.0f} ms above it")
+                f"{1000 * gap:+.0f} ms above it")
         if fixed is not None and r.steps > 1:
-            note += (f", {1e6 * (above - fixed) / (r.steps - 1):+.0f} us per step beyond W0's "
+            note += (f", {1e6 * (gap - fixed) / (r.steps - 1):+.0f} us per step beyond W0's "
                      f"{1000 * fixed:+.0f} ms")
         r.note = note
 
 
 def bench_import(row: Row, tmp: Path, repeat: int) -> None:
-    ours, theirs, _ = _paired(lambda _: [PY, "-c", "import chronum"], [PY, "-c", "pass"],
-                              repeat, tmp)
-    row.samples = [1000 * t for t in ours]
-    row.baseline_samples = [1000 * t for t in theirs]
-    row.baseline = statistics.median(row.baseline_samples)
-    row.median = statistics.median(row.samples) - row.baseline
-    least = min(row.samples) - min(row.baseline_samples)
-    row.note = (f"import chronum {statistics.median(row.samples):.1f} ms whole process; "
-                f"fastest runs differ by {least:.1f} ms (a negative median means noise "
+    def timer(cmd: list[str]) -> Runner:
+        return lambda _: 1000 * _timed(cmd, tmp)
+
+    row.samples = interleave([("chronum", timer([PY, "-c", "import chronum"])),
+                              ("python", timer([PY, "-c", "pass"]))], repeat)
+    chronum, python = row.median(), row.median("python")
+    assert chronum is not None and python is not None
+    row.value = chronum - python
+    least = min(row.samples["chronum"]) - min(row.samples["python"])
+    row.note = (f"import chronum {chronum:.1f} ms whole process, python -c pass {python:.1f} "
+                f"ms; fastest runs differ by {least:.1f} ms (a negative median means noise "
                 f"exceeds the cost)")
 
 
@@ -281,12 +415,13 @@ def bench_memory(row: Row, tmp: Path, n: int) -> None:
     _timed([CHRONUM, "run", str(warm_up), "-q", "--db", str(_db(tmp, "warm-up", 0))], tmp)
     db = _db(tmp, row.name, 0)
     start = time.perf_counter()
-    row.median = _peak([CHRONUM, "run", str(flow), "-q", "--db", str(db)], tmp) / MB
+    peak = _peak([CHRONUM, "run", str(flow), "-q", "--db", str(db)], tmp) / MB
     took = time.perf_counter() - start
     _check_recorded(db, n)
-    row.baseline = _peak([PY, "-c", "pass"], tmp) / MB
-    row.samples, row.baseline_samples = [row.median], [row.baseline]
-    row.note = f"the {n:,}-step run took {took:.2f} s"
+    python = _peak([PY, "-c", "pass"], tmp) / MB
+    row.samples = {"chronum": [peak], "python": [python]}
+    row.steps = n
+    row.note = f"the {n:,}-step run took {took:.2f} s; python -c pass peaks at {python:.1f} MB"
 
 
 def bench_steps(row: Row, tmp: Path, n: int, repeat: int) -> None:
@@ -310,8 +445,8 @@ def bench_steps(row: Row, tmp: Path, n: int, repeat: int) -> None:
             raise BenchError(f"chronum.steps() returned {report['rows']} rows, expected {n}")
         cold.append(report["seconds"])
         warm.append(report["warm_seconds"])
-    row.samples, row.baseline_samples = cold[1:], warm[1:]
-    row.median = statistics.median(row.samples)
+    row.samples = {"chronum": cold[1:], "second call": warm[1:]}
+    row.steps = n
     row.note = (f"first call in a fresh process; a second call takes "
                 f"{statistics.median(warm[1:]):.3f} s; building the db took {build_s:.1f} s")
 
@@ -319,51 +454,44 @@ def bench_steps(row: Row, tmp: Path, n: int, repeat: int) -> None:
 # -- the plan and the report ----------------------------------------------------------------
 
 
-def plan(sizes: wl.Sizes, tmp: Path, repeat: int, import_repeat: int,
-         ) -> list[tuple[Row, Callable[[Row], None]]]:
+Bench = Callable[[Row, int], None]  # (row, repeat)
+
+
+def plan(sizes: wl.Sizes, tmp: Path, doit: Doit, import_repeat: int) -> list[tuple[Row, Bench]]:
     wl.write_noop_module(tmp)
-    bare = [PY, "-c", "pass"]
-    n3 = sizes.w3_shell
-    asyncio_true = [PY, str(HERE / "asyncio_true.py"), str(n3)]
     floor = [PY, str(HERE / "floor.py")]
-    flows = {
-        "W0": ("1 step", wl.one_step(), 1, 0.08, [*floor, "W0"]),
-        "W1": (f"{sizes.w1_fan:,} no-ops + 1 join", wl.fan_in(sizes.w1_fan), sizes.w1_fan + 1,
-               0.20, [*floor, "W1", str(sizes.w1_fan)]),
-        "W2": (f"{sizes.w2_chain}-step chain", wl.chain(sizes.w2_chain), sizes.w2_chain, 0.12,
-               [*floor, "W2", str(sizes.w2_chain)]),
-        "W4": (f"{sizes.w4_layers}x{sizes.w4_width} layers",
-               wl.layers(sizes.w4_layers, sizes.w4_width), sizes.w4_layers * sizes.w4_width,
-               0.17, [*floor, "W4", str(sizes.w4_layers), str(sizes.w4_width)]),
-    }
-    rows: list[tuple[Row, Callable[[Row], None]]] = []
-    w0 = wl.write_flow(tmp, "w0", flows["W0"][1])
+    n3 = sizes.w3_shell
+    w0 = wl.one_step()
 
-    def flow_bench(flow: Path, n: int, baseline: list[str],
-                   floor: list[str] | None = None, new_db: bool = False
-                   ) -> Callable[[Row], None]:
-        return lambda row: bench_flow(row, tmp, flow, n, repeat, baseline, floor, new_db)
+    def flow(workload: wl.Workload, floor_cmd: list[str], floor_name: str = "floor",
+             new_db: bool = False) -> Bench:
+        return FlowBench(tmp, doit, workload, floor_cmd, floor_name, new_db)
 
-    for name, (what, text, n, budget, floor_cmd) in flows.items():
-        flow = wl.write_flow(tmp, name.lower(), text)
-        rows.append((Row(name, what, "s", budget=budget), flow_bench(flow, n, bare, floor_cmd)))
-    # No budget: what the very first run of a project costs, creating its database.
-    rows.insert(1, (Row("W0 new", "1 step, first run: new database", "s"),
-                    flow_bench(w0, 1, bare, [*floor, "W0"], new_db=True)))
-    w3 = wl.write_flow(tmp, "w3", wl.shell_true(n3))
-    rows.insert(3, (Row("W3", f"{n3} shell `true`", "s", budget=1.2, budget_is_ratio=True),
-                    flow_bench(w3, n3, asyncio_true)))
-    rows += [
+    w0_flow = wl.write_flow(tmp, "w0-heavy", w0)
+    return [
+        (Row("W0", "1 step", "s", budget=1.15, against="doit"), flow(w0, [*floor, "W0"])),
+        # No budget: what the very first run of a project costs, creating its database.
+        (Row("W0 new", "1 step, first run: new database", "s"),
+         flow(w0, [*floor, "W0"], new_db=True)),
+        (Row("W1", f"{sizes.w1_fan:,} no-ops + 1 join", "s", budget=1.0, against="doit"),
+         flow(wl.fan_in(sizes.w1_fan), [*floor, "W1", str(sizes.w1_fan)])),
+        (Row("W2", f"{sizes.w2_chain}-step chain", "s", budget=1.0, against="doit"),
+         flow(wl.chain(sizes.w2_chain), [*floor, "W2", str(sizes.w2_chain)])),
+        (Row("W3", f"{n3} shell `true`", "s", budget=1.2, against="asyncio"),
+         flow(wl.shell_true(n3), [PY, str(HERE / "asyncio_true.py"), str(n3)], "asyncio")),
+        (Row("W4", f"{sizes.w4_layers}x{sizes.w4_width} layers", "s", budget=1.0,
+             against="doit"),
+         flow(wl.layers(sizes.w4_layers, sizes.w4_width),
+              [*floor, "W4", str(sizes.w4_layers), str(sizes.w4_width)])),
         (Row("import", "import chronum, added", "ms", budget=40.0),
-         lambda row: bench_import(row, tmp, import_repeat)),
+         lambda row, _: bench_import(row, tmp, import_repeat)),
         (Row("heavy", "no pandas/IPython/graphviz/dask", "-"),
-         lambda row: check_heavy_imports(row, tmp, w0)),
+         lambda row, _: check_heavy_imports(row, tmp, w0_flow)),
         (Row("memory", f"{sizes.memory_steps:,}-step flow, peak RSS", "MB", budget=150.0),
-         lambda row: bench_memory(row, tmp, sizes.memory_steps)),
+         lambda row, _: bench_memory(row, tmp, sizes.memory_steps)),
         (Row("steps()", f"chronum.steps(), {sizes.recorded_steps:,} steps", "s", budget=1.0),
-         lambda row: bench_steps(row, tmp, sizes.recorded_steps, repeat)),
+         lambda row, repeat: bench_steps(row, tmp, sizes.recorded_steps, repeat)),
     ]
-    return rows
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -374,46 +502,60 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.1f} {unit}"
 
 
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def _budget(row: Row) -> str:
     if row.name == "heavy":
-        return "none"
+        return "none loaded"
     if row.budget is None:
         return "-"
-    return f"<= {row.budget:g}x" if row.budget_is_ratio else f"<= {_fmt(row.budget, row.unit)}"
+    if row.against is not None:
+        return f"<= {row.budget:g}x {row.against}"
+    return f"<= {row.budget:g} {row.unit}"
 
 
-def print_table(rows: list[Row], quick: bool) -> None:
-    head = ("workload", "what", "median", "baseline", "ratio", "floor", "x floor", "budget",
+def table(rows: list[Row]) -> list[str]:
+    head = ("workload", "what", "chronum", "doit", "x doit", "floor", "x floor", "budget",
             "verdict")
     lines = [head]
     for r in rows:
-        verdict = "ERROR" if r.error else {True: "PASS", False: "FAIL", None: "-"}[r.passed]
-        ratio = "-" if r.ratio is None or r.name == "import" else f"{r.ratio:.2f}x"
-        over = "-" if r.floor_ratio is None else f"{r.floor_ratio:.2f}x"
-        lines.append((r.name, r.what, _fmt(r.median, r.unit), _fmt(r.baseline, r.unit), ratio,
-                      _fmt(r.floor, r.unit), over, _budget(r), verdict))
+        floor_name = "asyncio" if "asyncio" in r.samples else "floor"
+        ours = (f"{r.value:+.1f} {r.unit}" if r.name == "import" and r.value is not None
+                else _fmt(r.median(), r.unit))
+        lines.append((r.name, r.what, ours, _fmt(r.median("doit"), r.unit), _x(r.ratio("doit")),
+                      _fmt(r.median(floor_name), r.unit), _x(r.ratio(floor_name)), _budget(r),
+                      r.verdict))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
     for i, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        out.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
         if i == 0:
-            print("  ".join("-" * w for w in widths))
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def print_report(rows: list[Row], quick: bool, repeat: int, doit: Doit) -> None:
+    print("\n".join(table(rows)))
     print()
     for r in rows:
         if r.note or r.error:
             print(f"{r.name}: {r.error or r.note}")
-    missed = [r.name for r in rows if r.passed is False]
-    broken = [r.name for r in rows if r.error]
     print()
-    print("baseline: `python -c pass` (W3: asyncio_true.py, the same processes from a bare loop); "
-          "floor: floor.py, the workload's DAG as worker-thread no-ops after importing asyncio "
-          "and sqlite3")
+    print(f"medians of {repeat} interleaved runs (chronum, doit, floor, chronum, ...) after one "
+          f"warm-up each. doit {DOIT_VERSION}: `doit run -n {wl.PARALLEL} -P thread`, "
+          f"{doit.describe()}; floor: floor.py, the DAG as worker-thread no-ops after importing "
+          f"asyncio and sqlite3 (W3: asyncio_true.py, the same processes from a bare loop)")
     if quick:
         print("--quick: reduced sizes and repetitions; verdicts are a smoke check only.")
-    print(f"budgets missed: {', '.join(missed)}" if missed else "all measured budgets met")
-    unreachable = [f"{r.name} (floor {_fmt(r.floor, r.unit)}, budget {_fmt(r.budget, r.unit)})"
+    missed = [r.name for r in rows if r.passed is False]
+    print(f"over budget: {', '.join(missed)}" if missed else "every measured budget met")
+    unreachable = [f"{r.name} (floor {_x(r.floor_over_doit())} doit)"
                    for r in rows if r.below_floor]
     if unreachable:
         print(f"budgets below the floor on this machine: {', '.join(unreachable)}")
+    broken = [r.name for r in rows if r.error]
     if broken:
         print(f"could not measure: {', '.join(broken)}")
 
@@ -422,16 +564,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="3 repetitions and smaller workloads, for a smoke check")
-    parser.add_argument("--repeat", type=int, help="measured runs per workload (default 5)")
+    parser.add_argument("--repeat", type=int,
+                        help=f"measured runs per contestant (default {REPEAT}; import 15)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--only", metavar="NAMES",
                         help="comma-separated: W0,W0 new,W1,W2,W3,W4,import,heavy,memory,steps")
+    parser.add_argument("--doit-backend", choices=("dbm", "json", "sqlite3"),
+                        help="doit's dependency-file backend (default: doit's own default)")
     parser.add_argument("--keep-env", action="store_true",
                         help="run every process in this environment unchanged (by default "
                              "bytecode caching is turned on, into the scratch folder)")
     args = parser.parse_args(argv)
     global ENV
-    repeat = args.repeat or (3 if args.quick else 5)
+    repeat = args.repeat or (3 if args.quick else REPEAT)
     import_repeat = args.repeat or (3 if args.quick else 15)
     sizes = wl.SIZES["quick" if args.quick else "full"]
     only = {n.strip().lower().strip("()") for n in args.only.split(",")} if args.only else None
@@ -443,20 +588,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="chronum-bench-") as scratch:
         if not args.keep_env:
             ENV = child_env(Path(scratch))
-        for row, bench in plan(sizes, Path(scratch), repeat, import_repeat):
+        doit = Doit(Path(scratch), args.doit_backend)
+        for row, bench in plan(sizes, Path(scratch), doit, import_repeat):
             if only is not None and row.name.lower().strip("()") not in only:
                 continue
             print(f"{row.name}: {row.what} ...", file=sys.stderr, flush=True)
             try:
-                bench(row)
+                bench(row, repeat)
             except (BenchError, subprocess.CalledProcessError, OSError, sqlite3.Error) as exc:
                 row.error = str(exc)
-            if row.name != "heavy":
+            if row.name != "heavy" and not row.error:
                 row.judge()
             rows.append(row)
     load = (load_before, os.getloadavg()[0])
     floor_notes(rows)
-    print_table(rows, args.quick)
+    print_report(rows, args.quick, repeat, doit)
     print(f"1-minute load average {load[0]:.2f} before, {load[1]:.2f} after, on "
           f"{os.cpu_count()} CPUs (a busy machine inflates every number)")
     if args.json:
@@ -468,8 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "load_average": load,
             "bytecode_cache": not args.keep_env,
-            "results": [{**asdict(r), "ratio": r.ratio, "floor_ratio": r.floor_ratio,
-                         "budget_below_floor": r.below_floor} for r in rows],
+            "doit": {"version": DOIT_VERSION, "options": f"run -n {wl.PARALLEL} -P thread",
+                     "backend": doit.describe()},
+            "results": [r.report() for r in rows],
         }
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 1 if any(r.error for r in rows) else 0

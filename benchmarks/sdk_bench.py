@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(tmp)
         wl.write_noop_module(scratch)
         yaml_flow, sdk_flow = scratch / "w1.yaml", scratch / "w1.py"
-        yaml_flow.write_text(wl.fan_in(n), encoding="utf-8")
+        yaml_flow.write_text(wl.flow_yaml(wl.fan_in(n)), encoding="utf-8")
         sdk_flow.write_text(sdk_fan_in(n), encoding="utf-8")
         env = _env(scratch)
         samples: dict[str, list[float]] = {"yaml": [], "sdk": []}
