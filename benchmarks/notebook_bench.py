@@ -72,7 +72,8 @@ async def _measure(repeat: int, workdir: Path) -> dict[str, Any]:
 
     def graph_cell(i: int) -> str:  # steps that take a while: the live view shows
         return "%%chronum\n" + flow_yaml(200, f"bench200_{i}", call="nap")
-    probe = ("from chronum.notebook.cell import VIEWS\nv = list(VIEWS.values())[-1]\n"
+    probe = ("from chronum.notebook.kernel import current\n"
+             "v = list(current().views.values())[-1]\n"
              "print(v.first_graph_at and v.first_graph_at - v.created_at)")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in ("%load_ext chronum", SETUP)]

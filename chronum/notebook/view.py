@@ -33,15 +33,10 @@ from ..eventbus import (
     LogLine,
     RunFinished,
     RunStarted,
-    StepCached,
-    StepCancelled,
     StepFailed,
-    StepRetrying,
-    StepSkipped,
-    StepStarted,
-    StepSucceeded,
 )
 from ..model import Flow
+from ..state import FINISHED, RunState, StepState
 from . import svg
 from .display import Snapshot, plain_text, prefix_for, remember_graph, static_html, table_html
 
@@ -50,7 +45,6 @@ __all__ = ["LiveView"]
 #: Rows of the live table before it switches to counts plus the steps worth looking at.
 TABLE_LIMIT = 40
 LOG_TAIL = 200
-_FINISHED = {"succeeded", "failed", "skipped", "upstream_failed", "cancelled", "cached"}
 
 
 def _classes(*names: str) -> dict[str, Any]:
@@ -73,8 +67,8 @@ class LiveView:
         self.finished = False
         self.first_graph_at: float | None = None  # clock() when the SVG was first sent
         self.created_at = clock()
-        self._started: dict[str, float] = {}
-        self._first_start: dict[str, float] = {}
+        #: The run as its events describe it (``chronum.state``); ``snap`` shows it.
+        self.state = RunState.new(run_id, flow.step_names)
         self._log_lines: dict[str, deque[str]] = {}
         self._log_dirty: set[str] = set()
         self._dirty = False
@@ -210,6 +204,7 @@ class LiveView:
                 if step == self._selected:
                     self._mark()
             return
+        changed = self.state.apply(event)
         if isinstance(event, RunStarted):
             self._run_started = self.clock()
             self.started_at_epoch = event.at
@@ -217,32 +212,21 @@ class LiveView:
         elif isinstance(event, RunFinished):
             snap.status = event.status
             snap.elapsed_s = event.duration_s
-        elif step is not None:
-            self._step_event(step, event)
+        elif step is not None and changed is not None:
+            self._show_step(step, changed, event)
         self._mark()
 
-    def _step_event(self, step: str, event: Event) -> None:
+    def _show_step(self, step: str, changed: StepState, event: Event) -> None:
         snap = self.snap
-        now = event.at
-        if isinstance(event, StepStarted):
-            snap.states[step] = "running"
-            snap.attempts[step] = event.attempt or snap.attempts.get(step, 0) + 1
-            self._started[step] = now
-            self._first_start.setdefault(step, now)
-        elif isinstance(event, StepRetrying):
-            snap.states[step] = "retrying"
-            snap.exit_codes[step] = event.exit_code
-        elif isinstance(event, StepSucceeded | StepFailed | StepCancelled):
-            snap.states[step] = {StepSucceeded: "succeeded", StepFailed: "failed",
-                                 StepCancelled: "cancelled"}[type(event)]
-            snap.exit_codes[step] = event.exit_code
-            snap.durations[step] = now - self._first_start.get(step, now)
-            if isinstance(event, StepFailed) and self._selected is None:
-                self._select(step)  # show why it failed without a click
-        elif isinstance(event, StepSkipped):
-            snap.states[step] = event.status
-        elif isinstance(event, StepCached):
-            snap.states[step] = "cached"
+        snap.states[step] = changed.status
+        if changed.attempts:
+            snap.attempts[step] = changed.attempts
+        if changed.exit_code is not None or changed.status != "running":
+            snap.exit_codes[step] = changed.exit_code
+        if changed.duration_s is not None:
+            snap.durations[step] = changed.duration_s
+        if isinstance(event, StepFailed) and self._selected is None:
+            self._select(step)  # show why it failed without a click
 
     def _mark(self) -> None:
         self._dirty = True
@@ -293,7 +277,8 @@ class LiveView:
             return
         self._dirty = False
         snap = self.snap
-        done = sum(1 for s in snap.states.values() if s in _FINISHED)
+        # From the picture's states: ``finish`` marks steps a cancelled task never reported.
+        done = sum(1 for s in snap.states.values() if s in FINISHED)
         self._set(self.progress, "value", done)
         self._set(self.state_label, "value", snap.status)
         self._set(self.elapsed_label, "value", self._elapsed())
@@ -376,7 +361,8 @@ class LiveView:
         if status == "cancelled":
             for name in self.flow.step_names:
                 if self.snap.states.get(name, "pending") in ("pending", "running", "retrying"):
-                    self.snap.states[name] = "cancelled" if name in self._started else "skipped"
+                    started = self.state.steps[name].attempts > 0
+                    self.snap.states[name] = "cancelled" if started else "skipped"
         self._dirty = True
         self.flush()
         self.finished = True
