@@ -153,17 +153,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console() -> None:
-    """The ``chronum`` executable: ``main``, then exit without the interpreter's teardown.
+    """The ``chronum`` executable: ``main``, then a normal exit (``atexit`` handlers run).
 
-    Everything that matters is closed by then (the store commits and closes inside the
-    command); skipping module teardown saves ~20 ms on every short command.
+    A reader that stops early (``chronum history | head``) closes the pipe: what is still
+    buffered cannot be written, and the interpreter would report that at exit. As the Python
+    docs advise for SIGPIPE, stdout then points at devnull so the exit is quiet.
     """
-    import os
-
     code = main()
     try:
         sys.stdout.flush()
-        sys.stderr.flush()
     except BrokenPipeError:
-        pass
-    os._exit(code)
+        _stdout_to_devnull()
+    sys.exit(code)
+
+
+def _stdout_to_devnull() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
