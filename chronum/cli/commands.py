@@ -66,7 +66,7 @@ def _execute(args: argparse.Namespace, start: Any) -> int:
     """Shared by run and resume: live printer, the run, the final line or JSON."""
     from ..api import Run
 
-    printer: Printer = printer_for(args.format, quiet=args.quiet)
+    printer: Printer = printer_for(args.format, quiet=args.quiet, colour=args.color)
     options: dict[str, Any] = {
         "max_parallel": args.max_parallel,
         "stop_on_fail": args.stop_on_fail,
@@ -232,4 +232,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
             sys.stdout.flush()
     finally:
         store.close()
+    return EXIT_OK
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab  # only here: no other command should pay for it
+
+    from . import _parser
+
+    sys.stdout.write(shtab.complete(_parser(), shell=args.shell))
     return EXIT_OK
