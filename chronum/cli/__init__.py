@@ -29,66 +29,54 @@ def _positive(text: str) -> int:
     return value
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, sized like ``shutil.get_terminal_size`` without importing shutil.
+def _paths(*actions: argparse.Action) -> None:
+    """Shell completion (``chronum completion``) offers file names for these arguments.
 
-    argparse makes a formatter for every ``add_argument``, and its first one imports shutil
-    (with bz2, lzma and fnmatch): a few milliseconds of every command, help or not.
+    shtab reads a ``complete`` attribute on an action; a string names one of its completers.
     """
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        if width is None:
-            width = _columns() - 2
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-def _columns() -> int:
-    import os
-
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OSError):
-        return 80
+    for action in actions:
+        action.complete = "file"  # type: ignore[attr-defined]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chronum",
         description="Run workflow DAGs written in YAML; every run is recorded in SQLite.",
-        formatter_class=_Formatter,
     )
     p.add_argument("--version", action="version", version=f"chronum {_version()}")
-    commands = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = p.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                help="one of these (`chronum COMMAND --help` for its options)")
 
     def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            name, formatter_class=_Formatter, **kwargs)
+        parser: argparse.ArgumentParser = commands.add_parser(name, **kwargs)
         return parser
 
+    def flow_file(cmd: argparse.ArgumentParser) -> None:
+        _paths(cmd.add_argument("file", metavar="FILE", help="the flow file (YAML)"))
+
     def db_option(cmd: argparse.ArgumentParser) -> None:
-        cmd.add_argument("--db", metavar="PATH",
-                         help="SQLite file (default: $CHRONUM_DB or .chronum/chronum.db)")
+        _paths(cmd.add_argument("--db", metavar="PATH",
+                                help="SQLite file (default: $CHRONUM_DB or .chronum/chronum.db)"))
 
     def run_options(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--max-parallel", type=_positive, metavar="N",
                          help="run at most N steps at once (overrides maxParallel)")
         cmd.add_argument("--stop-on-fail", action="store_true", default=None,
                          help="stop the run at the first failure (overrides stopOnFail)")
-        cmd.add_argument("--events-jsonl", metavar="PATH",
-                         help="append every event as one JSON line to PATH")
+        _paths(cmd.add_argument("--events-jsonl", metavar="PATH",
+                                help="append every event as one JSON line to PATH"))
         cmd.add_argument("--format", choices=("text", "json"), default="text",
                          help="text: live progress; json: the run as JSON at the end")
+        cmd.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                         help="colour the progress lines: always, never, or auto (the default): "
+                              "not if NO_COLOR is set, else yes if FORCE_COLOR is, else only on "
+                              "a terminal")
         cmd.add_argument("-q", "--quiet", action="store_true",
                          help="no step output, only state changes")
         db_option(cmd)
 
     run = command("run", help="run a flow file")
-    run.add_argument("file")
+    flow_file(run)
     run.add_argument("-p", "--param", dest="params", action="append", type=name_value, default=[],
                      metavar="NAME=VALUE", help="override a declared param (repeatable)")
     run.add_argument("--executor", choices=("dask",),
@@ -96,32 +84,46 @@ def _parser() -> argparse.ArgumentParser:
     run_options(run)
 
     val = command("validate", help="check a flow file and report every problem")
-    val.add_argument("file")
+    flow_file(val)
 
     graph = command("graph", help="draw a flow (DOT, SVG or PNG)")
-    graph.add_argument("file")
-    graph.add_argument("-o", "--output", metavar="OUT",
-                       help="out.svg, out.png or out.dot (default: DOT on stdout)")
+    flow_file(graph)
+    _paths(graph.add_argument("-o", "--output", metavar="OUT",
+                              help="out.svg, out.png or out.dot (default: DOT on stdout)"))
 
     hist = command("history", help="past runs, newest first")
-    hist.add_argument("--limit", type=_positive, default=20, metavar="N")
-    hist.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    hist.add_argument("--limit", type=_positive, default=20, metavar="N",
+                      help="show the N newest runs (default: 20)")
+    hist.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                      help="an aligned table (the default), CSV, or a JSON list")
     db_option(hist)
 
     show = command("show", help="one run and its steps")
-    show.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or 'last'")
-    show.add_argument("--format", choices=("table", "json"), default="table")
+    show.add_argument("run", metavar="RUN", help=_RUN_HELP)
+    show.add_argument("--format", choices=("table", "json"), default="table",
+                      help="an aligned table (the default) or a JSON object")
     db_option(show)
 
     logs = command("logs", help="the log of a run's steps")
-    logs.add_argument("run", metavar="RUN")
-    logs.add_argument("step", nargs="?", metavar="STEP")
+    logs.add_argument("run", metavar="RUN", help=_RUN_HELP)
+    logs.add_argument("step", nargs="?", metavar="STEP",
+                      help="only this step's log (default: every step's, each with a header)")
     db_option(logs)
 
     resume = command("resume", help="run again what did not succeed in RUN")
-    resume.add_argument("run", metavar="RUN")
+    resume.add_argument("run", metavar="RUN", help=_RUN_HELP)
     run_options(resume)
+
+    completion = command(
+        "completion", help="print a shell completion script",
+        description="Print a completion script for SHELL. For bash, for instance: "
+                    "chronum completion bash > ~/.local/share/bash-completion/completions/chronum")
+    completion.add_argument("shell", metavar="SHELL", choices=("bash", "zsh", "tcsh"),
+                            help="bash, zsh or tcsh")
     return p
+
+
+_RUN_HELP = "a run id, a unique prefix of one, or 'last'"
 
 
 def _version() -> str:
@@ -153,17 +155,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console() -> None:
-    """The ``chronum`` executable: ``main``, then exit without the interpreter's teardown.
+    """The ``chronum`` executable: ``main``, then a normal exit (``atexit`` handlers run).
 
-    Everything that matters is closed by then (the store commits and closes inside the
-    command); skipping module teardown saves ~20 ms on every short command.
+    A reader that stops early (``chronum history | head``) closes the pipe: what is still
+    buffered cannot be written, and the interpreter would report that at exit. As the Python
+    docs advise for SIGPIPE, stdout then points at devnull so the exit is quiet.
     """
-    import os
-
     code = main()
     try:
         sys.stdout.flush()
-        sys.stderr.flush()
     except BrokenPipeError:
-        pass
-    os._exit(code)
+        _stdout_to_devnull()
+    sys.exit(code)
+
+
+def _stdout_to_devnull() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

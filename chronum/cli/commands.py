@@ -69,7 +69,7 @@ async def _run_with_signals(coro_factory: Any) -> Any:
 
 def _execute(args: argparse.Namespace, start: Callable[[RunOptions], Awaitable[Run]]) -> int:
     """Shared by run and resume: live printer, the run, the final line or JSON."""
-    printer: Printer = printer_for(args.format, quiet=args.quiet)
+    printer: Printer = printer_for(args.format, quiet=args.quiet, colour=args.color)
     options = RunOptions(max_parallel=args.max_parallel, stop_on_fail=args.stop_on_fail,
                          db=args.db, events_jsonl=args.events_jsonl, subscribers=(printer,))
     try:
@@ -197,4 +197,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     _store(args.db).close()  # says so when no run was ever recorded there
     show_logs(args.run, args.step, db=args.db)
+    return EXIT_OK
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab  # only here: no other command should pay for it
+
+    from . import _parser
+
+    sys.stdout.write(shtab.complete(_parser(), shell=args.shell))
     return EXIT_OK

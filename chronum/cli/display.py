@@ -40,6 +40,13 @@ SYMBOLS = {
 }
 
 
+# SGR codes of the lines a state change prints; step output is never coloured.
+_COLOURS: dict[type[Event], str] = {
+    StepSucceeded: "32", StepFailed: "31", StepCancelled: "35", StepSkipped: "90",
+    StepCached: "36", StepRetrying: "33", RunStarted: "1",
+}
+
+
 def _fmt_s(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"
@@ -50,9 +57,11 @@ def _fmt_s(seconds: float) -> str:
 class Printer:
     """Base printer: turns events into lines; subclasses decide where they go."""
 
-    def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
+    def __init__(self, out: IO[str] | None = None, quiet: bool = False,
+                 colour: bool = False) -> None:
         self.out = out or sys.stdout
         self.quiet = quiet
+        self.colour = colour
         #: The run as its events so far describe it (made at ``run.started``).
         self.state = RunState.new("", ())
 
@@ -60,7 +69,11 @@ class Printer:
         self.fold(event)
         line = self.describe(event)
         if line is not None:
-            self.emit_line(line)
+            self.emit_line(self.paint(event, line))
+
+    def paint(self, event: Event, line: str) -> str:
+        code = _COLOURS.get(type(event)) if self.colour else None
+        return f"\x1b[{code}m{line}\x1b[0m" if code else line
 
     def fold(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -129,8 +142,9 @@ class PlainPrinter(Printer):
 
     FLUSH_AFTER = 0.1
 
-    def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
-        super().__init__(out, quiet)
+    def __init__(self, out: IO[str] | None = None, quiet: bool = False,
+                 colour: bool = False) -> None:
+        super().__init__(out, quiet, colour)
         self._flush_due = False
 
     def emit_line(self, line: str) -> None:
@@ -163,8 +177,9 @@ class LivePrinter(Printer):
 
     REFRESH = 0.1
 
-    def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
-        super().__init__(out, quiet)
+    def __init__(self, out: IO[str] | None = None, quiet: bool = False,
+                 colour: bool = False) -> None:
+        super().__init__(out, quiet, colour)
         self.last_line: dict[str, str] = {}
         self.block_height = 0
         self.last_draw = 0.0
@@ -177,18 +192,10 @@ class LivePrinter(Printer):
             self.last_line[event.step] = event.line
         line = self.describe(event)
         if line is not None and not isinstance(event, StepStarted):
-            self.pending.append(self._colour(event, line))
+            self.pending.append(self.paint(event, line))
         now = time.monotonic()
         if now - self.last_draw >= self.REFRESH or isinstance(event, RunFinished):
             self.redraw(now)
-
-    @staticmethod
-    def _colour(event: Event, line: str) -> str:
-        colour = {
-            StepSucceeded: "32", StepFailed: "31", StepCancelled: "35", StepSkipped: "90",
-            StepCached: "36", StepRetrying: "33", RunStarted: "1",
-        }.get(type(event))
-        return f"\x1b[{colour}m{line}\x1b[0m" if colour else line
 
     def redraw(self, now: float) -> None:
         self.last_draw = now
@@ -231,12 +238,29 @@ class LivePrinter(Printer):
             self.block_height = 0
 
 
-def printer_for(fmt: str, quiet: bool = False) -> Printer:
+def use_colour(choice: str, env: Mapping[str, str], terminal: bool) -> bool:
+    """Whether progress lines are coloured: ``--color``, then NO_COLOR, then FORCE_COLOR, then
+    whether stdout is a terminal. Either variable counts only when not empty (no-color.org,
+    force-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    return terminal
+
+
+def printer_for(fmt: str, quiet: bool = False, colour: str = "auto") -> Printer:
+    """The live view on a terminal, plain lines elsewhere; colour is decided apart from that,
+    so a terminal under NO_COLOR still redraws and a pipe under ``--color always`` is coloured."""
     if fmt == "json":
         return SilentPrinter()
-    if sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb":
-        return LivePrinter(quiet=quiet)
-    return PlainPrinter(quiet=quiet)
+    terminal = sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
+    painted = use_colour(colour, os.environ, terminal)
+    if terminal:
+        return LivePrinter(quiet=quiet, colour=painted)
+    return PlainPrinter(quiet=quiet, colour=painted)
 
 
 def _cell(value: Any) -> str:
