@@ -23,7 +23,6 @@ from IPython.display import display
 from .. import api
 from ..errors import ChronumError
 from . import cell
-from .display import static_bundle
 
 __all__ = ["ChronumMagics", "load_ipython_extension", "transform", "unload_ipython_extension"]
 
@@ -94,11 +93,19 @@ def _logs(args: list[str], db: str | None) -> None:
             print(text, end="" if text.endswith("\n") or not text else "\n")
 
 
-def _graph(args: list[str], db: str | None) -> Any:
-    from .timeline import show
+def _show(ref: str, db: str | None, *, timeline: bool = True) -> Any:
+    """``chronum.show``, given the flow of a run started from a cell of this kernel (a cell
+    has no file to reload it from)."""
+    from ..store import Store, resolve_db_path
 
+    with Store(resolve_db_path(db)) as store:
+        run_id = store.resolve_run(ref)
+    return api.show(run_id, db=db, timeline=timeline, flow=cell.FLOWS.get(run_id))
+
+
+def _graph(args: list[str], db: str | None) -> Any:
     if args:
-        return show(args[0], db=db, timeline=False)
+        return _show(args[0], db, timeline=False)
     if not cell.LAST_FLOW:
         raise UsageError("%chronum graph: no %%chronum cell has run yet; give a RUN")
     cell._dry_run(cell.LAST_FLOW[0])
@@ -146,9 +153,7 @@ def _sync_command(command: str, args: list[str], db: str | None) -> Any:
         limit = int(args[0]) if args else None
         return api.history(limit, db=db)
     if command == "show":
-        from .timeline import show
-
-        return show(_need_run("show", args), db=db)
+        return _show(_need_run("show", args), db)
     if command == "logs":
         return _logs(args, db)
     if command == "graph":
@@ -226,7 +231,7 @@ def _handle_bundle(handle: cell.RunHandle) -> dict[str, Any]:
     if handle.view is not None and not handle.done:
         return handle.view.bundle()
     run = handle.run
-    return static_bundle(run) if run is not None else {"text/plain": repr(handle)}
+    return run._repr_mimebundle_() if run is not None else {"text/plain": repr(handle)}
 
 
 def load_ipython_extension(ip: Any) -> None:
@@ -234,7 +239,7 @@ def load_ipython_extension(ip: Any) -> None:
     if transform not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(transform)
     formatter = ip.display_formatter.ipython_display_formatter
-    formatter.for_type(api.Run, lambda run: _display_once(run, static_bundle))
+    formatter.for_type(api.Run, lambda run: _display_once(run, api.Run._repr_mimebundle_))
     formatter.for_type(cell.RunHandle, lambda h: _display_once(h, _handle_bundle))
 
 

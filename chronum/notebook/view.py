@@ -42,8 +42,9 @@ from ..eventbus import (
     StepSucceeded,
 )
 from ..model import Flow
-from . import svg
-from .display import Snapshot, plain_text, prefix_for, remember_graph, static_html, table_html
+from ..render import svg
+from ..render.html import Snapshot, plain_text, static_html, table_html
+from ..render.svg import prefix_for, remember_graph
 
 __all__ = ["LiveView"]
 
@@ -67,7 +68,7 @@ class LiveView:
         self.interval = interval
         self.clock = clock
         self.snap = Snapshot(flow, run_id, status="running")
-        self.graph: svg.Graph | None = None
+        self.graph: svg.Layout | None = None
         self.task: asyncio.Future[Any] | None = None
         self.cancel_requested = False
         self.finished = False

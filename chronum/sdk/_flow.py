@@ -26,7 +26,7 @@ from ._signature import call_target, params_of
 
 if TYPE_CHECKING:
     from ..api import Run
-    from ._graph import Graph
+    from ..render.dot import Graph
 
 __all__ = ["Flow", "call_target"]
 
@@ -336,7 +336,7 @@ class Flow:
 
     def graph(self) -> Graph:
         """The flow's graph: DOT text, drawn as SVG in a notebook when graphviz is installed."""
-        from ._graph import Graph
+        from ..render.dot import Graph
 
         return Graph(self.build())
 
