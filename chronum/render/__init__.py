@@ -1,7 +1,7 @@
 """Pictures of flows and runs: DOT, SVG through graphviz's ``dot``, HTML, the timeline.
 
 Standard library and chronum's pure core only (``model``, ``errors``, ``_lru``): the notebook,
-the CLI, ``chronum.api`` and any later front end draw with it, and it reads nothing itself
+the CLI, the public API and any later front end draw with it, and it reads nothing itself
 (callers pass flows, states and store rows in).
 
     dot.py       the one DOT builder, the state palette, ``Graph`` (``flow.graph()``)

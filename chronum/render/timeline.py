@@ -3,7 +3,7 @@
 The timeline is a Gantt chart drawn as plain SVG (no matplotlib): one row per step, one bar per
 attempt coloured by its outcome, and the backoff wait before a retry drawn as a hatched bar, so
 retries and waits are seen rather than read. Works without IPython: the picture is an object
-with ``_repr_mimebundle_``. Pure: ``chronum.api.show`` reads the store and finds the flow.
+with ``_repr_mimebundle_``. Pure: ``chronum.show`` reads the run and finds its flow first.
 """
 
 from __future__ import annotations
