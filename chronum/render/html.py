@@ -21,8 +21,8 @@ from ..model import Flow
 from .dot import STATE_COLORS
 from .svg import Layout, bake
 
-__all__ = ["Snapshot", "plain_text", "run_bundle", "snapshot_from_rows", "static_html",
-           "table_html"]
+__all__ = ["Snapshot", "logs_html", "plain_text", "run_bundle", "snapshot_from_rows",
+           "static_html", "table_html"]
 
 #: Log tails shown in a static picture: per step, and in all.
 LOG_LINES = 40
