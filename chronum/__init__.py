@@ -70,18 +70,29 @@ _LAZY = {
     "resume": "chronum.api",
     "run": "chronum.api",
     "steps": "chronum.api",
-    "show": "chronum.notebook.timeline",
+    "show": "chronum.api",
 }
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from .api import Run, aresume, arun, attempts, events, history, load, resume, run, steps
+    from .api import (
+        Run,
+        aresume,
+        arun,
+        attempts,
+        events,
+        history,
+        load,
+        resume,
+        run,
+        show,
+        steps,
+    )
     from .errors import ChronumError, SpecError
     from .eventbus import Event, EventBus
     from .executors import Executor, Result, StepContext, register_executor
     from .model import Backoff, RetryPolicy, Step
-    from .notebook.timeline import show
     from .sdk import Flow
     from .spec import register_parser
 

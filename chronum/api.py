@@ -22,14 +22,15 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, TypedDict, Unpack, runtime_
 from .errors import RunFailedError, UsageError
 from .eventbus import Subscriber
 from .executors import ExecutorRegistry
-from .model import Flow
+from .model import Flow, Step
 from .store import Store, frames, resolve_db_path
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .engine import ReusePlan
-    from .sdk._graph import Graph
+    from .render.dot import Graph
+    from .render.timeline import RunPicture
     from .session import Finished, RunOptions
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "resume",
     "resume_with",
     "run",
+    "show",
     "show_logs",
     "steps",
 ]
@@ -176,7 +178,7 @@ class Run:
 
     def graph(self) -> Graph:
         """The flow's graph, each step coloured by the state recorded for it."""
-        from .sdk._graph import Graph
+        from .render.dot import Graph
 
         store = _open_store(self.db)
         with contextlib.closing(store):
@@ -184,10 +186,18 @@ class Run:
         return Graph(self.flow, states)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display in Jupyter; the notebook package decides what a run looks like."""
-        from .notebook.display import run_mimebundle
+        """Rich display in Jupyter: the final picture, drawn from the step rows stored."""
+        from .render.html import run_bundle
+        from .render.svg import graph_for
 
-        return run_mimebundle(self, include, exclude)
+        try:
+            store = _open_store(self.db)
+            with contextlib.closing(store):
+                rows = store.step_rows(self.run_id)
+        except Exception:  # a display must not raise: show what the Run object itself knows
+            rows = []
+        return run_bundle(self.flow, self.run_id, self.status, self.duration_s, rows,
+                          graph_for(self.run_id, self.flow), include=include, exclude=exclude)
 
     def __repr__(self) -> str:
         took = f", {self.duration_s:.1f}s" if self.duration_s is not None else ""
@@ -318,6 +328,39 @@ def events(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataF
     """The run's events in order (the latest run when omitted)."""
     with _open_store(db) as store:
         return frames.events_frame(store, run_id or "last")
+
+
+def show(run_id: str = "last", *, db: PathLike | None = None, timeline: bool = True,
+         flow: Flow | None = None) -> RunPicture:
+    """Redraw a past run: its graph with final states, its step table and a timeline.
+
+    ``flow`` is the run's flow when the caller has it (the notebook passes a cell's flow,
+    which has no file); otherwise it is reloaded from the run's flow file, or, when that is
+    gone or changed, made of the step names recorded (a graph without edges).
+    """
+    from .render.svg import graph_for
+    from .render.timeline import run_picture
+
+    store = _open_store(db)
+    with contextlib.closing(store):
+        rid = store.resolve_run(run_id)
+        info = store.run(rid)
+        rows = store.step_rows(rid)
+        attempt_rows = store.attempts(rid) if timeline else None
+    if flow is None:
+        flow = _recorded_flow(info)
+    return run_picture(flow, info, rows, attempt_rows, graph_for(rid, flow))
+
+
+def _recorded_flow(info: Mapping[str, Any]) -> Flow:
+    """A past run's flow: from its file, or (no edges) from its recorded step names."""
+    source = info.get("source")
+    if source and os.path.exists(source):
+        try:
+            return load(source, params=info.get("params") or None)
+        except Exception:
+            pass  # the file changed since: fall back to the recorded steps
+    return Flow(name=info["flow"], steps=tuple(Step(name=row["step"]) for row in info["steps"]))
 
 
 def show_logs(ref: str, step: str | None = None, *, db: PathLike | None = None,

@@ -6,6 +6,7 @@
     ├── RunNotFoundError         a run reference matched no run, or more than one
     ├── StoreError               the SQLite store cannot be opened or written
     ├── ExecutorError            an executor is unknown or cannot be constructed
+    ├── DotNotFoundError         a picture needs graphviz's ``dot``, which is not installed
     └── RunFailedError           ``Run.raise_for_status()`` on a run that did not succeed
 
 A user mistake is always a ``ChronumError``: front ends print ``str(error)`` and exit with
@@ -19,6 +20,7 @@ from typing import NamedTuple
 
 __all__ = [
     "ChronumError",
+    "DotNotFoundError",
     "ExecutorError",
     "Location",
     "Problem",
@@ -99,6 +101,22 @@ class StoreError(ChronumError):
 
 class ExecutorError(ChronumError):
     exit_code = 2
+
+
+_DOT_HINT = (
+    "graphviz's `dot` program was not found on PATH; install the graphviz package "
+    "(Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz, conda: "
+    "conda install graphviz), or write DOT with `-o graph.dot`"
+)
+
+
+class DotNotFoundError(ChronumError):
+    """``dot`` is not on PATH: SVG and PNG need it; DOT text (``-o graph.dot``) does not."""
+
+    exit_code = 2
+
+    def __init__(self, message: str = _DOT_HINT) -> None:
+        super().__init__(message)
 
 
 class RunFailedError(ChronumError):

@@ -108,7 +108,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from ..render import render, to_dot
+    from ..render.dot import to_dot
+    from ..render.svg import render
 
     flow = load(args.file)
     if args.output is None:

@@ -25,8 +25,9 @@ from .._args import name_value
 from ..engine import ReusePlan
 from ..errors import ChronumError, SpecError
 from ..model import Flow
+from ..render.html import Snapshot, plain_text, static_html
+from ..render.svg import layout_sync, prefix_for
 from ..session import RunOptions, new_run_id
-from .display import Snapshot, plain_text, prefix_for, static_html
 from .kernel import current
 from .view import LiveView
 
@@ -293,10 +294,8 @@ def _has_kernel() -> bool:
 
 
 def _dry_run(flow: Flow) -> None:
-    from . import svg
-
     snap = Snapshot(flow, "dry-run", status="pending")
-    graph = svg.layout_sync(flow, prefix_for("dry_run"))
+    graph = layout_sync(flow, prefix_for("dry_run"))
     display({"text/plain": plain_text(flow.name, "dry-run", len(flow.steps)),  # type: ignore[no-untyped-call]
              "text/html": static_html(snap, graph, title="dry run")}, raw=True)
 

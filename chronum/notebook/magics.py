@@ -24,7 +24,6 @@ from ..errors import ChronumError
 from ..model import Flow
 from ..session import RunOptions, prepare_resume
 from . import cell
-from .display import static_bundle
 from .kernel import current
 
 __all__ = ["ChronumMagics", "load_ipython_extension", "transform", "unload_ipython_extension"]
@@ -81,26 +80,23 @@ def _need_run(command: str, args: list[str]) -> str:
 
 
 def _logs(args: list[str], db: str | None) -> None:
+    ref = _need_run("logs", args)
+    api.show_logs(ref, args[1] if len(args) > 1 else None, db=db)
+
+
+def _show(ref: str, db: str | None, *, timeline: bool = True) -> Any:
+    """``chronum.show``, given the flow of a run started from a cell of this kernel (a cell
+    has no file to reload it from)."""
     from ..store import Store, resolve_db_path
 
-    ref = _need_run("logs", args)
     with Store(resolve_db_path(db)) as store:
         run_id = store.resolve_run(ref)
-        names = [row["step"] for row in store.steps(run_id)]
-        if len(args) > 1 and args[1] not in names:
-            raise UsageError(f"run {run_id} has no step {args[1]!r}")
-        for name in args[1:2] or names:
-            text = store.read_log(run_id, name)
-            if len(args) == 1:
-                print(f"==> {name} <==")
-            print(text, end="" if text.endswith("\n") or not text else "\n")
+    return api.show(run_id, db=db, timeline=timeline, flow=current().flows.get(run_id))
 
 
 def _graph(args: list[str], db: str | None) -> Any:
-    from .timeline import show
-
     if args:
-        return show(args[0], db=db, timeline=False)
+        return _show(args[0], db, timeline=False)
     flow = current().last_flow
     if flow is None:
         raise UsageError("%chronum graph: no %%chronum cell has run yet; give a RUN")
@@ -140,9 +136,7 @@ def _sync_command(command: str, args: list[str], db: str | None) -> Any:
         limit = int(args[0]) if args else None
         return api.history(limit, db=db)
     if command == "show":
-        from .timeline import show
-
-        return show(_need_run("show", args), db=db)
+        return _show(_need_run("show", args), db)
     if command == "logs":
         return _logs(args, db)
     if command == "graph":
@@ -221,7 +215,7 @@ def _handle_bundle(handle: cell.RunHandle) -> dict[str, Any]:
     if handle.view is not None and not handle.done:
         return handle.view.bundle()
     run = handle.run
-    return static_bundle(run) if run is not None else {"text/plain": repr(handle)}
+    return run._repr_mimebundle_() if run is not None else {"text/plain": repr(handle)}
 
 
 def load_ipython_extension(ip: Any) -> None:
@@ -229,7 +223,7 @@ def load_ipython_extension(ip: Any) -> None:
     if transform not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(transform)
     formatter = ip.display_formatter.ipython_display_formatter
-    formatter.for_type(api.Run, lambda run: _display_once(run, static_bundle))
+    formatter.for_type(api.Run, lambda run: _display_once(run, api.Run._repr_mimebundle_))
     formatter.for_type(cell.RunHandle, lambda h: _display_once(h, _handle_bundle))
 
 

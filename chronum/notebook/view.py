@@ -36,9 +36,10 @@ from ..eventbus import (
     StepFailed,
 )
 from ..model import Flow
+from ..render import svg
+from ..render.html import Snapshot, plain_text, static_html, table_html
+from ..render.svg import prefix_for, remember_graph
 from ..state import FINISHED, RunState, StepState
-from . import svg
-from .display import Snapshot, plain_text, prefix_for, remember_graph, static_html, table_html
 
 __all__ = ["LiveView"]
 
@@ -61,7 +62,7 @@ class LiveView:
         self.interval = interval
         self.clock = clock
         self.snap = Snapshot(flow, run_id, status="running")
-        self.graph: svg.Graph | None = None
+        self.graph: svg.Layout | None = None
         self.task: asyncio.Future[Any] | None = None
         self.cancel_requested = False
         self.finished = False

@@ -17,7 +17,7 @@ pipeline.py`` loads a file that defines one ``Flow`` through the ``.py`` parser.
 
 from __future__ import annotations
 
+from ..render.dot import Graph
 from ._flow import Flow, call_target
-from ._graph import Graph
 
 __all__ = ["Flow", "Graph", "call_target"]

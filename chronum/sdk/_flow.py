@@ -29,7 +29,7 @@ from ._notebook import arun_with_view, live_view_fits
 from ._signature import call_target
 
 if TYPE_CHECKING:
-    from ._graph import Graph
+    from ..render.dot import Graph
 
 __all__ = ["Flow", "call_target"]
 
@@ -331,7 +331,7 @@ class Flow:
 
     def graph(self) -> Graph:
         """The flow's graph: DOT text, drawn as SVG in a notebook when graphviz is installed."""
-        from ._graph import Graph
+        from ..render.dot import Graph
 
         return Graph(self.build())
 

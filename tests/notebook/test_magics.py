@@ -163,6 +163,8 @@ def test_history_show_logs_and_resume(notebook, tmp_path):
     page = html_of(nb.cells[8])
     assert 'class="chronum-timeline"' in page
     assert 'data-step="first" data-state="cached"' in page
+    (image,) = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
+    assert 'class="edge"' in base64.b64decode(image).decode()  # the cell's flow: its needs
     assert text_of(nb.cells[9]) == "True\n"
 
 

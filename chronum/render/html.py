@@ -1,34 +1,29 @@
-"""Static pictures of a run: the HTML the live view leaves behind, and ``Run``'s rich display.
+"""Static pictures of a run: the HTML a finished run leaves in a notebook, and its mimebundle.
 
-The same DOM classes are used here and in the live widget view (``chronum-view``,
+The same DOM classes are used here and in the notebook's live widget view (``chronum-view``,
 ``chronum-state``, ``chronum-graph``, ``chronum-table``; nodes and rows carry ``data-step`` and
 ``data-state``), so a browser test reads a finished static picture and a live view alike.
 ``text/plain`` never holds a run id or a time: nbval compares it across runs.
 
-Imports only the standard library and chronum: ``Run._repr_mimebundle_`` works in plain Python.
+Pure: the caller passes the run's step rows (read from the store, or kept from events), so a
+picture is drawn the same way by the notebook, ``Run``'s display and ``chronum.show``.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..render import STATE_COLORS
-from . import svg
+from ..model import Flow
+from .dot import STATE_COLORS
+from .svg import Layout, bake
 
-if TYPE_CHECKING:
-    from ..api import Run
-    from ..model import Flow
+__all__ = ["Snapshot", "logs_html", "plain_text", "run_bundle", "snapshot_from_rows",
+           "static_html", "table_html"]
 
-__all__ = ["Snapshot", "plain_text", "run_mimebundle", "snapshot_of", "static_html", "table_html"]
-
-#: Laid-out graphs of recent runs, so a finished run is redrawn without running ``dot`` again.
-_GRAPHS: OrderedDict[str, svg.Graph | None] = OrderedDict()
-_GRAPHS_LIMIT = 32
 #: Log tails shown in a static picture: per step, and in all.
 LOG_LINES = 40
 LOG_BUDGET = 64_000
@@ -36,20 +31,9 @@ LOG_BUDGET = 64_000
 STATIC_ROWS = 100
 
 
-def remember_graph(run_id: str, graph: svg.Graph | None) -> None:
-    _GRAPHS[run_id] = graph
-    while len(_GRAPHS) > _GRAPHS_LIMIT:
-        _GRAPHS.popitem(last=False)
-
-
-def prefix_for(run_id: str) -> str:
-    """Element ids of a run's picture start with this: unique per run, valid in CSS."""
-    return f"chronum_{run_id}"
-
-
 @dataclass
 class Snapshot:
-    """What a picture of a run shows; filled from events (live) or from the store (later)."""
+    """What a picture of a run shows; filled from events (live) or from step rows (later)."""
 
     flow: Flow
     run_id: str
@@ -66,6 +50,21 @@ class Snapshot:
                  "attempts": self.attempts.get(name, 0),
                  "duration_s": self.durations.get(name),
                  "exit_code": self.exit_codes.get(name)} for name in self.flow.step_names]
+
+
+def snapshot_from_rows(flow: Flow, run_id: str, status: str, elapsed_s: float | None,
+                       rows: Iterable[Mapping[str, Any]]) -> Snapshot:
+    """A run's picture data from its step rows (``step, status, attempts, duration_s,
+    exit_code, log_tail``, as ``Store.step_rows`` gives them)."""
+    snap = Snapshot(flow, run_id, status, elapsed_s=elapsed_s)
+    for row in rows:
+        name = row["step"]
+        snap.states[name] = row["status"]
+        snap.attempts[name] = row["attempts"] or 0
+        snap.durations[name] = row["duration_s"]
+        snap.exit_codes[name] = row["exit_code"]
+        snap.logs[name] = row.get("log_tail") or ""
+    return snap
 
 
 def plain_text(flow_name: str, status: str | None, n_steps: int) -> str:
@@ -106,8 +105,8 @@ def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -
             f"{head}{body}</table>")
 
 
-def _logs_html(logs: Mapping[str, str], order: Sequence[str]) -> str:
-    """Step logs in file order (not in the order their first lines happened to arrive)."""
+def logs_html(logs: Mapping[str, str], order: Sequence[str]) -> str:
+    """The tail of each step's log, in file order (not the order their lines arrived in)."""
     parts, budget = [], LOG_BUDGET
     for name in order:
         text = logs.get(name, "")
@@ -121,7 +120,7 @@ def _logs_html(logs: Mapping[str, str], order: Sequence[str]) -> str:
     return "".join(parts)
 
 
-def static_html(snap: Snapshot, graph: svg.Graph | None, *, title: str = "run") -> str:
+def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> str:
     """A self-contained picture: header, graph (states baked in) or table, step logs."""
     elapsed = f"{snap.elapsed_s:.1f}s" if snap.elapsed_s is not None else ""
     done = sum(1 for s in snap.states.values() if s not in ("pending", "running", "retrying"))
@@ -129,7 +128,7 @@ def static_html(snap: Snapshot, graph: svg.Graph | None, *, title: str = "run") 
     if graph is not None:
         # An image, not inline SVG: a notebook opened from disk is untrusted, and JupyterLab's
         # sanitizer strips inline <svg> (and data-* attributes) but keeps a data: image.
-        baked = svg.bake(graph, snap.states, snap.attempts).encode()
+        baked = bake(graph, snap.states, snap.attempts).encode()
         picture = (f'<div class="chronum-graph" style="overflow:auto;max-height:480px">'
                    f'<img class="chronum-graph-img" alt="graph of {html.escape(snap.flow.name)}"'
                    f' src="data:image/svg+xml;base64,{base64.b64encode(baked).decode()}"/>'
@@ -142,47 +141,19 @@ def static_html(snap: Snapshot, graph: svg.Graph | None, *, title: str = "run") 
         f'<span class="chronum-elapsed">{elapsed}</span> '
         f'<span class="chronum-progress">{done}/{len(snap.flow.steps)}</span></div>'
         f"{picture}{table_html(snap.rows(), limit=STATIC_ROWS)}"
-        f"{_logs_html(snap.logs, snap.flow.step_names)}</div>"
+        f"{logs_html(snap.logs, snap.flow.step_names)}</div>"
     )
 
 
-def snapshot_of(run: Run) -> Snapshot:
-    """A finished run's picture data, read back from the store."""
-    from ..store import Store
-
-    snap = Snapshot(run.flow, run.run_id, run.status, elapsed_s=run.duration_s)
-    try:
-        with Store(run.db) as store:
-            rows = store.step_rows(run.run_id)
-    except Exception:  # a display must not raise: show what the Run object itself knows
-        rows = []
-    for row in rows:
-        name = row["step"]
-        snap.states[name] = row["status"]
-        snap.attempts[name] = row["attempts"] or 0
-        snap.durations[name] = row["duration_s"]
-        snap.exit_codes[name] = row["exit_code"]
-        snap.logs[name] = row.get("log_tail") or ""
-    return snap
-
-
-def graph_for(run_id: str, flow: Flow) -> svg.Graph | None:
-    if run_id not in _GRAPHS:
-        remember_graph(run_id, svg.layout_sync(flow, prefix_for(run_id)))
-    return _GRAPHS[run_id]
-
-
-def static_bundle(run: Run) -> dict[str, Any]:
-    snap = snapshot_of(run)
-    return {
-        "text/plain": plain_text(run.flow.name, run.status, len(run.flow.steps)),
-        "text/html": static_html(snap, graph_for(run.run_id, run.flow)),
-    }
-
-
-def run_mimebundle(run: Run, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-    """``Run._repr_mimebundle_``: the final picture as HTML, and the fixed text summary."""
-    bundle = static_bundle(run)
+def run_bundle(flow: Flow, run_id: str, status: str, elapsed_s: float | None,
+               rows: Iterable[Mapping[str, Any]], graph: Layout | None, *,
+               include: Collection[str] | None = None,
+               exclude: Collection[str] | None = None) -> dict[str, Any]:
+    """A finished run's mimebundle (``_repr_mimebundle_``): the final picture as HTML, and
+    the fixed text summary; ``include``/``exclude`` as IPython passes them."""
+    snap = snapshot_from_rows(flow, run_id, status, elapsed_s, rows)
+    bundle = {"text/plain": plain_text(flow.name, status, len(flow.steps)),
+              "text/html": static_html(snap, graph)}
     if include:
         bundle = {k: v for k, v in bundle.items() if k in include}
     if exclude:

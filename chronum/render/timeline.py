@@ -1,25 +1,25 @@
-"""``chronum.show(run)``: a past run redrawn with its final states and a timeline of attempts.
+"""The picture ``chronum.show`` returns: a past run's final states and a timeline of attempts.
 
 The timeline is a Gantt chart drawn as plain SVG (no matplotlib): one row per step, one bar per
 attempt coloured by its outcome, and the backoff wait before a retry drawn as a hatched bar, so
-retries and waits are seen rather than read. Works without IPython: the result is an object
-with ``_repr_mimebundle_``.
+retries and waits are seen rather than read. Works without IPython: the picture is an object
+with ``_repr_mimebundle_``. Pure: ``chronum.show`` reads the run and finds its flow first.
 """
 
 from __future__ import annotations
 
 import html
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Flow, Step
-from ..render import STATE_COLORS
-from .display import Snapshot, graph_for, plain_text, static_html
+from ..model import Flow
+from .dot import STATE_COLORS
+from .html import Snapshot, plain_text, snapshot_from_rows, static_html
+from .svg import Layout
 
-__all__ = ["RunPicture", "show", "timeline_svg"]
+__all__ = ["RunPicture", "run_picture", "timeline_svg"]
 
 ROW = 22
 LABEL_W = 140
@@ -109,45 +109,16 @@ class RunPicture:
         return self.html_text
 
 
-def _flow_of(info: Mapping[str, Any], run_id: str) -> Flow:
-    """The run's flow: from this kernel, its file, or (no edges) its recorded step names."""
-    import sys
-
-    cell = sys.modules.get("chronum.notebook.cell")  # loaded only where cells ran
-    flows: Mapping[str, Flow] = getattr(cell, "FLOWS", {})
-    if run_id in flows:
-        return flows[run_id]
-    source = info.get("source")
-    if source and os.path.exists(source):
-        from ..api import load
-
-        try:
-            return load(source, params=info.get("params") or None)
-        except Exception:
-            pass  # the file changed since: fall back to the recorded steps
-    return Flow(name=info["flow"], steps=tuple(Step(name=row["step"]) for row in info["steps"]))
-
-
-def show(run_id: str = "last", *, db: str | os.PathLike[str] | None = None,
-         timeline: bool = True) -> RunPicture:
-    """Redraw a past run: its graph with final states, its step table and a timeline."""
-    from ..store import Store, resolve_db_path
-
-    with Store(resolve_db_path(db)) as store:
-        rid = store.resolve_run(run_id)
-        info = store.run(rid)
-        rows = store.step_rows(rid)
-        attempts = store.attempts(rid) if timeline else []
-    flow = _flow_of(info, rid)
-    snap = Snapshot(flow, rid, info["status"], elapsed_s=info.get("duration_s"))
-    for row in rows:
-        snap.states[row["step"]] = row["status"]
-        snap.attempts[row["step"]] = row["attempts"] or 0
-        snap.durations[row["step"]] = row["duration_s"]
-        snap.exit_codes[row["step"]] = row["exit_code"]
-        snap.logs[row["step"]] = row.get("log_tail") or ""
-    text = static_html(snap, graph_for(rid, flow))
-    if timeline:
+def run_picture(flow: Flow, info: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                attempts: Sequence[Mapping[str, Any]] | None,
+                graph: Layout | None) -> RunPicture:
+    """A past run redrawn: its graph with final states, its step table and, given the
+    ``attempts`` rows, a timeline. ``info`` is the run's record (``run_id, status,
+    duration_s``), ``rows`` its step rows, as the store gives them."""
+    snap = snapshot_from_rows(flow, info["run_id"], info["status"], info.get("duration_s"),
+                              rows)
+    text = static_html(snap, graph)
+    if attempts is not None:
         text += ('<div class="chronum-timeline-box">'
                  f"{timeline_svg(attempts, flow.step_names)}</div>")
     return RunPicture(snap, text)
