@@ -69,7 +69,7 @@ def test_without_ipython_the_error_is_an_import_error_naming_the_extra():
 
 def test_another_missing_module_is_not_blamed_on_the_extra():
     # A broken install of something else keeps its own error, not a misleading hint.
-    proc = _python(["chronum.notebook.svg"], """
+    proc = _python(["chronum.notebook.view"], """
         from IPython.core.interactiveshell import InteractiveShell
 
         print(json.dumps(error_of(
@@ -77,8 +77,7 @@ def test_another_missing_module_is_not_blamed_on_the_extra():
     """)
     assert proc.returncode == 0, proc.stderr
     error = json.loads(proc.stdout)
-    assert error.startswith("builtins.ImportError: cannot import name 'svg' from "
-                            "'chronum.notebook'"), error
+    assert "chronum.notebook.view" in error and "Error" in error.split(":")[0], error
     assert "chronum[notebook]" not in error
 
 
