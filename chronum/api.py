@@ -244,9 +244,8 @@ async def arun(flow: Flow | FlowBuilder | PathLike, **options: Unpack[RunKeyword
 
 def in_running_loop() -> bool:
     """Whether this thread is inside a running asyncio loop (a notebook cell, say)."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:  # no loop runs without it: nothing to import to know that
-        return False
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -31,3 +31,14 @@ def test_the_front_ends_sit_above_the_api_and_the_pure_core_at_the_bottom():
     assert position["chronum.session"] < position["chronum.engine"] < position["chronum.state"]
     assert position["chronum.state"] < position["chronum.eventbus"] < position["chronum.model"]
     assert layers[-1] >= {"chronum.errors"}
+
+
+def test_the_architecture_page_names_every_module_of_the_tree():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    package = ROOT / "chronum"
+    names = {p.name for p in package.glob("*.py") if p.stem != "__init__"}
+    names |= {f"{p.parent.name}/" for p in package.glob("*/__init__.py")}
+    for sub in ("engine", "render"):
+        names |= {p.name for p in (package / sub).glob("*.py") if p.stem != "__init__"}
+    missing = sorted(name for name in names if name not in page)
+    assert missing == [], "docs/architecture.md does not mention these modules"

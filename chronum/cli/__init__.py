@@ -7,6 +7,7 @@ Exit codes: 0 succeeded, 1 the run failed or was cancelled, 2 invalid flow or us
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -132,8 +133,28 @@ def _version() -> str:
     return __version__
 
 
+class _WarningLines(logging.Handler):
+    """``chronum: warning: ...`` on whatever ``sys.stderr`` is when the warning is written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"chronum: {record.levelname.lower()}: {record.getMessage()}\n")
+        except Exception:
+            self.handleError(record)
+
+
+def _show_warnings() -> None:
+    """Chronum's warnings (the ``chronum`` logger) as one line each on stderr, unless the
+    program around ``main`` already routes them."""
+    logger = logging.getLogger("chronum")
+    if not logger.handlers:
+        logger.addHandler(_WarningLines(logging.WARNING))
+        logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _show_warnings()
     from . import commands
 
     try:
