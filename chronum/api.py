@@ -95,7 +95,7 @@ class RunKeywords(TypedDict, total=False):
 _KEYWORDS = frozenset(RunKeywords.__annotations__)
 
 
-def options_of(keywords: Mapping[str, Any], **fixed: Any) -> RunOptions:
+def options_of(keywords: Mapping[str, Any]) -> RunOptions:
     """``RunOptions`` from a verb's keywords; an unknown keyword is a TypeError at once."""
     from .session import RunOptions
 
@@ -107,7 +107,7 @@ def options_of(keywords: Mapping[str, Any], **fixed: Any) -> RunOptions:
     given = dict(keywords)
     if "subscribers" in given:
         given["subscribers"] = tuple(given["subscribers"])
-    return RunOptions(**given, **fixed)
+    return RunOptions(**given)
 
 
 def load(path: PathLike, *, params: Mapping[str, str] | None = None) -> Flow:
