@@ -44,9 +44,11 @@ test: setup lint typecheck
 
 # W0-W4 as whole `chronum run` processes, interleaved with doit 0.37 (installed by the bench into
 # a venv in its scratch folder, deleted afterwards) and a floor; a table with budget verdicts.
-# `$(PY) benchmarks/run.py --quick` is a smoke run; `--json PATH` writes the numbers.
+# `$(PY) benchmarks/run.py --quick` is a smoke run; `--json PATH` writes the numbers. Then
+# benchmarks/choices.py: what each less plain construct in chronum/ saves of W0 (kept at >= 5 %).
 bench: setup
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/choices.py
 
 # Crash, concurrency, process, resource and fuzz checks at full size (~10 min), then a table.
 # `$(PY) reliability/run.py --quick` runs the small sizes of `make test`.

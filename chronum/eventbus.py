@@ -5,8 +5,8 @@ Every observer of a run hangs off one ``EventBus``: the store, the terminal prin
 lines writer, the notebook view and any subscriber a user adds. Emitting is synchronous and
 cheap; a subscriber that raises is reported once (a warning on the ``chronum`` logger) and
 detached, the run goes on. Subscribers registered as ``critical`` (the store) are different:
-their errors propagate to the engine, which fails the run, because a run that cannot be recorded
-must not pretend to succeed.
+their errors propagate to the engine, which fails the run, because a run that cannot be
+recorded must not pretend to succeed.
 
 Event names are stable: ``run.started``, ``step.started``, ``step.log``, ``step.retrying``,
 ``step.succeeded``, ``step.failed``, ``step.skipped``, ``step.cached``, ``step.cancelled``,
@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 __all__ = [
@@ -40,22 +39,46 @@ __all__ = [
 
 logger = logging.getLogger("chronum")
 
+_set = object.__setattr__
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Event:
     """Base of every event: which run, when (epoch seconds), which step and attempt.
 
-    ``FIELDS`` lists a kind's own fields beyond these, in order: what ``data`` holds and what
-    the store writes as the event's JSON.
+    Events are read-only, slotted records, written by hand rather than as frozen dataclasses
+    because every ``chronum run`` would pay for creating eleven dataclasses at import:
+    ``benchmarks/choices.py`` measures that cost against a one-step run, and this form stays
+    only while it saves at least 5 % of it (``docs/performance.md``). Each kind keeps the shape
+    a dataclass would have: keyword-only fields with defaults, ``FIELDS`` listing its own
+    fields in order.
     """
 
+    __slots__ = ("at", "attempt", "run_id", "step")
     kind: ClassVar[str] = "event"
     FIELDS: ClassVar[tuple[str, ...]] = ()
 
     run_id: str
-    at: float = field(default_factory=time.time)
-    step: str | None = None
-    attempt: int | None = None
+    at: float
+    step: str | None
+    attempt: int | None
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None) -> None:
+        _set(self, "run_id", run_id)
+        _set(self, "at", time.time() if at is None else at)
+        _set(self, "step", step)
+        _set(self, "attempt", attempt)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only: cannot delete {name!r}")
+
+    def __repr__(self) -> str:
+        names = ("run_id", "at", "step", "attempt", *self.FIELDS)
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
+        return f"{type(self).__name__}({inner})"
 
     @property
     def data(self) -> dict[str, Any]:
@@ -73,99 +96,171 @@ class Event:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted(Event):
+    __slots__ = FIELDS = ("flow", "steps", "params", "parent_run_id", "source", "max_parallel")
     kind: ClassVar[str] = "run.started"
-    flow: str = ""
-    steps: tuple[str, ...] = ()
-    params: Mapping[str, str] = field(default_factory=dict)
-    parent_run_id: str | None = None
-    source: str | None = None
-    max_parallel: int = 1
+    flow: str
+    steps: tuple[str, ...]
+    params: Mapping[str, str]
+    parent_run_id: str | None
+    source: str | None
+    max_parallel: int
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, flow: str = "", steps: tuple[str, ...] = (),
+                 params: Mapping[str, str] | None = None, parent_run_id: str | None = None,
+                 source: str | None = None, max_parallel: int = 1) -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "flow", flow)
+        _set(self, "steps", steps)
+        _set(self, "params", {} if params is None else params)
+        _set(self, "parent_run_id", parent_run_id)
+        _set(self, "source", source)
+        _set(self, "max_parallel", max_parallel)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StepStarted(Event):
+    __slots__ = FIELDS = ("delay_s", "executor")
     kind: ClassVar[str] = "step.started"
-    delay_s: float = 0.0
-    executor: str = "shell"
+    delay_s: float
+    executor: str
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, delay_s: float = 0.0,
+                 executor: str = "shell") -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "delay_s", delay_s)
+        _set(self, "executor", executor)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LogLine(Event):
+    __slots__ = FIELDS = ("stream", "line")
     kind: ClassVar[str] = "step.log"
-    stream: str = "stdout"
-    line: str = ""
+    stream: str
+    line: str
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, stream: str = "stdout", line: str = "") -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "stream", stream)
+        _set(self, "line", line)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StepRetrying(Event):
     """An attempt failed and another will follow after ``delay_s``."""
 
+    __slots__ = FIELDS = ("exit_code", "delay_s", "reason")
     kind: ClassVar[str] = "step.retrying"
-    exit_code: int | None = None
-    delay_s: float = 0.0
-    reason: str = ""
+    exit_code: int | None
+    delay_s: float
+    reason: str
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, exit_code: int | None = None,
+                 delay_s: float = 0.0, reason: str = "") -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "exit_code", exit_code)
+        _set(self, "delay_s", delay_s)
+        _set(self, "reason", reason)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StepSucceeded(Event):
+    __slots__ = FIELDS = ("exit_code", "duration_s")
     kind: ClassVar[str] = "step.succeeded"
-    exit_code: int | None = 0
-    duration_s: float = 0.0
+    exit_code: int | None
+    duration_s: float
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, exit_code: int | None = 0,
+                 duration_s: float = 0.0) -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "exit_code", exit_code)
+        _set(self, "duration_s", duration_s)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StepFailed(Event):
+    __slots__ = FIELDS = ("exit_code", "duration_s", "reason", "continued")
     kind: ClassVar[str] = "step.failed"
-    exit_code: int | None = None
-    duration_s: float = 0.0
-    reason: str = ""
-    continued: bool = False
+    exit_code: int | None
+    duration_s: float
+    reason: str
+    continued: bool
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, exit_code: int | None = None,
+                 duration_s: float = 0.0, reason: str = "", continued: bool = False) -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "exit_code", exit_code)
+        _set(self, "duration_s", duration_s)
+        _set(self, "reason", reason)
+        _set(self, "continued", continued)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StepSkipped(Event):
     """Never started: ``status`` is ``skipped`` or ``upstream_failed``."""
 
+    __slots__ = FIELDS = ("status", "reason")
     kind: ClassVar[str] = "step.skipped"
-    status: str = "skipped"
-    reason: str = ""
+    status: str
+    reason: str
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, status: str = "skipped", reason: str = "") -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "status", status)
+        _set(self, "reason", reason)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StepCached(Event):
-    """Kept from an earlier run (resume)."""
+    """Kept from an earlier run on resume."""
 
+    __slots__ = FIELDS = ("from_run",)
     kind: ClassVar[str] = "step.cached"
-    from_run: str = ""
+    from_run: str
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, from_run: str = "") -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "from_run", from_run)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StepCancelled(Event):
+    __slots__ = FIELDS = ("exit_code", "duration_s", "reason")
     kind: ClassVar[str] = "step.cancelled"
-    exit_code: int | None = None
-    duration_s: float = 0.0
-    reason: str = ""
+    exit_code: int | None
+    duration_s: float
+    reason: str
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, exit_code: int | None = None,
+                 duration_s: float = 0.0, reason: str = "") -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "exit_code", exit_code)
+        _set(self, "duration_s", duration_s)
+        _set(self, "reason", reason)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished(Event):
+    __slots__ = FIELDS = ("status", "duration_s", "n_failed")
     kind: ClassVar[str] = "run.finished"
-    status: str = "succeeded"
-    duration_s: float = 0.0
-    n_failed: int = 0
+    status: str
+    duration_s: float
+    n_failed: int
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, status: str = "succeeded",
+                 duration_s: float = 0.0, n_failed: int = 0) -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "status", status)
+        _set(self, "duration_s", duration_s)
+        _set(self, "n_failed", n_failed)
 
 
-_KINDS: tuple[type[Event], ...] = (
-    RunStarted, StepStarted, LogLine, StepRetrying, StepSucceeded, StepFailed, StepSkipped,
-    StepCached, StepCancelled, RunFinished,
+EVENT_KINDS = tuple(
+    cls.kind
+    for cls in (RunStarted, StepStarted, LogLine, StepRetrying, StepSucceeded, StepFailed,
+                StepSkipped, StepCached, StepCancelled, RunFinished)
 )
-_COMMON = frozenset(f.name for f in fields(Event))
-for _cls in _KINDS:
-    _cls.FIELDS = tuple(f.name for f in fields(_cls) if f.name not in _COMMON)
-
-EVENT_KINDS = tuple(cls.kind for cls in _KINDS)
 
 Subscriber = Callable[[Event], None]
 

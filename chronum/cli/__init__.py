@@ -7,6 +7,7 @@ Exit codes: 0 succeeded, 1 the run failed or was cancelled, 2 invalid flow or us
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -187,6 +188,12 @@ def console() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _stdout_to_devnull()
+    # The command is over and everything it opened is closed. Freezing what is left keeps the
+    # interpreter's final collections from scanning every module's objects just to free memory
+    # the OS takes back anyway; the exit stays normal (atexit handlers, threads joined, module
+    # teardown). A process-wide switch, so only here, in the executable, never in library code:
+    # benchmarks/choices.py measures what it saves of a one-step run (docs/performance.md).
+    gc.freeze()  # kept by benchmarks/choices.py ("exit"), as said above
     sys.exit(code)
 
 
