@@ -50,7 +50,7 @@ bench: setup
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/choices.py
 
-# Crash, concurrency, process, resource and fuzz checks at full size (~10 min), then a table.
+# Crash, concurrency, process, resource and fuzz checks at full size, then a table.
 # `$(PY) reliability/run.py --quick` runs the small sizes of `make test`.
 reliability: setup
 	$(PY) reliability/run.py --full

@@ -1,8 +1,8 @@
 """Run the reliability suite and print its table: ``python reliability/run.py [--quick]``.
 
-``--full`` (the default, ``make reliability``) runs the sizes the README publishes; ``--quick``
-the small sizes of ``make test``. Every figure comes from a check that raises when the property
-breaks; a broken check is printed as FAILED and the command exits 1.
+``--full`` (the default, ``make reliability``) runs the sizes docs/reliability.md publishes;
+``--quick`` the small sizes of ``make test``. Every figure comes from a check that raises when
+the property breaks; a broken check is printed as FAILED and the command exits 1.
 """
 
 from __future__ import annotations

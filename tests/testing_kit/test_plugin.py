@@ -25,7 +25,7 @@ def shout_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     The build runs on a copy of examples/plugin so that setuptools' ``build/`` and
     ``*.egg-info`` stay out of the repository, and offline: ``--no-build-isolation`` uses this
-    environment's setuptools and ``wheel`` (in the test extra).
+    environment's setuptools and ``wheel`` (in the `dev` dependency group).
     """
     base = tmp_path_factory.mktemp("plugin")
     source, target = base / "src", base / "site"
