@@ -139,6 +139,8 @@ def _store(db: str | None) -> Any:
 
 #: ``chronum show``'s step columns: the frame's, less the run id said once above them.
 _STEP_COLUMNS = tuple(c for c in STEP_COLUMNS if c != "run_id")
+#: ``chronum history``'s table: the frame's columns, less the end time (the duration says it).
+_HISTORY_TABLE = tuple(c for c in HISTORY_COLUMNS if c != "finished_at")
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -159,8 +161,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
     else:
-        print(format_table(rows, ("run_id", "flow", "status", "started_at", "duration_s",
-                                  "n_steps", "n_failed", "parent_run_id")))
+        print(format_table(rows, _HISTORY_TABLE))
     return EXIT_OK
 
 
