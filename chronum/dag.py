@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from graphlib import CycleError, TopologicalSorter
 
 from .errors import SpecError
@@ -59,51 +59,46 @@ def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
 def _components(graph: Mapping[str, list[str]]) -> dict[str, int]:
     """Tarjan's strongly connected components, without recursion: ``name -> component``.
 
-    Each node is pushed once and each arrow followed once, so a 100,000-step chain costs the
-    same small work per step as a 10-step one.
+    Each node is entered once and each arrow followed once, so the work grows with the size
+    of the flow, and a chain deeper than Python's recursion limit is no different.
     """
     number: dict[str, int] = {}
     low: dict[str, int] = {}
     component: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
-    counter = 0
     for root in graph:
         if root in number:
             continue
-        work: list[tuple[str, int]] = [(root, 0)]
+        number[root] = low[root] = len(number)
+        stack.append(root)
+        on_stack.add(root)
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(graph[root]))]
         while work:
-            node, i = work.pop()
-            if i == 0:
-                number[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            nexts = graph[node]
-            recurse = False
-            while i < len(nexts):
-                nxt = nexts[i]
-                i += 1
+            node, arrows = work[-1]
+            for nxt in arrows:
                 if nxt not in number:
-                    work.append((node, i))
-                    work.append((nxt, 0))
-                    recurse = True
+                    number[nxt] = low[nxt] = len(number)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(graph[nxt])))
                     break
-                if nxt in on_stack:
-                    low[node] = min(low[node], number[nxt])
-            if recurse:
-                continue
-            if low[node] == number[node]:
-                label = number[node]
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component[member] = label
-                    if member == node:
-                        break
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
+                if nxt in on_stack and number[nxt] < low[node]:
+                    low[node] = number[nxt]
+            else:
+                work.pop()
+                if low[node] == number[node]:
+                    label = number[node]
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component[member] = label
+                        if member == node:
+                            break
+                if work:
+                    parent = work[-1][0]
+                    if low[node] < low[parent]:
+                        low[parent] = low[node]
     return component
 
 
