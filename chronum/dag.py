@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from graphlib import CycleError, TopologicalSorter
 
 from .errors import SpecError
@@ -35,36 +35,78 @@ def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
     The cycle is returned as a closed path ``[a, b, c, a]`` (``b`` needs ``a``, ...). It is the
     shortest cycle through the first step, in file order, that lies on any cycle, and starts
     there, so the same file always reports the same cycle.
+
+    Linear in steps plus needs: one pass finds the strongly connected components, and the one
+    breadth-first search stays inside the component of that first step. Searching from every
+    stuck step instead would cost a full search per step downstream of a cycle.
     """
     edges = {name: list(needs) for name, needs in edges.items()}
     index = {name: i for i, name in enumerate(edges)}
     if all(index.get(need, -1) < i for i, needs in enumerate(edges.values()) for need in needs):
         return None  # every step needs only steps written before it: no cycle possible
-    sorter: TopologicalSorter[str] = TopologicalSorter()
-    for name, needs in edges.items():
-        sorter.add(name, *(n for n in needs if n in edges))
-    try:
-        sorter.prepare()
-        return None
-    except CycleError:
-        pass
-    # Drain what can be ordered; what is left is on a cycle or downstream of one.
-    ordered: set[str] = set()
-    while ready := sorter.get_ready():
-        sorter.done(*ready)
-        ordered.update(ready)
     dependents = _dependents(edges)
-    stuck = [name for name in edges if name not in ordered]
-    for start in stuck:
-        path = _shortest_cycle(start, dependents, ordered)
-        if path is not None:
-            return path
-    raise AssertionError("graphlib found a cycle that a search did not")  # pragma: no cover
+    component = _components(dependents)
+    sizes: dict[int, int] = {}
+    for c in component.values():
+        sizes[c] = sizes.get(c, 0) + 1
+    for start in edges:
+        c = component[start]
+        if sizes[c] > 1 or start in dependents[start]:
+            return _shortest_cycle(start, dependents, component)
+    return None
 
 
-def _shortest_cycle(start: str, dependents: Mapping[str, list[str]], ordered: set[str]
-                    ) -> list[str] | None:
-    """Breadth-first from ``start`` back to itself, neighbours in file order."""
+def _components(graph: Mapping[str, list[str]]) -> dict[str, int]:
+    """Tarjan's strongly connected components, without recursion: ``name -> component``.
+
+    Each node is entered once and each arrow followed once, so the work grows with the size
+    of the flow, and a chain deeper than Python's recursion limit is no different.
+    """
+    number: dict[str, int] = {}
+    low: dict[str, int] = {}
+    component: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    for root in graph:
+        if root in number:
+            continue
+        number[root] = low[root] = len(number)
+        stack.append(root)
+        on_stack.add(root)
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(graph[root]))]
+        while work:
+            node, arrows = work[-1]
+            for nxt in arrows:
+                if nxt not in number:
+                    number[nxt] = low[nxt] = len(number)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(graph[nxt])))
+                    break
+                if nxt in on_stack and number[nxt] < low[node]:
+                    low[node] = number[nxt]
+            else:
+                work.pop()
+                if low[node] == number[node]:
+                    label = number[node]
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component[member] = label
+                        if member == node:
+                            break
+                if work:
+                    parent = work[-1][0]
+                    if low[node] < low[parent]:
+                        low[parent] = low[node]
+    return component
+
+
+def _shortest_cycle(start: str, dependents: Mapping[str, list[str]],
+                    component: Mapping[str, int]) -> list[str] | None:
+    """Breadth-first from ``start`` back to itself inside its component, neighbours in file
+    order (a cycle through ``start`` never leaves its component)."""
+    own = component[start]
     parent: dict[str, str] = {}
     queue = deque([start])
     while queue:
@@ -75,10 +117,10 @@ def _shortest_cycle(start: str, dependents: Mapping[str, list[str]], ordered: se
                 while path[-1] != start:
                     path.append(parent[path[-1]])
                 return [*reversed(path), start]
-            if nxt not in parent and nxt not in ordered:
+            if nxt not in parent and component[nxt] == own:
                 parent[nxt] = node
                 queue.append(nxt)
-    return None
+    return None  # pragma: no cover - a component of two or more always has a cycle
 
 
 def _index(flow: Flow) -> dict[str, int]:

@@ -15,6 +15,7 @@ Event names are stable: ``run.started``, ``step.started``, ``step.log``, ``step.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -266,7 +267,15 @@ Subscriber = Callable[[Event], None]
 
 
 def _report(subscriber: Subscriber, exc: BaseException) -> None:
-    name = getattr(subscriber, "__qualname__", repr(subscriber))
+    """Once per subscriber: by its ``label`` when it has one (``the events file PATH``),
+    else by its function's name, never by an ``<object at 0x...>`` repr."""
+    label = getattr(subscriber, "label", None)
+    if isinstance(label, str) and label:
+        why = "disk full" if getattr(exc, "errno", None) == errno.ENOSPC else (
+            getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+        logger.warning("%s: %s; it has been detached, the run goes on", label, why)
+        return
+    name = getattr(subscriber, "__qualname__", None) or type(subscriber).__qualname__
     logger.warning("event subscriber %s raised %s: %s; it has been detached, the run goes on",
                    name, type(exc).__name__, exc)
 

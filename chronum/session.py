@@ -16,6 +16,7 @@ What a run needs beyond its flow and options lives here too, each bounded per pr
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from .eventbus import EventBus, Subscriber
 from .executors import ExecutorRegistry
 from .model import Flow
 from .spec import load
+from .spec._build import MAX_PARALLEL
 from .store import Store, resolve_db_path
 from .store.values import MISSING, keeper, load_value, values_dir
 from .store.writer import JsonLinesWriter, StoreWriter
@@ -101,10 +103,11 @@ class RunOptions:
     functions: Functions | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_parallel is not None and self.max_parallel < 1:
-            raise UsageError(f"max_parallel must be at least 1, got {self.max_parallel}")
-        if self.grace is not None and self.grace < 0:
-            raise UsageError(f"grace must not be negative, got {self.grace:g}")
+        if self.max_parallel is not None and not 1 <= self.max_parallel <= MAX_PARALLEL:
+            raise UsageError(f"max_parallel must be between 1 and {MAX_PARALLEL:,}, "
+                             f"got {self.max_parallel}")
+        if self.grace is not None:
+            _check_grace("grace", self.grace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,18 +135,29 @@ def with_params(flow: Flow, params: Mapping[str, str] | None) -> Flow:
     return replace(flow, params={**flow.params, **params})
 
 
+#: The longest grace: a stopped step is killed within it, so ``inf`` must not mean never.
+MAX_GRACE = 3600.0
+
+
+def _check_grace(what: str, value: float) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise UsageError(f"{what} must be a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and 0 <= value <= MAX_GRACE):
+        raise UsageError(f"{what} must be between 0 and {MAX_GRACE:g} seconds, got {value:g}")
+    return float(value)
+
+
 def _grace_from_env() -> float:
     """``CHRONUM_KILL_GRACE``: seconds between SIGTERM and SIGKILL when a step is stopped."""
-    text = os.environ.get("CHRONUM_KILL_GRACE", "")
+    text = os.environ.get("CHRONUM_KILL_GRACE", "").strip()
     if not text:
         return 5.0
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"CHRONUM_KILL_GRACE must be a number of seconds, got {text!r}") from None
-    if value < 0:
-        raise UsageError(f"CHRONUM_KILL_GRACE must not be negative, got {value:g}")
-    return value
+        raise UsageError(
+            f"CHRONUM_KILL_GRACE must be a number of seconds, got {text[:40]!r}") from None
+    return _check_grace("CHRONUM_KILL_GRACE", value)
 
 
 async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) -> Finished:

@@ -118,11 +118,21 @@ def cmd_graph(args: argparse.Namespace) -> int:
     out = Path(args.output)
     fmt = out.suffix.lower().lstrip(".")
     if fmt in ("dot", "gv"):
-        out.write_text(to_dot(flow), encoding="utf-8")
+        data = to_dot(flow).encode("utf-8")
     elif fmt in ("svg", "png", "pdf"):
-        out.write_bytes(render(flow, fmt))
+        data = render(flow, fmt)
     else:
         raise UsageError(f"cannot tell the format of {args.output!r}; use .svg, .png or .dot")
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        why = exc.strerror.lower() if exc.strerror else str(exc)
+        hint = ""
+        if isinstance(exc, FileNotFoundError):
+            hint = f"; create the folder {out.parent} first"
+        elif isinstance(exc, IsADirectoryError):
+            hint = "; give a file name, not a folder"
+        raise UsageError(f"cannot write {out}: {why}{hint}") from None
     print(f"wrote {out}")
     return EXIT_OK
 

@@ -164,6 +164,8 @@ class _Run:
         self._cwd: dict[str | None, Path] = {}
         #: The store could not record a log line: the run stops and fails with this error.
         self.fatal: BaseException | None = None
+        #: Steps whose log file could not be written, and why: each fails with that reason.
+        self.log_failed: dict[str, str] = {}
         self._executor_cache: dict[str, Executor] = {}
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -242,17 +244,33 @@ class _Run:
 
     def emit_log(self, event: LogLine) -> None:
         """Log lines arrive from executors' callbacks (pipe readers), where an exception would
-        only reach the loop's handler; a store that cannot write (a full disk) stops the run
-        here instead, once, and fails it with that error."""
-        if self.fatal is not None:
+        only reach the loop's handler.
+
+        When the step's own log file cannot take the line (``ulimit -f``, a full disk), that
+        step fails with the reason and the run goes on to record it; any other error of the
+        store stops the run here, once, and fails it with that error.
+        """
+        if self.fatal is not None or event.step in self.log_failed:
             return
         try:
             self.bus.emit(event)
         except Exception as exc:
+            if getattr(exc, "log_of", None) == (self.run_id, event.step) \
+                    and self.fail_for_log(event.step, exc):
+                return
             self.fatal = exc
             self.halted = True
             for task in self.running:
                 task.cancel()
+
+    def fail_for_log(self, name: str | None, exc: Exception) -> bool:
+        """Stop step ``name``'s attempt; ``run_step`` records it failed with ``exc``."""
+        for task, running in self.running.items():
+            if running == name:
+                self.log_failed[name] = self.mask(str(exc))
+                task.cancel()
+                return True
+        return False
 
     def step_secrets(self, step: Step) -> dict[str, str]:
         if not self.secrets:
@@ -300,6 +318,19 @@ class _Run:
                 unset = self.missing(step) if attempt == 1 else None
                 result = unset if unset is not None else await self.attempt(step, ctx)
             except asyncio.CancelledError:
+                failed = self.log_failed.get(step.name)
+                task = asyncio.current_task()
+                if failed is not None and not self.halted and task is not None \
+                        and task.uncancel() == 0:
+                    # Cancelled only because its log could not be written: a failure of the
+                    # step with that reason, not a cancelled run.
+                    result = Result(1, error=failed)
+                    self.bus.emit(StepFailed(
+                        run_id=self.run_id, at=self.clock.now(), step=step.name,
+                        attempt=attempt, exit_code=1,
+                        duration_s=self.clock.monotonic() - started, reason=failed,
+                        continued=step.continue_on_error))
+                    return result
                 self.bus.emit(StepCancelled(
                     run_id=self.run_id, at=self.clock.now(), step=step.name, attempt=attempt,
                     duration_s=self.clock.monotonic() - started, reason=self.cancel_reason))
@@ -322,7 +353,16 @@ class _Run:
                                            step=step.name, attempt=attempt,
                                            exit_code=result.exit_code, delay_s=delay,
                                            reason=reason))
-                await self.clock.sleep(delay)
+                try:
+                    await self.clock.sleep(delay)
+                except asyncio.CancelledError:
+                    # Cancelled (Ctrl-C, stopOnFail) between attempts: the step ends
+                    # cancelled, with its event, instead of staying ``retrying`` in a finished run.
+                    self.bus.emit(StepCancelled(
+                        run_id=self.run_id, at=self.clock.now(), step=step.name,
+                        attempt=attempt, exit_code=result.exit_code, duration_s=duration,
+                        reason=self.cancel_reason))
+                    raise
                 if not self.halted:
                     continue
             self.bus.emit(StepFailed(run_id=self.run_id, at=self.clock.now(), step=step.name,

@@ -50,10 +50,17 @@ def _execute(text: str, file: str) -> types.ModuleType:
         exec(code, module.__dict__)
     except ChronumError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a flow file calling sys.exit() while loading must not end
+        # ``chronum validate`` (or a notebook's kernel) with that code and no word.
         sys.modules.pop(module.__name__, None)
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == file]
         line = frames[-1].lineno or 0 if frames else 0
+        if isinstance(exc, SystemExit):
+            status = "" if exc.code is None else repr(exc.code)
+            raise SpecError.single(
+                file, f"the file raised SystemExit({status}) while loading",
+                'keep sys.exit() under `if __name__ == "__main__":`', line=line) from None
         raise SpecError.single(file, f"the file raised {type(exc).__name__}: {exc}",
                                line=line) from exc
     finally:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 from .. import dag
 from ..errors import ExecutorError, Location, SpecError
 from ..model import Backoff, Flow, RetryPolicy, Step
-from ._checks import Checker, describe
+from ._checks import Checker, describe, field_path
 from ._nodes import Pos, child_pos, pos_of
 
 __all__ = [
@@ -25,12 +25,19 @@ __all__ = [
     "DASK_KEYS",
     "FLOW_KEYS",
     "JITTERS",
+    "MAX_BACKOFF",
+    "MAX_FACTOR",
+    "MAX_PARALLEL",
+    "MAX_RETRIES",
+    "MAX_STEP_NAME",
+    "MAX_TIMEOUT",
     "PYTHON_LIKE",
     "RETRY_KEYS",
     "STEP_KEYS",
     "ExecutorNames",
     "apply_params",
     "build",
+    "param_variable",
 ]
 
 FLOW_KEYS = frozenset({"name", "maxParallel", "stopOnFail", "defaultRetry", "defaultTimeout",
@@ -47,6 +54,21 @@ JITTERS = ("full", "equal", "none")
 PYTHON_LIKE = frozenset({"python", "dask"})
 
 _STEP_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_PARAM_CHARS = re.compile(r"[^A-Za-z0-9]")
+
+# Bounds on every number a flow sets: past them a value is a typo or an attack, never a plan
+# (a timeout of 1e308 s means none; a step name must still fit in a file name with its suffix).
+#: The longest step name: it names the step's log file, and file names stop at 255 bytes.
+MAX_STEP_NAME = 100
+#: Steps at once (``maxParallel``, ``--max-parallel``).
+MAX_PARALLEL = 10_000
+#: Retries of one step (``defaultRetry``, ``retry``).
+MAX_RETRIES = 1_000
+#: Seconds: the longest timeout (30 days) and the longest backoff wait (one day).
+MAX_TIMEOUT = 30 * 24 * 3600.0
+MAX_BACKOFF = 24 * 3600.0
+#: How much each backoff wait may grow over the one before.
+MAX_FACTOR = 100.0
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CALL = re.compile(r"(?:[^\W\d]\w*(?:\.[^\W\d]\w*)*:)?[^\W\d]\w*(?:\.[^\W\d]\w*)*\Z")
 
@@ -94,17 +116,22 @@ class _Builder(Checker):
         elif not default_name:
             self.add(pos, "", "missing required key 'name'")
         max_parallel = 1 if get("maxParallel") is None else self.integer(
-            doc, "maxParallel", "", pos, 1)
+            doc, "maxParallel", "", pos, 1, MAX_PARALLEL)
         stop = False if get("stopOnFail") is None else self.boolean(doc, "stopOnFail", "", pos)
-        retry = 0 if get("defaultRetry") is None else self.integer(doc, "defaultRetry", "", pos, 0)
+        retry = 0 if get("defaultRetry") is None else self.integer(
+            doc, "defaultRetry", "", pos, 0, MAX_RETRIES)
         timeout = None if get("defaultTimeout") is None else self.number(
-            doc, "defaultTimeout", "", pos, 0, exclusive=True)
+            doc, "defaultTimeout", "", pos, 0, exclusive=True, maximum=MAX_TIMEOUT)
         backoff = self.backoff(doc, "backoff", "", pos, Backoff())
         env = {} if get("env") is None else self.str_map(doc, "env", "", pos)
+        if env:
+            self.env_names(doc, "", pos)
         address = self.dask(doc, pos)
         if address is not None and env is not None:
             env.setdefault(DASK_ADDRESS_VAR, address)  # an explicit env entry wins
         params = {} if get("params") is None else self.str_map(doc, "params", "", pos)
+        if params:
+            self.param_names(doc, params, pos)
         secrets = self.secrets(doc, "", pos)
         defaults = _Defaults(retry or 0, timeout, backoff)
         steps = self.steps(doc, pos, defaults)
@@ -145,9 +172,10 @@ class _Builder(Checker):
         path, pos = f"{prefix}.{key}" if prefix else key, child_pos(c, key, fb)
         self.keys(m, path, pos, BACKOFF_KEYS)
         changes: dict[str, Any] = {}
-        for field, minimum in (("base", 0.0), ("factor", 1.0), ("max", 0.0)):
+        for field, minimum, most in (("base", 0.0, MAX_BACKOFF), ("factor", 1.0, MAX_FACTOR),
+                                     ("max", 0.0, MAX_BACKOFF)):
             if m.get(field) is not None:
-                value = self.number(m, field, path, pos, minimum)
+                value = self.number(m, field, path, pos, minimum, maximum=most)
                 if value is not None:
                     changes[field] = value
         if m.get("jitter") is not None:
@@ -198,15 +226,21 @@ class _Builder(Checker):
             if name is not None and not _STEP_NAME.match(name):
                 self.at(m, "name", path, pos, f"invalid step name {name!r}",
                         "use letters, digits, '_', '.' and '-'")
+            elif name is not None and len(name) > MAX_STEP_NAME:
+                self.at(m, "name", path, pos,
+                        f"the step name is {len(name)} characters long, over the limit of "
+                        f"{MAX_STEP_NAME}", "use a shorter name")
         run, call, cwd, shell = (None if get(k) is None else self.text(m, k, path, pos)
                                  for k in ("run", "call", "cwd", "shell"))
         needs = self.needs(m, path, pos)
         retry = self.retry(m, path, pos, defaults)
         timeout = defaults.timeout if get("timeout") is None else self.number(
-            m, "timeout", path, pos, 0, exclusive=True)
+            m, "timeout", path, pos, 0, exclusive=True, maximum=MAX_TIMEOUT)
         coe = False if get("continueOnError") is None else self.boolean(
             m, "continueOnError", path, pos)
         env = {} if get("env") is None else self.str_map(m, "env", path, pos)
+        if env:
+            self.env_names(m, path, pos)
         secrets = self.secrets(m, path, pos)
         if extra is not None:  # rules of an unknown executor are unknown too
             self.executor_rules(m, executor or "shell", extra, path, pos)
@@ -313,6 +347,31 @@ class _Builder(Checker):
                         f"got {describe(item)}")
         return tuple(dict.fromkeys(names))
 
+    def env_names(self, m: Mapping[Any, Any], path: str, pos: Pos) -> None:
+        """``env`` names must be names a shell can read: ``A B`` or ``1ABC`` never arrive."""
+        raw = m["env"]
+        epath, epos = field_path(path, "env"), child_pos(m, "env", pos)
+        for name in raw:
+            if isinstance(name, str) and name and "=" not in name and "\0" not in name \
+                    and not _ENV_NAME.match(name):
+                self.at(raw, name, epath, epos, f"invalid environment variable name "
+                        f"{name[:40]!r}",
+                        "use letters, digits and '_', not starting with a digit", of_key=True)
+
+    def param_names(self, doc: Mapping[Any, Any], params: Mapping[str, str], pos: Pos) -> None:
+        """Two params that reach steps as the same ``CHRONUM_PARAM_*`` variable: one would
+        silently hide the other."""
+        raw = doc["params"]
+        ppos = child_pos(doc, "params", pos)
+        seen: dict[str, str] = {}
+        for name in params:
+            variable = param_variable(name)
+            first = seen.setdefault(variable, name)
+            if first != name:
+                self.at(raw, name, "params", ppos,
+                        f"parameters {first!r} and {name!r} both reach steps as {variable}",
+                        "rename one of them", of_key=True)
+
     def needs(self, m: Mapping[Any, Any], path: str, pos: Pos) -> list[str]:
         raw = m.get("needs")
         if raw is None:
@@ -337,7 +396,7 @@ class _Builder(Checker):
             return RetryPolicy(limit=d.retry, backoff=d.backoff)
         if not isinstance(raw, Mapping):
             if isinstance(raw, int | float) and not isinstance(raw, bool):
-                limit = self.integer(m, "retry", path, pos, 0)
+                limit = self.integer(m, "retry", path, pos, 0, MAX_RETRIES)
             else:
                 self.at(m, "retry", path, pos, f"expected an integer, got {describe(raw)}",
                         "or a mapping {limit, backoff, exitCodes}")
@@ -345,7 +404,8 @@ class _Builder(Checker):
             return RetryPolicy(limit=d.retry if limit is None else limit, backoff=d.backoff)
         rpath, rpos = f"{path}.retry", child_pos(m, "retry", pos)
         self.keys(raw, rpath, rpos, RETRY_KEYS)
-        limit = None if raw.get("limit") is None else self.integer(raw, "limit", rpath, rpos, 0)
+        limit = None if raw.get("limit") is None else self.integer(
+            raw, "limit", rpath, rpos, 0, MAX_RETRIES)
         backoff = self.backoff(raw, "backoff", rpath, rpos, d.backoff)
         codes = raw.get("exitCodes")
         exit_codes: tuple[int, ...] | None = None
@@ -397,6 +457,12 @@ class _Builder(Checker):
         else:
             npos = child_pos(m, "needs", (loc.line, loc.col))
             self.at(raw, list(raw).index(name), f"{loc.path}.needs", npos, message, hint)
+
+
+def param_variable(name: str) -> str:
+    """The environment variable a param reaches steps as (as ``engine.run_environment``
+    names it): ``-p a-b`` and ``-p a_b`` are both ``CHRONUM_PARAM_A_B``."""
+    return "CHRONUM_PARAM_" + _PARAM_CHARS.sub("_", name).upper()
 
 
 def build(doc: Any, *, file: str, base_dir: Path, source: str | None,

@@ -39,6 +39,12 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def _short(value: Any) -> str:
+    """A number as an error shows it: huge integers are not printed whole."""
+    text = str(value)
+    return text if len(text) <= 24 else text[:20] + "…"
+
+
 def _norm(word: str) -> str:
     return word.replace("_", "").replace("-", "").lower()
 
@@ -125,7 +131,8 @@ class Checker:
         self.at(c, key, prefix, fb, f"expected true or false, got {describe(value)}")
         return None
 
-    def integer(self, c: Any, key: Any, prefix: str, fb: Pos, minimum: int) -> int | None:
+    def integer(self, c: Any, key: Any, prefix: str, fb: Pos, minimum: int,
+                maximum: int | None = None) -> int | None:
         value = c[key]
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -135,20 +142,30 @@ class Checker:
         if value < minimum:
             self.at(c, key, prefix, fb, f"must be at least {minimum}, got {value}")
             return None
+        if maximum is not None and value > maximum:
+            self.at(c, key, prefix, fb, f"must be at most {maximum:,}, got {_short(value)}")
+            return None
         return value
 
     def number(self, c: Any, key: Any, prefix: str, fb: Pos, minimum: float,
-               *, exclusive: bool = False) -> float | None:
+               *, exclusive: bool = False, maximum: float | None = None) -> float | None:
         value = c[key]
         if not isinstance(value, int | float) or isinstance(value, bool):
             self.at(c, key, prefix, fb, f"expected a number, got {describe(value)}")
             return None
-        if not math.isfinite(value):
-            self.at(c, key, prefix, fb, f"expected a finite number, got {value}")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
+            self.at(c, key, prefix, fb, f"expected a finite number, got {_short(value)}")
             return None
         if value < minimum or (exclusive and value == minimum):
             limit = "greater than" if exclusive else "at least"
             self.at(c, key, prefix, fb, f"must be {limit} {minimum:g}, got {value:g}")
+            return None
+        if maximum is not None and value > maximum:
+            self.at(c, key, prefix, fb, f"must be at most {maximum:,g}, got {value:g}")
             return None
         return float(value)
 

@@ -91,6 +91,10 @@ class Store:
             self.log_root = self.path.parent
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = self._open(_MEMORY if self._memory else raw)
+        #: The file's (device, inode) once open: SQLite goes on writing to a file that was
+        #: deleted or replaced under it, so commits would succeed into a file nobody can read.
+        self._identity = self._file_identity() if not self._memory else None
+        self._wrote = False
         self._recorder = Recorder(self.log_root, self._load_run)
 
     def _open(self, raw: str) -> sqlite3.Connection:
@@ -127,10 +131,25 @@ class Store:
                 return
             try:
                 self.flush()
+                if self._wrote:
+                    self._check_identity()
             except BaseException:
                 self._close(quiet=True)  # the flush's error is the one to report
                 raise
             self._close(quiet=False)
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _check_identity(self) -> None:
+        """Fail loudly when the database file was removed or replaced since it was opened."""
+        if self._identity is not None and self._file_identity() != self._identity:
+            raise StoreError(f"the database file was removed or replaced during the run; "
+                             f"this run's record is lost ({self.path})")
 
     def _close(self, *, quiet: bool) -> None:
         """Close the logs and the connection; a log that cannot be flushed (a full disk) is a
@@ -159,6 +178,8 @@ class Store:
     def _write(self, doing: str, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; sqlite errors become StoreError."""
         conn = self._connection()
+        self._check_identity()
+        self._wrote = True
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -221,7 +242,10 @@ class Store:
                 self._recorder.record(event)
             except OSError as exc:
                 what = f"the log of step {event.step!r} of run {event.run_id!r}"
-                raise log_error(self.log_root, exc, what) from exc
+                error = log_error(self.log_root, exc, what)
+                # The engine fails that one step (not the run) when this is a log line's error.
+                error.log_of = (event.run_id, event.step)  # type: ignore[attr-defined]
+                raise error from exc
             except KeyError as exc:
                 raise StoreError(f"{exc.args[0]} (in {self.path})") from exc
 
@@ -288,7 +312,13 @@ class Store:
             if row is None:
                 return None
             path = self.log_root / (row[0] or relative_log_path(run_id, step))
-            if path.exists():
+            try:
+                found = path.exists()
+            except OSError as exc:  # a name too long for the file system, say
+                why = exc.strerror.lower() if exc.strerror else str(exc)
+                raise StoreError(f"cannot read the log of step {_short(step)} of run "
+                                 f"{run_id}: {why}") from None
+            if found:
                 return path
             if not row[1]:
                 return None
@@ -368,6 +398,10 @@ class Store:
     def resolve_run(self, ref: str) -> str:
         """``last``, a run id, or a unique prefix of one -> the run id."""
         return self._query(queries.resolve_run, ref, self._where)
+
+
+def _short(name: str) -> str:
+    return repr(name if len(name) <= 60 else name[:57] + "...")
 
 
 def _apply(conn: sqlite3.Connection, batch: Batch) -> None:

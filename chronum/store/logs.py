@@ -8,6 +8,7 @@ changed with ``CHRONUM_LOG_TAIL_LINES`` and ``CHRONUM_LOG_TAIL_BYTES``; the file
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Mapping
@@ -16,24 +17,29 @@ from typing import TextIO
 
 from ..errors import UsageError
 
-__all__ = ["TAIL_BYTES", "TAIL_LINES", "LogWriter", "relative_log_path", "tail_limits"]
+__all__ = ["CUT_MARK", "TAIL_BYTES", "TAIL_LINES", "LogWriter", "relative_log_path", "tail_limits"]
 
 TAIL_LINES = 100
 TAIL_BYTES = 16 * 1024
+#: The most a tail may keep: it lives in memory for every running step, and in a database row.
+MAX_TAIL_LINES = 100_000
+MAX_TAIL_BYTES = 16 * 1024 * 1024
+#: Starts a line of the tail that was too long to keep whole; what follows is its end.
+CUT_MARK = "…[cut] "
 
 
 def tail_limits(environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
     """(lines, characters) of each step's log kept in the database."""
     limits = []
-    for name, default in (("CHRONUM_LOG_TAIL_LINES", TAIL_LINES),
-                          ("CHRONUM_LOG_TAIL_BYTES", TAIL_BYTES)):
-        text = environ.get(name, "")
+    for name, default, most in (("CHRONUM_LOG_TAIL_LINES", TAIL_LINES, MAX_TAIL_LINES),
+                                ("CHRONUM_LOG_TAIL_BYTES", TAIL_BYTES, MAX_TAIL_BYTES)):
+        text = environ.get(name, "").strip()
         try:
             value = int(text) if text else default
         except ValueError:
-            raise UsageError(f"{name} must be a whole number, got {text!r}") from None
-        if value < 0:
-            raise UsageError(f"{name} must not be negative, got {value}")
+            raise UsageError(f"{name} must be a whole number, got {text[:40]!r}") from None
+        if not 0 <= value <= most:
+            raise UsageError(f"{name} must be between 0 and {most}, got {text[:40]}")
         limits.append(value)
     return limits[0], limits[1]
 
@@ -50,8 +56,8 @@ def relative_log_path(run_id: str, step: str) -> Path:
 class LogWriter:
     """Appends one step's lines to its file and remembers a bounded tail."""
 
-    __slots__ = ("_file", "_max_chars", "_max_lines", "_tail", "_tail_chars", "dirty", "path",
-                 "wrote")
+    __slots__ = ("_file", "_max_chars", "_max_lines", "_tail", "_tail_chars", "dirty", "failed",
+                 "path", "wrote")
 
     def __init__(self, path: Path, tail_lines: int = TAIL_LINES,
                  tail_chars: int = TAIL_BYTES) -> None:
@@ -64,6 +70,8 @@ class LogWriter:
         self.dirty = False
         #: True once anything was written, so the step has a log file.
         self.wrote = False
+        #: Why the file could not be written; later lines are refused with the same error.
+        self.failed: OSError | None = None
 
     def _open(self) -> TextIO:
         if self._file is None:
@@ -74,13 +82,35 @@ class LogWriter:
         return self._file
 
     def write(self, line: str) -> None:
-        self._open().write(line + "\n")
+        if self.failed is not None:
+            raise self.failed
+        try:
+            self._open().write(line + "\n")
+        except OSError as exc:
+            self._fail(exc)
+            raise
         self.dirty = self.wrote = True
         self._remember(line)
 
+    def _fail(self, exc: OSError) -> None:
+        """The file cannot be written (a full disk, ``ulimit -f``, a name too long): close it
+        without its buffer, so closing later neither fails again nor keeps a descriptor; the
+        tail says the log is incomplete, and why."""
+        self.failed = exc
+        file, self._file = self._file, None
+        self.dirty = False
+        if file is not None:
+            with contextlib.suppress(OSError):  # the same error, from the buffer it held
+                file.close()
+        self._remember(f"chronum: the log file could not be written: {exc.strerror or exc}")
+
     def _remember(self, line: str) -> None:
-        if len(line) > self._max_chars:
-            line = line[-self._max_chars:] if self._max_chars else ""
+        budget = self._max_chars - 1  # the newline that joins lines in the tail counts too
+        if len(line) > budget:
+            # Keep the line's end, which says how a step ended more often than its start,
+            # and mark it cut so nobody mistakes it for the whole line.
+            keep = budget - len(CUT_MARK)
+            line = CUT_MARK + line[-keep:] if keep > 0 else line[-budget:] if budget > 0 else ""
         self._tail.append(line)
         self._tail_chars += len(line) + 1
         while self._tail and (len(self._tail) > self._max_lines
@@ -94,7 +124,11 @@ class LogWriter:
     def flush(self) -> None:
         """Push buffered lines to the OS so other processes can read the log while it grows."""
         if self._file is not None and self.dirty:
-            self._file.flush()
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self._fail(exc)
+                raise
         self.dirty = False
 
     def close(self) -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import logging
 import os
 from typing import IO
 
+from ..errors import UsageError
 from ..eventbus import Event
 from .core import Store
 
 __all__ = ["JsonLinesWriter", "StoreWriter"]
+
+logger = logging.getLogger("chronum")
 
 
 class StoreWriter:
@@ -50,13 +55,54 @@ class StoreWriter:
 
 
 class JsonLinesWriter:
-    """``--events-jsonl``: every event, log lines included, as one JSON object per line."""
+    """``--events-jsonl``: every event, log lines included, as one JSON object per line.
+
+    An observer, not the record: when it cannot write (a full disk), the bus reports it once
+    by its ``label`` and detaches it, and the run goes on. Closing reports a failure the bus
+    has not reported already, and never raises, so the run's outcome and exit code stand.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close)
+        self.path = os.fspath(path)
+        #: How reports name this observer (``chronum.eventbus`` uses it).
+        self.label = f"the events file {self.path}"
+        self.failed = False
+        try:
+            self.file: IO[str] = open(  # noqa: SIM115 (closed in close)
+                self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {self.label}: {_why(exc)}"
+                             f"{_hint(self.path, exc)}") from None
 
     def __call__(self, event: Event) -> None:
-        self.file.write(json.dumps(event.to_dict(), default=str) + "\n")
+        try:
+            self.file.write(json.dumps(event.to_dict(), default=str) + "\n")
+        except BaseException:
+            self.failed = True
+            raise
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError as exc:
+            if not self.failed:
+                self.failed = True
+                logger.warning("%s: %s; its last events are missing, the run's outcome stands",
+                               self.label, _why(exc))
+
+
+def _why(exc: OSError) -> str:
+    """An OSError in words, without Python's ``[Errno 28]``."""
+    if exc.errno == errno.ENOSPC:
+        return "disk full"
+    if exc.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    return exc.strerror.lower() if exc.strerror else str(exc)
+
+
+def _hint(path: str, exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return f"; create the folder {os.path.dirname(os.path.abspath(path))} first"
+    if exc.errno == errno.EISDIR:
+        return "; give a file name, not a folder"
+    return ""

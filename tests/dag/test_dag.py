@@ -110,3 +110,48 @@ def test_order_does_not_depend_on_hash_seed():
     order, cycle, _ = json.loads(outputs.pop())
     assert cycle == ["a", "b", "c", "a"]
     assert len(order) == 40
+
+
+class _CountingDict(dict):  # type: ignore[type-arg]
+    """Counts lookups: the cycle search's work, without timing anything."""
+
+    lookups = 0
+
+    def __getitem__(self, key):  # type: ignore[no-untyped-def]
+        type(self).lookups += 1
+        return super().__getitem__(key)
+
+
+def _chain_behind_cycle(n: int) -> dict[str, list[str]]:
+    """``n`` steps written first, each needing the one before; the first needs a 2-step cycle
+    written last, so every chain step is downstream of the cycle."""
+    edges: dict[str, list[str]] = {"s0": ["x"]}
+    for i in range(1, n):
+        edges[f"s{i}"] = [f"s{i - 1}"]
+    edges["x"] = ["y"]
+    edges["y"] = ["x"]
+    return edges
+
+
+def test_cycle_search_work_is_linear_in_the_steps(monkeypatch):
+    counted = dag._dependents
+
+    def counting(edges):  # type: ignore[no-untyped-def]
+        return _CountingDict(counted(edges))
+
+    monkeypatch.setattr(dag, "_dependents", counting)
+    work = {}
+    for n in (1_000, 4_000):
+        _CountingDict.lookups = 0
+        assert dag.find_cycle(_chain_behind_cycle(n)) == ["x", "y", "x"]
+        work[n] = _CountingDict.lookups
+    assert work[4_000] <= 3 * (4_000 + 2) * 2, work  # a few lookups per step and arrow
+    assert work[4_000] < 5 * work[1_000], work  # four times the steps, about four times the work
+
+
+def test_cycle_in_a_long_chain_is_found_without_recursion_limits():
+    n = 50_000  # deeper than Python's recursion limit: the search must be iterative
+    edges = {f"s{i}": [f"s{i + 1}"] for i in range(n - 1)}
+    edges[f"s{n - 1}"] = ["s0"]
+    cycle = dag.find_cycle(edges)
+    assert cycle is not None and cycle[0] == cycle[-1] == "s0" and len(cycle) == n + 1

@@ -100,8 +100,8 @@ def test_env_values_become_strings(parse, yaml_value, expected):
 
 
 def test_keys_are_text_as_written(parse):
-    flow = parse("name: f\nenv: {ON: 1, 1: one}\nsteps: []\n")
-    assert dict(flow.env) == {"ON": "1", "1": "one"}
+    flow = parse("name: f\nparams: {ON: 1, 1: one}\nsteps: []\n")
+    assert dict(flow.params) == {"ON": "1", "1": "one"}
 
 
 def test_needs_single_string_and_forward_reference(parse):
