@@ -24,6 +24,7 @@ from reliability.disk import check_full_disk
 from reliability.fuzz import check_fuzz
 from reliability.kernel import check_kernel_kill
 from reliability.runs import check_concurrency, check_crashes
+from reliability.secrets import check_secret_paths
 from reliability.system import (
     check_big_output,
     check_descriptors_and_zombies,
@@ -34,9 +35,10 @@ from reliability.system import (
 SIZES = {
     "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "procs": 8,
              "proc_steps": 200, "trees": 5, "fd_steps": 10_000, "megabytes": 200,
-             "limit_mb": 150, "examples": 3_400},
+             "limit_mb": 150, "examples": 3_400, "secret_runs": 10},
     "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "procs": 4, "proc_steps": 50,
-              "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100},
+              "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100,
+              "secret_runs": 1},
 }
 
 
@@ -51,6 +53,7 @@ def checks(size: dict[str, int], work: Path) -> list[tuple[str, Callable[[], lis
         ("read-only", lambda: check_read_only_database(work)),
         ("full disk", lambda: check_full_disk(work)),
         ("fuzz", lambda: check_fuzz(size["examples"])),
+        ("secrets", lambda: check_secret_paths(work, size["secret_runs"])),
     ]
 
 

@@ -231,3 +231,10 @@ def test_output_that_bypasses_sys_stdout_is_captured_and_masked(
     assert f"later {MASK}" in run_logs[0].read_text()  # no in-process step was running
     assert f"later {MASK}" in ran.stdout  # and the terminal saw it, masked
     assert _leaks(tmp_path, ran.stdout, ran.stderr, *logs.values()) == []
+
+
+def test_the_reliability_row_counts_no_unmasked_byte(tmp_path: Path) -> None:
+    from reliability.secrets import check_secret_paths
+
+    figures = check_secret_paths(tmp_path, runs=1, kernel=True)
+    assert [f.figure for f in figures] == ["0", "0"]
