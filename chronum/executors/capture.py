@@ -59,22 +59,25 @@ class _Output(Protocol):
     def write(self, stream: str, text: str) -> None: ...
 
 
-#: The outputs of the in-process calls running now. Replaced, never mutated, so a reader
-#: thread can look at it without a lock.
-_calls: tuple[_Output, ...] = ()
+#: The outputs of the in-process calls running now, and the one of them when there is exactly
+#: one (a reader thread looks at ``_only`` without a lock: it is replaced, never mutated).
+_calls: set[_Output] = set()
+_only: _Output | None = None
 _calls_lock = threading.Lock()
 
 
 def enter_call(output: _Output) -> None:
-    global _calls
+    global _only
     with _calls_lock:
-        _calls = (*_calls, output)
+        _calls.add(output)
+        _only = next(iter(_calls)) if len(_calls) == 1 else None
 
 
 def leave_call(output: _Output) -> None:
-    global _calls
+    global _only
     with _calls_lock:
-        _calls = tuple(o for o in _calls if o is not output)
+        _calls.discard(output)
+        _only = next(iter(_calls)) if len(_calls) == 1 else None
 
 
 class _Client:
@@ -209,9 +212,9 @@ class _Capture:
     def feed(self, stream: str, text: str) -> None:
         """Output that no step's ``sys.stdout`` took: to the one running in-process step, else
         the run's own output."""
-        calls = _calls
-        if len(calls) == 1 and not calls[0].closed:
-            calls[0].write(stream, text)
+        only = _only
+        if only is not None and not only.closed:
+            only.write(stream, text)
         else:
             self.unattributed(stream, text)
 
