@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import fcntl
 import os
 import select
 import sys
-import termios
 import threading
 from collections.abc import Callable
 from typing import IO, Any, Protocol, cast
@@ -219,17 +217,13 @@ class _Capture:
             self.unattributed(stream, text)
 
     def pending(self) -> bool:
-        """Whether a pipe may hold output not handled yet."""
-        for fd, read_end in self._read_ends.items():
-            if self._busy[fd]:
-                return True
-            try:
-                waiting = fcntl.ioctl(read_end, termios.FIONREAD, b"\0\0\0\0")
-            except OSError:
-                return True
-            if int.from_bytes(waiting, sys.byteorder):
-                return True
-        return False
+        """Whether a pipe may hold output not handled yet (one ``poll`` for both pipes)."""
+        if any(self._busy.values()):
+            return True
+        poller = select.poll()  # one per call: a poll object must not be polled by two threads
+        for read_end in self._read_ends.values():
+            poller.register(read_end, select.POLLIN)
+        return bool(poller.poll(0))
 
     def settle(self) -> bool:
         """Wait until everything written to fds 1 and 2 before now has been handled."""

@@ -358,9 +358,14 @@ _workers = _Workers()
 def _call_sync(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> _Outcome:
     # Runs in the worker thread; catching here keeps SystemExit off the event loop.
     try:
-        return _Outcome(func(*args, **kwargs))
+        outcome = _Outcome(func(*args, **kwargs))
     except (Exception, SystemExit) as exc:
-        return _Outcome(error=exc)
+        outcome = _Outcome(error=exc)
+    # What the call wrote to fds 1/2 (a child process, os.write) reaches its step before the
+    # step ends; waited for here, off the event loop. The lines the capture hands over reach
+    # the loop before this call's outcome does.
+    capture.settle()
+    return outcome
 
 
 async def _await(awaitable: Awaitable[Any]) -> _Outcome:
@@ -466,9 +471,10 @@ class PythonExecutor:
                 ctx.log("stderr", f"chronum: {target} cancelled; its thread cannot be stopped "
                         "and keeps running in the background")
             raise
-        # What the call wrote to fds 1/2 (a child process, os.write) reaches this step's log
-        # before the step ends: wait for the capture's readers, then let their lines land.
-        if capture.settle():
+        # What an async call wrote to fds 1/2 reaches this step's log before the step ends:
+        # wait for the capture's readers, then let their lines land (``_call_sync`` does this
+        # for a sync call, in its thread).
+        if plan.is_async and capture.settle():
             await asyncio.sleep(0)
         if outcome.error is not None:
             return _failed(ctx, outcome.error)
