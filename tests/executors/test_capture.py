@@ -25,7 +25,7 @@ def _descriptors() -> tuple[tuple[int, int], tuple[int, int], set[int]]:
 @pytest.fixture
 def flow_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CAP_TOKEN", SECRET)
-    (tmp_path / "steps.py").write_text(textwrap.dedent("""
+    (tmp_path / "fd_capture_steps.py").write_text(textwrap.dedent("""
         import asyncio, os
 
         def write_and_fail():
@@ -41,7 +41,7 @@ def flow_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             name: {name}
             secrets: [CAP_TOKEN]
             steps:
-              - {{name: {name}, executor: python, call: "steps:{call}"}}
+              - {{name: {name}, executor: python, call: "fd_capture_steps:{call}"}}
         """))
     return tmp_path
 
