@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,14 +26,16 @@ from typing import Any
 
 from ._lru import LRU
 from .engine import ReusePlan, run_flow
+from .engine.masking import MASK, Masker, read_secrets
 from .engine.plan import plan_resume
 from .errors import ChronumError, UsageError
 from .eventbus import EventBus, Subscriber
-from .executors import ExecutorRegistry
+from .executors import ExecutorRegistry, capture
 from .model import Flow
 from .spec import load
 from .spec._build import MAX_PARALLEL
 from .store import Store, resolve_db_path
+from .store.logs import relative_log_path
 from .store.values import MISSING, keeper, load_value, values_dir
 from .store.writer import JsonLinesWriter, StoreWriter
 
@@ -176,14 +179,18 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     if functions:
         extras["functions"] = functions
     plan = plan or ReusePlan()
+    # What the store keeps passes the masker too (the engine masks what it emits): a secret
+    # given as ``-p token=...`` or written into a cell's text is stored as ``***``.
+    mask = Masker(read_secrets(flow, os.environ).values())
 
     store = Store(resolve_db_path(options.db))
     bus = EventBus()
     writer = StoreWriter(store)
     jsonl = JsonLinesWriter(options.events_jsonl) if options.events_jsonl is not None else None
     try:
-        store.begin_run(run_id, flow, parent_run_id=plan.parent_run_id, params=flow.params,
-                        origin=options.origin)
+        store.begin_run(run_id, flow, parent_run_id=plan.parent_run_id,
+                        params={k: mask(v) for k, v in flow.params.items()},
+                        origin=_masked(options.origin, mask))
         bus.subscribe(writer, critical=True)
         if jsonl is not None:
             bus.subscribe(jsonl)
@@ -192,16 +199,26 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         on_output = None
         if any(s.options for s in flow.steps):
             on_output = keeper(flow, store.path, run_id)
-        outcome = await run_flow(
-            flow, run_id=run_id, bus=bus, executors=options.executors, params=flow.params,
-            max_parallel=options.max_parallel, stop_on_fail=options.stop_on_fail, plan=plan,
-            grace=grace, extras=extras, on_output=on_output,
-        )
+        run_log = _RunLog(store.log_root / relative_log_path(run_id, RUN_LOG))
+        # In-process steps share fds 1 and 2 with the runner: capture them for the run.
+        end_capture = capture.begin(mask, run_log) if any(s.call for s in flow.steps) else None
+        try:
+            outcome = await run_flow(
+                flow, run_id=run_id, bus=bus, executors=options.executors, params=flow.params,
+                max_parallel=options.max_parallel, stop_on_fail=options.stop_on_fail,
+                plan=plan, grace=grace, extras=extras, on_output=on_output,
+            )
+        finally:
+            try:
+                if end_capture is not None:
+                    end_capture()
+            finally:
+                run_log.close()
     finally:
         try:
             writer.close()
             if plan.reasons:
-                store.note_reasons(run_id, plan.reasons)
+                store.note_reasons(run_id, _masked(plan.reasons, mask) or {})
         finally:
             if jsonl is not None:
                 jsonl.close()
@@ -209,6 +226,40 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     RECENT_VALUES[run_id] = outcome.outputs
     return Finished(run_id, flow, outcome.status, outcome.outputs, outcome.errors,
                     outcome.started_at, outcome.finished_at, store.path)
+
+
+#: The name of the run's own log (beside its steps' logs): output of in-process code that
+#: could not be given to one step, because none or several were running.
+RUN_LOG = "(run)"
+
+
+class _RunLog:
+    """The run's own log file, made at its first line; written from the capture's threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, stream: str, line: str) -> None:
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def _masked(texts: Mapping[str, str] | None, mask: Masker) -> Mapping[str, str] | None:
+    if texts is None or not mask:
+        return texts
+    return {k: mask(v) for k, v in texts.items()}
 
 
 # -- resuming ---------------------------------------------------------------------------------
@@ -278,6 +329,13 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
         rows = store.step_rows(run_id)
     if info["status"] == "running":
         raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
+    masked = [name for name, value in (info.get("params") or {}).items()
+              if isinstance(value, str) and MASK in value]
+    if masked:
+        raise UsageError(
+            f"run {run_id} cannot be resumed: its param {masked[0]!r} held a secret, which was "
+            "stored masked; give secrets with `secrets:` (read from the environment), not as "
+            "params, and start a new run")
     flow = choose(run_id, info) if choose is not None else None
     if flow is None:
         flow = _flow_file(run_id, info)

@@ -25,6 +25,7 @@ from reliability.edges import check_cycle_linear, check_database_removed
 from reliability.fuzz import check_fuzz
 from reliability.kernel import check_kernel_kill
 from reliability.runs import check_concurrency, check_crashes
+from reliability.secrets import check_secret_paths
 from reliability.system import (
     check_big_output,
     check_descriptors_and_zombies,
@@ -35,10 +36,10 @@ from reliability.system import (
 SIZES = {
     "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "procs": 8,
              "proc_steps": 200, "trees": 5, "fd_steps": 10_000, "megabytes": 200,
-             "limit_mb": 150, "examples": 3_400, "cycle_steps": 100_000},
+             "limit_mb": 150, "examples": 3_400, "cycle_steps": 100_000, "secret_runs": 10},
     "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "procs": 4, "proc_steps": 50,
               "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100,
-              "cycle_steps": 2_000},
+              "cycle_steps": 2_000, "secret_runs": 1},
 }
 
 
@@ -55,6 +56,7 @@ def checks(size: dict[str, int], work: Path) -> list[tuple[str, Callable[[], lis
         ("fuzz", lambda: check_fuzz(size["examples"])),
         ("cycle", lambda: check_cycle_linear(size["cycle_steps"], limit_s=1.0)),
         ("database removed", lambda: check_database_removed(work)),
+        ("secrets", lambda: check_secret_paths(work, size["secret_runs"])),
     ]
 
 

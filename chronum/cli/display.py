@@ -28,6 +28,7 @@ from ..eventbus import (
     StepStarted,
     StepSucceeded,
 )
+from ..executors import capture
 from ..state import FINISHED, RunState
 
 if TYPE_CHECKING:
@@ -59,11 +60,16 @@ class Printer:
 
     def __init__(self, out: IO[str] | None = None, quiet: bool = False,
                  colour: bool = False) -> None:
-        self.out = out or sys.stdout
+        self._out = out or sys.stdout
         self.quiet = quiet
         self.colour = colour
         #: The run as its events so far describe it (made at ``run.started``).
         self.state = RunState.new("", ())
+
+    @property
+    def out(self) -> IO[str]:
+        # While a run captures fds 1 and 2, the printer writes where they pointed before.
+        return capture.terminal(self._out)
 
     def __call__(self, event: Event) -> None:
         self.fold(event)

@@ -36,7 +36,7 @@ from ..eventbus import (
 )
 from ..executors import Executor, ExecutorRegistry, Result, StepContext, default_registry
 from ..model import Flow, Step
-from .masking import Masker, missing_secrets, read_secrets
+from .masking import Masker, missing_secrets, read_secrets, secret_names
 from .plan import ReusePlan
 from .retry import backoff_delay, seed_for
 
@@ -94,9 +94,12 @@ def run_environment(flow: Flow, run_id: str, params: Mapping[str, str],
     """What every step of a run sees: the process env, the flow's env, params, the run id.
 
     Params reach steps only as ``CHRONUM_PARAM_<NAME>`` variables, never as text substituted
-    into a command, so a parameter value can never inject shell syntax.
+    into a command, so a parameter value can never inject shell syntax. Every secret the flow
+    names is taken out: ``step_environment`` gives each step back only the secrets it asks for.
     """
     env = dict(base)
+    for name in secret_names(flow):
+        env.pop(name, None)
     env.update(flow.env)
     for name, value in params.items():
         env["CHRONUM_PARAM_" + _PARAM_NAME.sub("_", name).upper()] = value
@@ -121,6 +124,55 @@ def step_environment(run_env: Mapping[str, str], step: Step, attempt: int,
         layers.append(step.env)
     layers.append(run_env)
     return ChainMap(*layers)  # type: ignore[arg-type]  # ChainMap only reads these
+
+
+class _StepLog:
+    """``ctx.log`` of one attempt: masks each line before it becomes an event, so every
+    observer of the bus (store, log files, events file, terminal, notebook) sees it masked.
+
+    ``piece(stream, text)`` takes a piece of a line an executor had to cut (a line longer than
+    it keeps whole); the next call for that stream continues the line. The end of a piece that
+    may begin a secret is held back and masked with what follows, so a secret straddling the
+    cut never appears in two unmasked halves.
+    """
+
+    __slots__ = ("_attempt", "_carry", "_clock", "_emit", "_lock", "_loop", "_loop_thread",
+                 "_mask", "_run_id", "_step")
+
+    def __init__(self, run: _Run, step: str, attempt: int) -> None:
+        self._run_id, self._step, self._attempt, self._clock = run.run_id, step, attempt, run.clock
+        self._loop, self._loop_thread = run.loop, run.loop_thread
+        self._mask = run.mask if run.mask else None
+        self._emit = run.emit_log
+        self._carry: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, stream: str, line: str) -> None:
+        if self._mask is not None:
+            if self._carry:
+                with self._lock:
+                    line = self._carry.pop(stream, "") + line
+            line = self._mask(line)
+        self._send(stream, line)
+
+    def piece(self, stream: str, text: str) -> None:
+        if self._mask is None:
+            self._send(stream, text)
+            return
+        with self._lock:
+            done, rest = self._mask.split(self._carry.pop(stream, "") + text)
+            if rest:
+                self._carry[stream] = rest
+        if done:
+            self._send(stream, self._mask(done))
+
+    def _send(self, stream: str, line: str) -> None:
+        event = LogLine(run_id=self._run_id, at=self._clock.now(), step=self._step,
+                        attempt=self._attempt, stream=stream, line=line)
+        if threading.get_ident() == self._loop_thread:
+            self._emit(event)
+        else:  # print() from a sync step in a worker thread: observers live on the loop
+            self._loop.call_soon_threadsafe(self._emit, event)
 
 
 class _Run:
@@ -215,20 +267,7 @@ class _Run:
     # -- one step ----------------------------------------------------------------------
 
     def context(self, step: Step, attempt: int) -> StepContext:
-        run_id, name, clock = self.run_id, step.name, self.clock
-        loop, loop_thread = self.loop, self.loop_thread
-        mask = self.mask if self.mask else None
-        emit = self.emit_log
-
-        def log(stream: str, line: str) -> None:
-            if mask is not None:  # here, so every observer of the bus sees the masked line
-                line = mask(line)
-            event = LogLine(run_id=run_id, at=clock.now(), step=name, attempt=attempt,
-                            stream=stream, line=line)
-            if threading.get_ident() == loop_thread:
-                emit(event)
-            else:  # print() from a sync step in a worker thread: observers live on the loop
-                loop.call_soon_threadsafe(emit, event)
+        log = _StepLog(self, step.name, attempt)
 
         cwd = self._cwd.get(step.cwd)
         if cwd is None:

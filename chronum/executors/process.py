@@ -25,7 +25,8 @@ from .base import LogSink
 
 __all__ = ["MAX_LINE", "describe_exit", "run_process"]
 
-#: Longer lines are delivered in pieces of this many bytes.
+#: Longer lines are delivered in pieces of this many bytes. A piece goes to ``log.piece`` when
+#: the sink has one (the engine's does, to mask a secret cut in two), else to ``log``.
 MAX_LINE = 64 * 1024
 
 #: After the leader exited and its group was killed, how long to wait for the pipes to close.
@@ -64,11 +65,12 @@ def _char_boundary(data: bytes, cut: int) -> int:
 class _LineSplitter:
     """Bytes in, complete decoded lines out; keeps at most ``MAX_LINE`` bytes of a partial line."""
 
-    __slots__ = ("_emit", "_partial", "_stream")
+    __slots__ = ("_emit", "_partial", "_piece", "_stream")
 
     def __init__(self, stream: str, log: LogSink) -> None:
         self._stream = stream
         self._emit = log
+        self._piece: LogSink = getattr(log, "piece", log)
         self._partial = b""
 
     def _line(self, line: bytes) -> None:
@@ -76,7 +78,7 @@ class _LineSplitter:
             line = line[:-1]
         while len(line) > MAX_LINE:
             cut = _char_boundary(line, MAX_LINE)
-            self._emit(self._stream, line[:cut].decode("utf-8", "replace"))
+            self._piece(self._stream, line[:cut].decode("utf-8", "replace"))
             line = line[cut:]
         self._emit(self._stream, line.decode("utf-8", "replace"))
 
@@ -88,7 +90,7 @@ class _LineSplitter:
             self._line(line)
         while len(rest) > MAX_LINE:
             cut = _char_boundary(rest, MAX_LINE)
-            self._emit(self._stream, rest[:cut].decode("utf-8", "replace"))
+            self._piece(self._stream, rest[:cut].decode("utf-8", "replace"))
             rest = rest[cut:]
         self._partial = rest
 

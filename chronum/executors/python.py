@@ -10,8 +10,9 @@ value, ``ctx``/``context`` gives the ``StepContext``, ``**kwargs`` takes every i
 
 Output: ``print()`` inside the function reaches the log of the step that called it, even with many
 steps running at once, because ``sys.stdout``/``sys.stderr`` are replaced (once) by routers that
-look up the current step in a ``ContextVar``; the worker threads and tasks carry it along. A
-thread the function starts itself does not, and writes to the real stream.
+look up the current step in a ``ContextVar``; the worker threads and tasks carry it along. What
+bypasses them (a thread the function starts, a handler holding the old ``sys.stderr``, a child
+process, ``os.write(1, ...)``) is taken from file descriptors 1 and 2 by ``capture``.
 
 Cancellation: an ``async def`` function is cancelled with the step's task. A sync function runs
 in a worker thread (so the event loop stays free), and Python cannot kill a thread: on
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, TextIO, cast
 
 from ..model import Step
+from . import capture
 from .base import LogSink, Result, StepContext
 from .process import MAX_LINE, describe_exit, run_process
 
@@ -62,18 +64,21 @@ class _StepOutput:
 
     def __init__(self, log: LogSink, loop: asyncio.AbstractEventLoop) -> None:
         self._log = log
+        #: Where the pieces of a line too long to keep whole go (see ``process.MAX_LINE``).
+        self._piece: LogSink = getattr(log, "piece", log)
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self._partial = {"stdout": "", "stderr": ""}
         self._lock = threading.Lock()
         self.closed = False
 
-    def _emit(self, stream: str, line: str) -> None:
+    def _emit(self, stream: str, line: str, piece: bool = False) -> None:
+        sink = self._piece if piece else self._log
         if threading.get_ident() == self._loop_thread:
-            self._log(stream, line)
+            sink(stream, line)
             return
         try:
-            self._loop.call_soon_threadsafe(self._log, stream, line)
+            self._loop.call_soon_threadsafe(sink, stream, line)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self.closed = True
 
@@ -82,12 +87,15 @@ class _StepOutput:
             return
         with self._lock:
             *lines, rest = (self._partial[stream] + text).split("\n")
+            for line in lines:
+                while len(line) > MAX_LINE:
+                    self._emit(stream, line[:MAX_LINE], piece=True)
+                    line = line[MAX_LINE:]
+                self._emit(stream, line)
             while len(rest) > MAX_LINE:
-                lines.append(rest[:MAX_LINE])
+                self._emit(stream, rest[:MAX_LINE], piece=True)
                 rest = rest[MAX_LINE:]
             self._partial[stream] = rest
-            for line in lines:
-                self._emit(stream, line)
 
     def flush(self) -> None:
         with self._lock:
@@ -110,6 +118,8 @@ class _StreamRouter:
     def write(self, text: str) -> int:
         output = _current_output.get()
         if output is None:
+            if capture.route(self._stream, text, self._real):
+                return len(text)
             return self._real.write(text)
         output.write(self._stream, text)
         return len(text)
@@ -120,7 +130,7 @@ class _StreamRouter:
 
     def flush(self) -> None:
         if _current_output.get() is None:
-            self._real.flush()
+            capture.terminal(self._real).flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -348,9 +358,14 @@ _workers = _Workers()
 def _call_sync(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> _Outcome:
     # Runs in the worker thread; catching here keeps SystemExit off the event loop.
     try:
-        return _Outcome(func(*args, **kwargs))
+        outcome = _Outcome(func(*args, **kwargs))
     except (Exception, SystemExit) as exc:
-        return _Outcome(error=exc)
+        outcome = _Outcome(error=exc)
+    # What the call wrote to fds 1/2 (a child process, os.write) reaches its step before the
+    # step ends; waited for here, off the event loop. The lines the capture hands over reach
+    # the loop before this call's outcome does.
+    capture.settle()
+    return outcome
 
 
 async def _await(awaitable: Awaitable[Any]) -> _Outcome:
@@ -420,6 +435,21 @@ class PythonExecutor:
 
     async def _call(self, target: str, ctx: StepContext,
                     given: Callable[..., Any] | None = None) -> Result:
+        _install_routers()
+        output = _StepOutput(ctx.log, asyncio.get_running_loop())
+        # Set before the import, so what a module prints as it loads is this step's output.
+        token = _current_output.set(output)
+        capture.enter_call(output)
+        try:
+            return await self._called(target, ctx, given, output)
+        finally:
+            capture.leave_call(output)
+            _current_output.reset(token)
+            output.flush()
+            output.closed = True  # a task or thread the function left behind no longer logs here
+
+    async def _called(self, target: str, ctx: StepContext, given: Callable[..., Any] | None,
+                      output: _StepOutput) -> Result:
         try:
             func = given if given is not None else _resolve(target, ctx)
             plan = call_plan(func)
@@ -428,9 +458,6 @@ class PythonExecutor:
             if exc.__cause__ is not None and not isinstance(exc.__cause__, ImportError):
                 _log_traceback(ctx.log, exc.__cause__)  # an error inside the module: show where
             return _refuse(ctx, f"{target}: {exc}")
-        _install_routers()
-        output = _StepOutput(ctx.log, asyncio.get_running_loop())
-        token = _current_output.set(output)
         try:
             if plan.is_async:
                 outcome = await _await(func(*args, **kwargs))
@@ -444,10 +471,11 @@ class PythonExecutor:
                 ctx.log("stderr", f"chronum: {target} cancelled; its thread cannot be stopped "
                         "and keeps running in the background")
             raise
-        finally:
-            _current_output.reset(token)
-            output.flush()
-            output.closed = True  # a task or thread the function left behind no longer logs here
+        # What an async call wrote to fds 1/2 reaches this step's log before the step ends:
+        # wait for the capture's readers, then let their lines land (``_call_sync`` does this
+        # for a sync call, in its thread).
+        if plan.is_async and capture.settle():
+            await asyncio.sleep(0)
         if outcome.error is not None:
             return _failed(ctx, outcome.error)
         return Result(0, value=outcome.value)
