@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ._common import Figure, Workspace, pid_alive, wait_for
@@ -41,6 +42,14 @@ def _tools() -> None:
 def _pids(ws: Workspace) -> list[int]:
     path = ws.root / "pids"
     return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _all_started(ws: Workspace) -> Callable[[], bool]:
+    return lambda: len(_pids(ws)) == _N
+
+
+def _all_dead(pids: list[int]) -> Callable[[], bool]:
+    return lambda: not any(map(pid_alive, pids))
 
 
 def _settle(ws: Workspace, what: str, timeout: float = 5.0) -> int:
@@ -79,7 +88,7 @@ def check_detached_trees(work: Path, rounds: int) -> list[Figure]:
         started += _settle(ws, "after the step timed out")
         _flow(ws, "cancel.yaml", "sleep 100")
         proc = ws.popen("run", "cancel.yaml")
-        wait_for(lambda ws=ws: len(_pids(ws)) == _N, 30, "the trees started")  # type: ignore[misc]
+        wait_for(_all_started(ws), 30, "the trees started")
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
         assert proc.returncode == 130, proc.returncode
@@ -140,8 +149,7 @@ def check_runner_sigkill(work: Path, rounds: int) -> list[Figure]:
         proc.kill()
         killed = time.monotonic()
         proc.communicate(timeout=30)
-        wait_for(lambda pids=pids: not any(map(pid_alive, pids)),  # type: ignore[misc]
-                 10, "step processes outlived the runner's SIGKILL")
+        wait_for(_all_dead(pids), 10, "step processes outlived the runner's SIGKILL")
         took.append(time.monotonic() - killed)
         started += _settle(ws, "after SIGKILL")
     return [Figure("processes", f"after kill -9 of the runner, its step trees (`timeout`, "
