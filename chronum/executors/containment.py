@@ -31,11 +31,12 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ["TOKEN_VAR", "StepTree", "describe", "subreaper"]
+__all__ = ["TOKEN_VAR", "StepTree", "describe", "new_token", "now_ticks", "subreaper"]
 
 #: Every step process gets this variable: whoever inherits it belongs to the step.
 TOKEN_VAR = "CHRONUM_STEP_TOKEN"
@@ -47,6 +48,10 @@ _LINUX = sys.platform.startswith("linux") and _PROC.is_dir()
 #: Runner children attributed to a step and left alive (``detach: allow``): reaped once they
 #: exit, so they do not stay zombies of a long-lived runner (a notebook kernel).
 _adopted: dict[int, int] = {}
+
+#: The runner's own children that are known not to be orphans: the leaders of the step processes
+#: running now, and the supervisor. The walk skips them without reading ``/proc``.
+_known: set[int] = set()
 
 
 class _Proc(NamedTuple):
@@ -60,13 +65,13 @@ class _Proc(NamedTuple):
 
 def _stat(pid: int) -> _Proc | None:
     try:
-        text = (_PROC / str(pid) / "stat").read_text()
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
     except OSError:
         return None
-    name_end = text.rfind(")")
-    fields = text[name_end + 2:].split()
+    fields = raw[raw.rfind(b")") + 2:].split()
     try:
-        return _Proc(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[3]),
+        return _Proc(pid, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]),
                      int(fields[19]))
     except (IndexError, ValueError):
         return None
@@ -74,7 +79,8 @@ def _stat(pid: int) -> _Proc | None:
 
 def _command(pid: int) -> str:
     try:
-        raw = (_PROC / str(pid) / "cmdline").read_bytes()
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            raw = fh.read()
     except OSError:
         return "?"
     return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()[:80] or "?"
@@ -82,7 +88,8 @@ def _command(pid: int) -> str:
 
 def _environ_has(pid: int, needle: bytes) -> bool:
     try:
-        raw = (_PROC / str(pid) / "environ").read_bytes()
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            raw = fh.read()
     except OSError:  # gone, a zombie, or not ours to read
         return False
     return (b"\0" + raw).find(b"\0" + needle + b"\0") >= 0
@@ -92,16 +99,24 @@ def _children(pid: int) -> list[int]:
     """Children of every thread of ``pid`` (a child belongs to the thread that forked it)."""
     found: list[int] = []
     try:
-        tasks = os.listdir(_PROC / str(pid) / "task")
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return found
     for tid in tasks:
         try:
-            text = (_PROC / str(pid) / "task" / tid / "children").read_text()
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                found.extend(map(int, fh.read().split()))
         except OSError:
             continue
-        found.extend(int(c) for c in text.split())
     return found
+
+
+def now_ticks() -> int:
+    """The clock of ``/proc/PID/stat``'s start time (ticks since boot), less one tick: a process
+    started after this call has a start time at least this."""
+    if not _LINUX:
+        return 0
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK")) - 1
 
 
 def _start_of(pid: int) -> int:
@@ -116,12 +131,17 @@ _active = 0
 _subreaper_ok: bool | None = None
 
 
-def _prctl(option: int, value: int) -> bool:
-    import ctypes
+_libc: Any = None
 
+
+def _prctl(option: int, value: int) -> bool:
+    global _libc
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+        if _libc is None:
+            import ctypes
+
+            _libc = ctypes.CDLL(None, use_errno=True)
+        return int(_libc.prctl(option, value, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 
@@ -197,10 +217,14 @@ def _supervisor(grace: float) -> str | None:
         key = f"{os.getpid()}-{secrets.token_hex(6)}"
         read_end, write_end = os.pipe()  # both close-on-exec: no step process inherits them
         try:
-            os.posix_spawn(
+            pid = os.posix_spawn(
                 sys.executable, [sys.executable, "-I", "-S", "-c", _SUPERVISOR, key, f"{grace:g}"],
                 dict(os.environ),
-                file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)],
+                # It must not hold the runner's output open: a caller reading it to the end
+                # would wait for the supervisor too.
+                file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0),
+                              (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                              (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)],
                 setsid=True,
             )
         except OSError:
@@ -210,6 +234,7 @@ def _supervisor(grace: float) -> str | None:
             os.close(read_end)
         # The write end stays open for the life of this process: its close is the signal.
         _supervisor_key = key
+        _known.add(pid)
         return key
 
 
@@ -225,14 +250,19 @@ def new_token(grace: float, *, detach: bool) -> str:
 class StepTree:
     """Every process of one step: its process group, session, descendants and token holders."""
 
-    def __init__(self, leader: int, token: str, subreaper: bool) -> None:
+    def __init__(self, leader: int, token: str, subreaper: bool, start: int) -> None:
         self.leader = leader
-        self.start = _start_of(leader) if _LINUX else 0
+        self.start = start
         self.needle = f"{TOKEN_VAR}={token}".encode()
         self.subreaper = subreaper
         self._seen: dict[int, int] = {}
+        _known.add(leader)
 
-    def processes(self) -> list[_Proc]:
+    def close(self) -> None:
+        """The leader has been reaped: its pid is nobody's to skip any more."""
+        _known.discard(self.leader)
+
+    def processes(self, leader_alive: bool = True) -> list[_Proc]:
         """The step's processes other than the leader, alive or zombie."""
         if not _LINUX:
             return []
@@ -240,9 +270,8 @@ class StepTree:
         # (pid, how it must be checked): "child" of a step process, "runner" child (the
         # session or the token), "scan" of every process (the session only: orphans went to
         # init, and other people's environments are none of our business).
-        stack = [(pid, "child") for pid in _children(self.leader)
-                 if _start_of(self.leader) == self.start]  # not a new owner of its pid
-        stack += [(pid, "runner") for pid in _children(me) if pid != self.leader]
+        stack = [(pid, "child") for pid in _children(self.leader)] if leader_alive else []
+        stack += [(pid, "runner") for pid in _children(me) if pid not in _known]
         if not self.subreaper:
             stack += [(int(n), "scan") for n in os.listdir(_PROC) if n.isdigit()]
         found: dict[int, _Proc] = {}
@@ -298,7 +327,7 @@ class StepTree:
         delay = 0.002
         try:
             while True:
-                procs = self.processes()
+                procs = self.processes(not leader_done.is_set())
                 self._reap(procs)
                 live = [p for p in procs if p.state != "Z"]
                 if not live and leader_done.is_set():
@@ -318,7 +347,7 @@ class StepTree:
                 delay = min(delay * 2, 0.05)
         except BaseException:
             # Cancelled again while stopping: nothing of the step may survive that either.
-            procs = self.processes()
+            procs = self.processes(not leader_done.is_set())
             if any(p.state != "Z" for p in procs) or not leader_done.is_set():
                 self._signal(procs, signal.SIGKILL)
             self._reap(procs)
@@ -326,7 +355,7 @@ class StepTree:
 
     def left(self) -> list[_Proc]:
         """What is still alive of the step (``detach: allow``), remembered to be reaped later."""
-        procs = self.processes()
+        procs = self.processes(leader_alive=False)
         self._reap(procs)
         live = [p for p in procs if p.state != "Z"]
         me = os.getpid()

@@ -213,12 +213,13 @@ async def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: LogS
                grace: float, detach: bool, adopting: bool) -> int:
     protocol = _StepProtocol(log)
     token = containment.new_token(grace, detach=detach)
+    started = containment.now_ticks()
     spawned = await _spawn(argv, env, cwd, protocol, token)
     if isinstance(spawned, int):
         return spawned
     transport = spawned
     pgid = transport.get_pid()  # the leader of a new session leads its process group
-    tree = containment.StepTree(pgid, token, adopting)
+    tree = containment.StepTree(pgid, token, adopting, started)
     try:
         await protocol.exited.wait()
         # Whatever is left must not outlive the step, nor keep the pipes open.
@@ -244,6 +245,7 @@ async def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: LogS
     finally:
         transport.close()
         protocol.flush()
+        tree.close()
         containment.reap_adopted()
     returncode = transport.get_returncode()
     assert returncode is not None  # process_exited has fired
