@@ -205,15 +205,22 @@ while True:
     time.sleep(0.05)
 """
 
-_supervisor_key: str | None = None
+#: (the pid of the process that started it, its key); "" when it could not be started.
+_supervisor_key: tuple[int, str] | None = None
 
 
 def _supervisor(grace: float) -> str | None:
-    """The key of this runner's supervisor, started on first use; None where there is none."""
+    """The key of this runner's supervisor, started on first use; None where there is none.
+
+    A forked child of the runner starts its own: the parent's watches the parent.
+    """
     global _supervisor_key
     with _lock:
-        if _supervisor_key is not None or not _LINUX:
-            return _supervisor_key
+        if not _LINUX:
+            return None
+        if _supervisor_key is not None and _supervisor_key[0] == os.getpid():
+            return _supervisor_key[1] or None
+        _supervisor_key = (os.getpid(), "")
         key = f"{os.getpid()}-{secrets.token_hex(6)}"
         read_end, write_end = os.pipe()  # both close-on-exec: no step process inherits them
         try:
@@ -227,13 +234,13 @@ def _supervisor(grace: float) -> str | None:
                               (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)],
                 setsid=True,
             )
-        except OSError:
+        except (OSError, ValueError):  # no interpreter to start (a frozen application)
             os.close(write_end)
             return None
         finally:
             os.close(read_end)
         # The write end stays open for the life of this process: its close is the signal.
-        _supervisor_key = key
+        _supervisor_key = (os.getpid(), key)
         _known.add(pid)
         return key
 
