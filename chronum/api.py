@@ -14,7 +14,7 @@ import contextlib
 import difflib
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypedDict, Unpack, runtime_checkable
@@ -253,6 +253,51 @@ def in_running_loop() -> bool:
     return True
 
 
+#: Signals whose default action ends the process. Each one stops the steps first and records
+#: the run ``cancelled``: a closed terminal (SIGHUP) must not leave steps running unrecorded.
+FATAL_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+                 "SIGXCPU")
+
+
+async def cancel_on_signals(coro: Awaitable[Any], received: list[int], *,
+                            only_unhandled: bool = False) -> Any:
+    """Await ``coro`` as a task that any of ``FATAL_SIGNALS`` cancels; each signal caught is
+    appended to ``received``.
+
+    ``only_unhandled`` leaves alone a signal the program already handles itself (a script's
+    own SIGTERM handler, say). Outside the main thread nothing can be installed: Python only
+    delivers signals there.
+    """
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    installed = []
+    for name in FATAL_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        if only_unhandled and signal.getsignal(signum) not in (signal.SIG_DFL,
+                                                               signal.default_int_handler):
+            continue
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (ValueError, RuntimeError, NotImplementedError):
+            continue
+        installed.append(signum)
+    try:
+        return await task
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
 def _sync(name: str, coro_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     if in_running_loop():
         raise UsageError(
@@ -261,7 +306,23 @@ def _sync(name: str, coro_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
         )
     import asyncio
 
-    return asyncio.run(coro_fn(*args, **kwargs))
+    received: list[int] = []
+    try:
+        return asyncio.run(cancel_on_signals(coro_fn(*args, **kwargs), received,
+                                             only_unhandled=True))
+    except asyncio.CancelledError:
+        if not received:
+            raise
+    # The run is recorded cancelled and its steps are stopped: now end as the signal would
+    # have ended the script had Chronum not caught it.
+    import signal
+
+    signum = received[0]
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    raise SystemExit(128 + signum)  # only if the signal is blocked in this thread
 
 
 def run(flow: Flow | FlowBuilder | PathLike, **options: Unpack[RunKeywords]) -> Run:

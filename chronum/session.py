@@ -163,6 +163,17 @@ def _grace_from_env() -> float:
     return _check_grace("CHRONUM_KILL_GRACE", value)
 
 
+def _events_file(path: PathLike | None) -> JsonLinesWriter | None:
+    """``--events-jsonl``; a path that cannot be written is the user's to fix, in one line."""
+    if path is None:
+        return None
+    try:
+        return JsonLinesWriter(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write the events file {os.fspath(path)}: "
+                         f"{exc.strerror or exc}") from None
+
+
 async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) -> Finished:
     """Run ``flow`` on the running event loop and record it; never raises for a failed run.
 
@@ -184,9 +195,13 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     mask = Masker(read_secrets(flow, os.environ).values())
 
     store = Store(resolve_db_path(options.db))
+    try:  # whatever fails before the run starts, the store's connection is closed
+        writer = StoreWriter(store)
+        jsonl = _events_file(options.events_jsonl)
+    except BaseException:
+        store.close()
+        raise
     bus = EventBus()
-    writer = StoreWriter(store)
-    jsonl = JsonLinesWriter(options.events_jsonl) if options.events_jsonl is not None else None
     try:
         store.begin_run(run_id, flow, parent_run_id=plan.parent_run_id,
                         params={k: mask(v) for k, v in flow.params.items()},

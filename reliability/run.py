@@ -15,11 +15,18 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reliability._common import Figure
+from reliability.containment import (
+    check_detached_trees,
+    check_error_path_descriptors,
+    check_fatal_signals,
+    check_runner_sigkill,
+)
 from reliability.disk import check_full_disk
 from reliability.edges import check_cycle_linear, check_database_removed
 from reliability.fuzz import check_fuzz
@@ -36,19 +43,28 @@ from reliability.system import (
 SIZES = {
     "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "procs": 8,
              "proc_steps": 200, "trees": 5, "fd_steps": 10_000, "megabytes": 200,
-             "limit_mb": 150, "examples": 3_400, "cycle_steps": 100_000, "secret_runs": 10},
+             "limit_mb": 150, "examples": 3_400, "cycle_steps": 100_000, "secret_runs": 10,
+             "detached": 5, "sigkills": 10, "failing_calls": 500,
+             "signals": ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
+                         "SIGALRM", "SIGXCPU"]},
     "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "procs": 4, "proc_steps": 50,
               "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100,
-              "cycle_steps": 2_000, "secret_runs": 1},
+              "cycle_steps": 2_000, "secret_runs": 1, "detached": 1, "sigkills": 1,
+              "failing_calls": 50, "signals": ["SIGHUP", "SIGUSR1", "SIGXCPU"]},
 }
 
 
-def checks(size: dict[str, int], work: Path) -> list[tuple[str, Callable[[], list[Figure]]]]:
+def checks(size: dict[str, Any], work: Path) -> list[tuple[str, Callable[[], list[Figure]]]]:
     return [
         ("crashes", lambda: check_crashes(work, size["kills"], size["crash_steps"])),
         ("kernel", lambda: check_kernel_kill(work, size["kernel_kills"], size["crash_steps"])),
         ("concurrency", lambda: check_concurrency(work, size["procs"], size["proc_steps"])),
         ("processes", lambda: check_process_trees(work, size["trees"])),
+        ("detached", lambda: check_detached_trees(work, size["detached"])),
+        ("signals", lambda: check_fatal_signals(work, size["signals"])),
+        ("sigkill", lambda: check_runner_sigkill(work, size["sigkills"])),
+        ("error paths", lambda: check_error_path_descriptors(work / "errors",
+                                                             size["failing_calls"])),
         ("descriptors", lambda: check_descriptors_and_zombies(work / "fd", size["fd_steps"])),
         ("big output", lambda: check_big_output(work, size["megabytes"], size["limit_mb"])),
         ("read-only", lambda: check_read_only_database(work)),

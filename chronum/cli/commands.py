@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..api import Run, execute, load, resume_with, show_logs
+from ..api import Run, cancel_on_signals, execute, load, resume_with, show_logs
 from ..errors import RunNotFoundError, UsageError
 from ..session import RunOptions
 from ..store.queries import HISTORY_COLUMNS, STEP_COLUMNS
@@ -44,27 +45,31 @@ def _use_pidfd_child_watcher() -> None:
 
 
 async def _run_with_signals(coro_factory: Any) -> Any:
-    """Run the coroutine as a task that SIGINT/SIGTERM cancel, so steps are stopped cleanly."""
+    """Run the coroutine as a task that every fatal signal (``api.FATAL_SIGNALS``: SIGINT,
+    SIGTERM, SIGHUP, ...) cancels, so steps are stopped and the run recorded ``cancelled``."""
     _use_pidfd_child_watcher()
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(coro_factory())
-    interrupted: list[int] = []
-
-    def cancel(signum: int) -> None:
-        interrupted.append(signum)
-        task.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, cancel, signum)
+    received: list[int] = []
     try:
-        return await task
+        return await cancel_on_signals(coro_factory(), received)
     except asyncio.CancelledError:
-        if interrupted:
-            raise KeyboardInterrupt from None
+        if received:
+            raise _Stopped(received[0]) from None
         raise
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+
+
+class _Stopped(KeyboardInterrupt):
+    """A fatal signal stopped the run; the exit code is the shell's ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _execute(args: argparse.Namespace, start: Callable[[RunOptions], Awaitable[Run]]) -> int:
@@ -74,11 +79,14 @@ def _execute(args: argparse.Namespace, start: Callable[[RunOptions], Awaitable[R
                          db=args.db, events_jsonl=args.events_jsonl, subscribers=(printer,))
     try:
         run = asyncio.run(_run_with_signals(lambda: start(options)))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
         printer.close()
-        print("chronum: interrupted; the run was recorded as cancelled "
-              "(`chronum resume last` runs the rest)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        what = "interrupted" if signum == signal.SIGINT else f"stopped by {_signal_name(signum)}"
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"chronum: {what}; the run was recorded as cancelled "
+                  "(`chronum resume last` runs the rest)", file=sys.stderr)
+        return EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum
     printer.close()
     if args.format == "json":
         print(_json(_show_object(run.run_id, args.db)))

@@ -1,13 +1,16 @@
 """Run one subprocess for a step: stream its output, stop its whole process tree.
 
 Every step process starts in its own session, hence its own process group, so the whole tree it
-spawns can be signalled at once (DESIGN §3). Output is consumed by a ``SubprocessProtocol`` as
-the event loop reads it: no reader tasks, no ``StreamReader`` line limit, and memory bounded by
-one partial line (at most ``MAX_LINE`` bytes) per stream, however much the step prints.
+spawns can be signalled at once (DESIGN §3); what leaves the group (``timeout CMD``, ``set -m``
+jobs, ``setsid`` daemons) is found by ``containment``. Output is consumed by a
+``SubprocessProtocol`` as the event loop reads it: no reader tasks, no ``StreamReader`` line
+limit, and memory bounded by one partial line (at most ``MAX_LINE`` bytes) per stream, however
+much the step prints.
 
-Nothing outlives the step: when the leader exits, whatever is left in its group (a forgotten
-``sleep 100 &``) is killed; when the caller cancels, the group gets SIGTERM, then SIGKILL after
-``grace`` seconds.
+Nothing outlives the step: when the leader exits, whatever is left of its tree (a forgotten
+``sleep 100 &``, a daemon) gets SIGTERM, then SIGKILL after ``grace`` seconds; when the caller
+cancels, the whole tree, leader included, is stopped the same way. A step with ``detach: allow``
+keeps the processes that left its group; they are named in its log.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
 
+from . import containment
 from .base import LogSink
 
 __all__ = ["MAX_LINE", "describe_exit", "run_process"]
@@ -133,20 +137,6 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-async def _stop(protocol: _StepProtocol, pgid: int, grace: float) -> None:
-    """SIGTERM the group, give the leader ``grace`` seconds, then SIGKILL the group."""
-    _signal_group(pgid, signal.SIGTERM)
-    try:
-        async with asyncio.timeout(grace):
-            await protocol.exited.wait()
-    except TimeoutError:
-        pass
-    finally:
-        # Always, even if we are cancelled again: a child ignoring SIGTERM must not survive.
-        _signal_group(pgid, signal.SIGKILL)
-    await protocol.exited.wait()
-
-
 def _flat(env: Mapping[str, str]) -> dict[str, str]:
     """A plain dict of ``env``; the engine's layered ``ChainMap`` is merged at C speed (a
     ``dict(chain_map)`` looks every key up through every layer, in Python)."""
@@ -159,7 +149,7 @@ def _flat(env: Mapping[str, str]) -> dict[str, str]:
 
 
 async def _spawn(
-    argv: Sequence[str], env: Mapping[str, str], cwd: Path, protocol: _StepProtocol
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path, protocol: _StepProtocol, token: str
 ) -> asyncio.SubprocessTransport | int:
     """Start the process; a launch failure becomes a logged line and an exit code.
 
@@ -167,6 +157,8 @@ async def _spawn(
     time to start children of its own.
     """
     loop = asyncio.get_running_loop()
+    flat = _flat(env)
+    flat[containment.TOKEN_VAR] = token  # inherited by every descendant, even a daemon
     if not cwd.is_dir():
         protocol.splitters[2].feed(f"chronum: working directory does not exist: {cwd}\n".encode())
         return 1
@@ -177,7 +169,7 @@ async def _spawn(
             stdin=DEVNULL,
             stdout=PIPE,
             stderr=PIPE,
-            env=_flat(env),
+            env=flat,
             cwd=cwd,
             start_new_session=True,
         )
@@ -203,24 +195,43 @@ async def run_process(
     cwd: Path,
     log: LogSink,
     grace: float = 5.0,
+    detach: bool = False,
 ) -> int:
     """Run ``argv`` to completion and return its exit code (``128 + signum`` if killed).
 
     Output lines go to ``log("stdout" | "stderr", line)`` as they arrive. A program that cannot
     be started is reported on stderr with 127 (not found), 126 (not executable) or 1 (no such
-    working directory); this never raises for that. On cancellation the whole process group is
-    stopped (SIGTERM, ``grace`` seconds, SIGKILL) and reaped before ``CancelledError`` goes on.
+    working directory); this never raises for that. On cancellation the whole tree is stopped
+    (SIGTERM, ``grace`` seconds, SIGKILL) and reaped before ``CancelledError`` goes on.
+
+    ``detach=True`` (``detach: allow``) stops only the process group, and names in the log
+    what is left running outside it.
     """
+    with containment.subreaper() as adopting:
+        return await _run(argv, env, cwd, log, grace, detach, adopting)
+
+
+async def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: LogSink,
+               grace: float, detach: bool, adopting: bool) -> int:
     protocol = _StepProtocol(log)
-    spawned = await _spawn(argv, env, cwd, protocol)
+    token = containment.new_token(grace, detach=detach)
+    started = containment.now_ticks()
+    spawned = await _spawn(argv, env, cwd, protocol, token)
     if isinstance(spawned, int):
         return spawned
     transport = spawned
     pgid = transport.get_pid()  # the leader of a new session leads its process group
+    tree = containment.StepTree(pgid, token, adopting, started)
     try:
         await protocol.exited.wait()
-        # Background children left behind must not outlive the step, nor keep the pipes open.
-        _signal_group(pgid, signal.SIGKILL)
+        # Whatever is left must not outlive the step, nor keep the pipes open.
+        if detach:
+            _signal_group(pgid, signal.SIGKILL)
+            left = tree.left()
+            if left:
+                log("stderr", f"chronum: detach: allow: left running: {containment.describe(left)}")
+        else:
+            await tree.stop(grace, protocol.exited)
         try:
             async with asyncio.timeout(_DRAIN_TIMEOUT):
                 await protocol.pipes_closed.wait()
@@ -228,11 +239,30 @@ async def run_process(
             log("stderr", "chronum: output still held open by a process outside the step's "
                 "process group; stopped reading")
     except asyncio.CancelledError:
-        await _stop(protocol, pgid, grace)
+        if detach:
+            await _stop_group(protocol, pgid, grace)
+        else:
+            await tree.stop(grace, protocol.exited)
         raise
     finally:
         transport.close()
         protocol.flush()
+        tree.close()
+        containment.reap_adopted()
     returncode = transport.get_returncode()
     assert returncode is not None  # process_exited has fired
     return _exit_code(returncode)
+
+
+async def _stop_group(protocol: _StepProtocol, pgid: int, grace: float) -> None:
+    """SIGTERM the group, give the leader ``grace`` seconds, then SIGKILL the group."""
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(grace):
+            await protocol.exited.wait()
+    except TimeoutError:
+        pass
+    finally:
+        # Always, even if we are cancelled again: a child ignoring SIGTERM must not survive.
+        _signal_group(pgid, signal.SIGKILL)
+    await protocol.exited.wait()

@@ -413,10 +413,10 @@ class PythonExecutor:
             given = functions.get(step.name) if functions else None
             return await self._call(step.call, ctx, given)
         if step.run:
-            return await self._script(step.run, ctx)
+            return await self._script(step.run, ctx, step.options.get("detach") == "allow")
         return _refuse(ctx, "a python step needs 'run: script.py' or 'call: module:function'")
 
-    async def _script(self, run: str, ctx: StepContext) -> Result:
+    async def _script(self, run: str, ctx: StepContext, detach: bool = False) -> Result:
         try:
             argv = shlex.split(run)
         except ValueError as exc:
@@ -430,6 +430,7 @@ class PythonExecutor:
             cwd=ctx.cwd,
             log=ctx.log,
             grace=ctx.grace,
+            detach=detach,
         )
         return Result(code, error=None if code == 0 else describe_exit(code))
 

@@ -46,7 +46,9 @@ DASK_KEYS = frozenset({"address"})
 #: Where the dask executor reads the scheduler address: ``dask: {address: ...}`` lands here.
 DASK_ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
-                       "continueOnError", "env", "cwd", "shell", "persist", "secrets"})
+                       "continueOnError", "env", "cwd", "shell", "persist", "secrets", "detach"})
+#: ``detach:``: whether processes that left a step's process group may outlive it.
+DETACH = ("allow", "stop")
 RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
 BACKOFF_KEYS = frozenset({"base", "factor", "max", "jitter"})
 JITTERS = ("full", "equal", "none")
@@ -255,6 +257,9 @@ class _Builder(Checker):
                 self.at(m, "persist", path, pos, "'persist' keeps a function's return value; "
                         "only a step with 'call' has one")
             options["persist"] = True  # the run keeps the value on disk, for resume
+        detach = self.detach(m, path, pos, run, call)
+        if detach == "allow":
+            options["detach"] = detach  # read by the executors that start processes
         step = Step(
             name=name, executor=executor or "shell", run=run, call=call,
             needs=tuple(dict.fromkeys(needs)), retry=retry, timeout=timeout,
@@ -263,6 +268,24 @@ class _Builder(Checker):
             secrets=secrets,
         )
         return step
+
+    def detach(self, m: Mapping[Any, Any], path: str, pos: Pos, run: str | None,
+               call: str | None) -> str | None:
+        """``detach: allow | stop``; only a step that starts a process has anything to detach."""
+        if m.get("detach") is None:
+            return None
+        value = self.text(m, "detach", path, pos)
+        if value is None:
+            return None
+        if value not in DETACH:
+            self.at(m, "detach", path, pos, f"expected 'allow' or 'stop', got {value!r}",
+                    "'detach: allow' lets a daemon the step starts outlive it")
+            return None
+        if call is not None and run is None:
+            self.at(m, "detach", path, pos, "'detach' is for steps that start a process "
+                    "('run'); a 'call' step runs in this process")
+            return None
+        return value
 
     def executor_keys(self, m: Mapping[Any, Any], executor: str | None, path: str, pos: Pos
                       ) -> frozenset[str] | None:
