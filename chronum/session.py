@@ -163,17 +163,6 @@ def _grace_from_env() -> float:
     return _check_grace("CHRONUM_KILL_GRACE", value)
 
 
-def _events_file(path: PathLike | None) -> JsonLinesWriter | None:
-    """``--events-jsonl``; a path that cannot be written is the user's to fix, in one line."""
-    if path is None:
-        return None
-    try:
-        return JsonLinesWriter(path)
-    except OSError as exc:
-        raise UsageError(f"cannot write the events file {os.fspath(path)}: "
-                         f"{exc.strerror or exc}") from None
-
-
 async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) -> Finished:
     """Run ``flow`` on the running event loop and record it; never raises for a failed run.
 
@@ -197,7 +186,8 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     store = Store(resolve_db_path(options.db))
     try:  # whatever fails before the run starts, the store's connection is closed
         writer = StoreWriter(store)
-        jsonl = _events_file(options.events_jsonl)
+        jsonl = (JsonLinesWriter(options.events_jsonl)
+                 if options.events_jsonl is not None else None)
     except BaseException:
         store.close()
         raise

@@ -36,9 +36,11 @@ def test_50_failing_runs_leak_no_descriptor(where: str, tmp_path: Path) -> None:
     assert _fds() - before == 0
 
 
-@pytest.mark.parametrize(("where", "reason"), [("missing/e.jsonl", "No such file or directory"),
-                                               (".", "Is a directory")])
+@pytest.mark.parametrize(("where", "reason"), [
+    ("missing/e.jsonl", "no such file or directory; create the folder {tmp}/missing first"),
+    (".", "is a directory; give a file name, not a folder")])
 def test_cli_says_it_in_one_line(where: str, reason: str, tmp_path: Path) -> None:
+    reason = reason.format(tmp=tmp_path)
     (tmp_path / "f.yaml").write_text(FLOW)
     env = {**os.environ, "CHRONUM_DB": str(tmp_path / "runs.db")}
     out = subprocess.run([sys.executable, "-m", "chronum", "run", "f.yaml", "--events-jsonl",
