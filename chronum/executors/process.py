@@ -17,7 +17,7 @@ import contextlib
 import os
 import signal
 from collections import ChainMap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
 
@@ -201,6 +201,7 @@ async def run_process(
     cwd: Path,
     log: LogSink,
     grace: float = 5.0,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> int:
     """Run ``argv`` to completion and return its exit code (``128 + signum`` if killed).
 
@@ -215,6 +216,8 @@ async def run_process(
         return spawned
     transport = spawned
     pgid = transport.get_pid()  # the leader of a new session leads its process group
+    if on_spawn is not None:  # recorded, so a resume can stop the group if the runner dies
+        on_spawn(pgid)
     try:
         await protocol.exited.wait()
         # Background children left behind must not outlive the step, nor keep the pipes open.

@@ -415,6 +415,7 @@ class PythonExecutor:
             cwd=ctx.cwd,
             log=ctx.log,
             grace=ctx.grace,
+            on_spawn=ctx.spawned,
         )
         return Result(code, error=None if code == 0 else describe_exit(code))
 

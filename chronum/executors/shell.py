@@ -40,6 +40,7 @@ class ShellExecutor:
                 return Result(127, error=message)
             shell = found
         code = await run_process(
-            [shell, "-c", step.run], env=ctx.env, cwd=ctx.cwd, log=ctx.log, grace=ctx.grace
+            [shell, "-c", step.run], env=ctx.env, cwd=ctx.cwd, log=ctx.log, grace=ctx.grace,
+            on_spawn=ctx.spawned,
         )
         return Result(code, error=None if code == 0 else describe_exit(code))

@@ -28,7 +28,9 @@ __all__ = [
     "find_interrupted",
     "history",
     "history_table",
+    "leftovers",
     "resolve_run",
+    "resumes_of",
     "run",
     "step_rows",
     "steps",
@@ -153,13 +155,15 @@ def events(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
 def run(conn: sqlite3.Connection, run_id: str, where: str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT run_id, flow, status, started_at, finished_at, finished_at - started_at, "
-        "parent_run_id, params, source, origin FROM runs WHERE run_id = ?",
+        "parent_run_id, params, source, origin, flow_path, flow_hash, flow_shape, pid, host, "
+        "proc_token FROM runs WHERE run_id = ?",
         (run_id,),
     ).fetchone()
     if row is None:
         raise RunNotFoundError(f"no run {run_id!r} in {where}")
     keys = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-            "parent_run_id", "params", "source", "origin")
+            "parent_run_id", "params", "source", "origin", "flow_path", "flow_hash",
+            "flow_shape", "pid", "host", "proc_token")
     result = dict(zip(keys, row, strict=True))
     result["params"] = json.loads(result["params"] or "{}")
     result["origin"] = json.loads(result["origin"]) if result["origin"] else None
@@ -221,3 +225,27 @@ def find_interrupted(conn: sqlite3.Connection) -> list[str]:
         run_id for run_id, pid, host, token in rows
         if host == here and pid is not None and not is_alive(int(pid), token)
     ]
+
+
+def resumes_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    """The runs that resumed ``run_id`` and are running or succeeded, oldest first."""
+    keys = ("run_id", "status", "pid", "host", "proc_token")
+    rows = conn.execute(
+        "SELECT run_id, status, pid, host, proc_token FROM runs WHERE parent_run_id = ? "
+        "AND status IN ('running', 'succeeded') ORDER BY started_at, rowid", (run_id,)
+    ).fetchall()
+    return _dicts(keys, rows)
+
+
+def leftovers(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    """What the attempts of ``run_id`` still marked running had started (process group,
+    its leader's start time, container), in step order."""
+    keys = ("step", "attempt", "pgid", "proc_start", "container")
+    rows = conn.execute(
+        "SELECT a.step, a.attempt, a.pgid, a.proc_start, a.container FROM attempts a "
+        "JOIN steps s ON s.run_id = a.run_id AND s.step = a.step "
+        "WHERE a.run_id = ? AND a.status = 'running' "
+        "AND (a.pgid IS NOT NULL OR a.container IS NOT NULL) ORDER BY s.position, a.attempt",
+        (run_id,),
+    ).fetchall()
+    return _dicts(keys, rows)
