@@ -310,7 +310,7 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
     path = resolve_db_path(db)
     with Store(path) as store:
         run_id = store.resolve_run(ref)
-        info = store.run(run_id)
+        info = {**store.run(run_id), **store.runner(run_id)}
         rows = store.step_rows(run_id)
         conflict = store.resume_conflict(run_id, again)
         recorded = store.leftovers(run_id)
@@ -478,7 +478,7 @@ def stop_leftovers(leftovers: Sequence[Leftover], grace: float) -> None:
 
 
 def _stop_leftovers_of(store: Store, run_id: str, grace: float) -> None:
-    info = store.run(run_id)
+    info = store.runner(run_id)
     found = find_leftovers(info, store.leftovers(run_id))
     if found:
         logger.warning("stopping what run %s left running before it resumes: %s", run_id,
@@ -501,7 +501,8 @@ def cancel_run(ref: str, *, db: PathLike | None = None, force: bool = False) -> 
     path = resolve_db_path(db)
     with Store(path) as store:
         run_id = store.resolve_run(ref)
-        info = store.run(run_id)  # a local run whose runner died is shown interrupted now
+        # store.run first: a local run whose runner died is marked interrupted there
+        info = {**store.run(run_id), **store.runner(run_id)}
         status, host, pid = info["status"], info.get("host"), info.get("pid")
         if status not in ("running", "interrupted"):
             raise UsageError(f"run {run_id} is {status}; only a running or interrupted run "

@@ -441,6 +441,10 @@ class Store:
         """The run with its params, source and steps; RunNotFoundError when unknown."""
         return self._query(queries.run, run_id, self._where, sweep=True)
 
+    def runner(self, run_id: str) -> dict[str, Any]:
+        """Who ran ``run_id`` and which flow file it ran (``queries.runner``)."""
+        return self._query(queries.runner, run_id, self._where)
+
     def resolve_run(self, ref: str) -> str:
         """``last``, a run id, or a unique prefix of one -> the run id."""
         return self._query(queries.resolve_run, ref, self._where)

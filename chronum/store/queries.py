@@ -32,6 +32,7 @@ __all__ = [
     "resolve_run",
     "resumes_of",
     "run",
+    "runner",
     "step_rows",
     "steps",
     "steps_table",
@@ -155,15 +156,13 @@ def events(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
 def run(conn: sqlite3.Connection, run_id: str, where: str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT run_id, flow, status, started_at, finished_at, finished_at - started_at, "
-        "parent_run_id, params, source, origin, flow_path, flow_hash, flow_shape, pid, host, "
-        "proc_token FROM runs WHERE run_id = ?",
+        "parent_run_id, params, source, origin FROM runs WHERE run_id = ?",
         (run_id,),
     ).fetchone()
     if row is None:
         raise RunNotFoundError(f"no run {run_id!r} in {where}")
     keys = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-            "parent_run_id", "params", "source", "origin", "flow_path", "flow_hash",
-            "flow_shape", "pid", "host", "proc_token")
+            "parent_run_id", "params", "source", "origin")
     result = dict(zip(keys, row, strict=True))
     result["params"] = json.loads(result["params"] or "{}")
     result["origin"] = json.loads(result["origin"]) if result["origin"] else None
@@ -225,6 +224,17 @@ def find_interrupted(conn: sqlite3.Connection) -> list[str]:
         run_id for run_id, pid, host, token in rows
         if host == here and pid is not None and not is_alive(int(pid), token)
     ]
+
+
+def runner(conn: sqlite3.Connection, run_id: str, where: str) -> dict[str, Any]:
+    """Who ran ``run_id`` (``pid``, ``host``, ``proc_token``) and which flow file it ran
+    (``flow_path``, ``flow_hash``, ``flow_shape``): what resume and cancel check."""
+    keys = ("flow_path", "flow_hash", "flow_shape", "pid", "host", "proc_token")
+    row = conn.execute(f"SELECT {', '.join(keys)} FROM runs WHERE run_id = ?",
+                       (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"no run {run_id!r} in {where}")
+    return dict(zip(keys, row, strict=True))
 
 
 def resumes_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
