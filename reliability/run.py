@@ -23,6 +23,11 @@ from reliability._common import Figure
 from reliability.disk import check_full_disk
 from reliability.fuzz import check_fuzz
 from reliability.kernel import check_kernel_kill
+from reliability.resume import (
+    check_concurrent_resumes,
+    check_orphan_overlap,
+    check_resume_exactness,
+)
 from reliability.runs import check_concurrency, check_crashes
 from reliability.system import (
     check_big_output,
@@ -34,9 +39,11 @@ from reliability.system import (
 SIZES = {
     "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "procs": 8,
              "proc_steps": 200, "trees": 5, "fd_steps": 10_000, "megabytes": 200,
-             "limit_mb": 150, "examples": 3_400},
+             "limit_mb": 150, "examples": 3_400, "resume_cycles": 50, "resume_steps": 1_000,
+             "orphan_kills": 5},
     "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "procs": 4, "proc_steps": 50,
-              "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100},
+              "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100,
+              "resume_cycles": 4, "resume_steps": 50, "orphan_kills": 1},
 }
 
 
@@ -45,6 +52,11 @@ def checks(size: dict[str, int], work: Path) -> list[tuple[str, Callable[[], lis
         ("crashes", lambda: check_crashes(work, size["kills"], size["crash_steps"])),
         ("kernel", lambda: check_kernel_kill(work, size["kernel_kills"], size["crash_steps"])),
         ("concurrency", lambda: check_concurrency(work, size["procs"], size["proc_steps"])),
+        ("resume", lambda: check_resume_exactness(work, size["resume_cycles"],
+                                                  size["resume_steps"])),
+        ("resume", lambda: check_concurrent_resumes(work, 2)
+         + check_concurrent_resumes(work, 4)),
+        ("resume", lambda: check_orphan_overlap(work, size["orphan_kills"])),
         ("processes", lambda: check_process_trees(work, size["trees"])),
         ("descriptors", lambda: check_descriptors_and_zombies(work / "fd", size["fd_steps"])),
         ("big output", lambda: check_big_output(work, size["megabytes"], size["limit_mb"])),

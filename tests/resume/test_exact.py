@@ -142,8 +142,9 @@ def test_concurrent_resumes_run_the_remaining_steps_once(chronum: Chronum, n: in
             needs: [two]
         """)
     assert chronum("run", "flow.yaml", "-q").returncode == 1
+    failed = chronum.json("show", "last")["run_id"]  # by id: `last` would soon name a resume
     (chronum.cwd / "fixed").touch()
-    procs = [chronum.popen("resume", "last", "-q") for _ in range(n)]
+    procs = [chronum.popen("resume", failed, "-q") for _ in range(n)]
     results = [(p.wait(60), p.communicate()[1]) for p in procs]
     assert sorted(code for code, _ in results) == [0] + [2] * (n - 1), results
     for code, err in results:
