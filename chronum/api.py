@@ -168,14 +168,14 @@ class Run:
             raise RunFailedError(f"run {self.run_id} of {self.flow.name} {self.status}: {failed}")
         return self
 
-    def resume(self, **options: Unpack[RunKeywords]) -> Run:
+    def resume(self, *, again: bool = False, **options: Unpack[RunKeywords]) -> Run:
         """Run again what did not succeed in this run (see ``chronum.resume``)."""
         options.setdefault("db", self.db)
-        return resume(self.run_id, flow=self.definition, **options)
+        return resume(self.run_id, flow=self.definition, again=again, **options)
 
-    async def aresume(self, **options: Unpack[RunKeywords]) -> Run:
+    async def aresume(self, *, again: bool = False, **options: Unpack[RunKeywords]) -> Run:
         options.setdefault("db", self.db)
-        return await aresume(self.run_id, flow=self.definition, **options)
+        return await aresume(self.run_id, flow=self.definition, again=again, **options)
 
     def graph(self) -> Graph:
         """The flow's graph, each step coloured by the state recorded for it."""
