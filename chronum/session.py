@@ -313,7 +313,7 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
         info = {**store.run(run_id), **store.runner(run_id)}
         rows = store.step_rows(run_id)
         conflict = store.resume_conflict(run_id, again)
-        recorded = store.leftovers(run_id)
+        alive = _alive_leftovers(store, run_id) if not kill else []
     if info["status"] == "running":
         raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
     if conflict is not None:
@@ -322,11 +322,9 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
     if flow is None:
         flow = _flow_file(run_id, info)
     note = _same_flow(run_id, info, rows, flow)
-    if not kill:
-        alive = find_leftovers(info, recorded)
-        if alive:
-            raise UsageError(f"run {run_id} left {_describe(alive)} running; stop them, or "
-                             "resume without --no-kill to have Chronum stop them")
+    if alive:
+        raise UsageError(f"{_describe(alive)} still running; stop them, or resume without "
+                         "--no-kill to have Chronum stop them")
     if functions is None:
         functions = functions_for(flow)
     plan = plan_resume(flow, rows, run_id, value_of=_value_lookup(path), functions=functions)
@@ -351,6 +349,7 @@ class Leftover:
     pgid: int | None
     pids: tuple[int, ...]
     container: str | None
+    run_id: str = ""
 
     def __str__(self) -> str:
         parts = []
@@ -359,11 +358,22 @@ class Leftover:
             parts.append(f"process group {self.pgid} (pids {shown})")
         if self.container:
             parts.append(f"container {self.container}")
-        return f"step '{self.step}' attempt {self.attempt}: {' and '.join(parts)}"
+        run = f"run {self.run_id} " if self.run_id else ""
+        return f"{run}step '{self.step}' attempt {self.attempt}: {' and '.join(parts)}"
 
 
 def _describe(leftovers: Sequence[Leftover]) -> str:
     return "; ".join(map(str, leftovers))
+
+
+def _alive_leftovers(store: Store, run_id: str) -> list[Leftover]:
+    """What run ``run_id`` left alive, and what its resumes whose runner died left: each may
+    be running a step this resume is about to run again."""
+    found: list[Leftover] = []
+    for rid in (run_id, *store.dead_resumes(run_id)):
+        found += [replace(left, run_id=rid)
+                  for left in find_leftovers(store.runner(rid), store.leftovers(rid))]
+    return found
 
 
 def _groups() -> dict[int, list[int]] | None:
@@ -478,10 +488,9 @@ def stop_leftovers(leftovers: Sequence[Leftover], grace: float) -> None:
 
 
 def _stop_leftovers_of(store: Store, run_id: str, grace: float) -> None:
-    info = store.runner(run_id)
-    found = find_leftovers(info, store.leftovers(run_id))
+    found = _alive_leftovers(store, run_id)
     if found:
-        logger.warning("stopping what run %s left running before it resumes: %s", run_id,
+        logger.warning("stopping what was left running before run %s resumes: %s", run_id,
                        _describe(found))
         stop_leftovers(found, grace)
 

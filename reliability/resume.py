@@ -161,7 +161,7 @@ def check_orphan_overlap(work: Path, kills: int, width: int = 8) -> list[Figure]
         (ws.root / "fast").touch()
         resumed = ws("resume", "last", "-q")
         assert resumed.returncode == 0, resumed.stderr
-        assert "left running before it resumes" in resumed.stderr, resumed.stderr
+        assert "left running before run" in resumed.stderr, resumed.stderr
         found = ws.root / "overlaps.txt"
         overlaps += len(found.read_text().split()) if found.exists() else 0
         left += sum(pid_alive(pid) for pid in old)

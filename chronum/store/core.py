@@ -280,6 +280,10 @@ class Store:
         with self._lock:
             return self._read(lambda conn: resume_conflict(conn, run_id, again))
 
+    def dead_resumes(self, run_id: str) -> list[str]:
+        """The resumes of ``run_id`` whose runner died (``queries.dead_resumes``)."""
+        return self._query(queries.dead_resumes, run_id, sweep=True)
+
     def leftovers(self, run_id: str) -> list[dict[str, Any]]:
         """What the attempts of ``run_id`` still marked running had started
         (``step``, ``attempt``, ``pgid``, ``proc_start``, ``container``)."""

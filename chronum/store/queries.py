@@ -23,6 +23,7 @@ __all__ = [
     "Table",
     "attempts",
     "attempts_table",
+    "dead_resumes",
     "events",
     "events_table",
     "find_interrupted",
@@ -245,6 +246,14 @@ def resumes_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
         "AND status IN ('running', 'succeeded') ORDER BY started_at, rowid", (run_id,)
     ).fetchall()
     return _dicts(keys, rows)
+
+
+def dead_resumes(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    """The resumes of ``run_id`` whose runner died (``interrupted``): what they started may
+    still run the same steps."""
+    rows = conn.execute("SELECT run_id FROM runs WHERE parent_run_id = ? AND "
+                        "status = 'interrupted' ORDER BY started_at", (run_id,)).fetchall()
+    return [r[0] for r in rows]
 
 
 def leftovers(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:

@@ -35,10 +35,12 @@ def _kill_9_mid_step(chronum: Chronum) -> int:
     return pgid
 
 
-def _pgid(chronum: Chronum) -> int | None:
+def _pgid(chronum: Chronum, run: str | None = None) -> int | None:
     con = sqlite3.connect(chronum.db)
     try:
-        row = con.execute("select pgid, proc_start from attempts where step = 's'").fetchone()
+        row = con.execute("select pgid, proc_start from attempts where step = 's' and "
+                          "run_id = coalesce(?, run_id) order by rowid desc",
+                          (run,)).fetchone()
     except sqlite3.OperationalError:
         return None
     finally:
@@ -53,14 +55,14 @@ def test_resume_stops_the_dead_run_s_processes_before_the_step_runs_again(chronu
     pgid = _kill_9_mid_step(chronum)
     refused = chronum("resume", "last", "--no-kill", "-q")
     assert refused.returncode == 2
-    assert re.search(rf"left step 's' attempt 1: process group {pgid} \(pids {pgid}\b",
-                     refused.stderr), refused.stderr
+    assert re.search(rf"error: run \w+ step 's' attempt 1: process group {pgid} \(pids "
+                     rf"{pgid}\b.*\) still running; stop them", refused.stderr), refused.stderr
     assert pid_alive(pgid)
     (chronum.cwd / "fast").touch()
     resumed = chronum("resume", "last", "-q")
     assert resumed.returncode == 0, resumed.stderr
-    assert (f"left running before it resumes: step 's' attempt 1: process group {pgid}"
-            in resumed.stderr)
+    assert re.search(rf"warning: stopping what was left running before run (\w+) resumes: run "
+                     rf"\1 step 's' attempt 1: process group {pgid}", resumed.stderr)
     assert not pid_alive(pgid)
     assert _ran(chronum) == ["started", "started", "finished"]  # the orphan never finished
 
@@ -104,3 +106,27 @@ def test_cancel_refuses_a_live_runner_and_needs_force_for_another_host(chronum: 
     assert forced.stdout.endswith("anything it left running on host elsewhere was not "
                                   "stopped\n")
     assert chronum.json("show", "last")["status"] == "cancelled"
+
+
+def test_resuming_again_stops_what_a_killed_earlier_resume_left(chronum: Chronum):
+    chronum.write("flow.yaml", FLOW.replace("echo started >> ran.txt;",
+                                            "echo started >> ran.txt; test -e go || exit 1;"))
+    assert chronum("run", "flow.yaml", "-q").returncode == 1
+    first = chronum.json("show", "last")["run_id"]
+    (chronum.cwd / "go").touch()
+    proc = chronum.popen("resume", first, "-q")
+    wait_for(lambda: _ran(chronum) == ["started", "started"])
+    wait_for(lambda: _pgid(chronum) is not None and chronum.json("show", "last")["run_id"]
+             != first)
+    killed = chronum.json("show", "last")["run_id"]
+    wait_for(lambda: _pgid(chronum, killed) is not None)
+    proc.kill()
+    proc.communicate()
+    pgid = _pgid(chronum, killed)
+    assert pgid is not None and pid_alive(pgid)
+    (chronum.cwd / "fast").touch()
+    resumed = chronum("resume", first, "-q")  # the killed resume does not hold the run
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"run {killed} step 's' attempt 1: process group {pgid}" in resumed.stderr
+    assert not pid_alive(pgid)
+    assert _ran(chronum) == ["started", "started", "started", "finished"]
