@@ -40,6 +40,7 @@ __all__ = [
     "aresume",
     "arun",
     "attempts",
+    "cancel",
     "events",
     "execute",
     "history",
@@ -167,14 +168,14 @@ class Run:
             raise RunFailedError(f"run {self.run_id} of {self.flow.name} {self.status}: {failed}")
         return self
 
-    def resume(self, **options: Unpack[RunKeywords]) -> Run:
+    def resume(self, *, again: bool = False, **options: Unpack[RunKeywords]) -> Run:
         """Run again what did not succeed in this run (see ``chronum.resume``)."""
         options.setdefault("db", self.db)
-        return resume(self.run_id, flow=self.definition, **options)
+        return resume(self.run_id, flow=self.definition, again=again, **options)
 
-    async def aresume(self, **options: Unpack[RunKeywords]) -> Run:
+    async def aresume(self, *, again: bool = False, **options: Unpack[RunKeywords]) -> Run:
         options.setdefault("db", self.db)
-        return await aresume(self.run_id, flow=self.definition, **options)
+        return await aresume(self.run_id, flow=self.definition, again=again, **options)
 
     def graph(self) -> Graph:
         """The flow's graph, each step coloured by the state recorded for it."""
@@ -332,9 +333,12 @@ def run(flow: Flow | FlowBuilder | PathLike, **options: Unpack[RunKeywords]) -> 
     return result
 
 
-async def resume_with(ref: str, options: RunOptions, flow: Flow | FlowBuilder | None = None
-                      ) -> Run:
-    """``aresume`` with typed ``options``, for front ends that build them themselves."""
+async def resume_with(ref: str, options: RunOptions, flow: Flow | FlowBuilder | None = None,
+                      *, kill: bool = True) -> Run:
+    """``aresume`` with typed ``options``, for front ends that build them themselves.
+
+    What the resumed run left running (its runner died) is stopped first; with ``kill=False``
+    the resume is refused instead, naming it (``chronum resume --no-kill``)."""
     from .session import prepare_resume, start, with_params
 
     definition = flow if isinstance(flow, FlowBuilder) else None
@@ -344,26 +348,42 @@ async def resume_with(ref: str, options: RunOptions, flow: Flow | FlowBuilder | 
             return with_params(definition.build(), info.get("params") or None)
         return flow if isinstance(flow, Flow) else None
 
-    resumption = prepare_resume(ref, db=options.db, choose=choose)
+    resumption = prepare_resume(ref, db=options.db, choose=choose, again=options.again,
+                                kill=kill)
     finished = await start(resumption.flow, options, resumption.plan)
     return Run.of(finished, definition)
 
 
-async def aresume(ref: str, *, flow: Flow | FlowBuilder | None = None,
+async def aresume(ref: str, *, flow: Flow | FlowBuilder | None = None, again: bool = False,
                   **options: Unpack[RunKeywords]) -> Run:
     """Run again what did not succeed in run ``ref`` (an id, a unique prefix, or ``last``).
 
-    The flow is reloaded from its file, unless ``flow`` gives it (``Run.resume`` of a
-    ``chronum.Flow`` run passes the flow object as it is now in this process).
+    The flow is reloaded from its file (by the absolute path stored with the run), unless
+    ``flow`` gives it (``Run.resume`` of a ``chronum.Flow`` run passes the flow object as it
+    is now in this process); a flow with another name, steps or needs is refused. One
+    process at a time resumes a run; a run whose resume succeeded is resumed again only with
+    ``again=True``.
     """
-    return await resume_with(ref, options_of(options), flow)
+    return await resume_with(ref, replace(options_of(options), again=again), flow)
 
 
-def resume(ref: str, *, flow: Flow | FlowBuilder | None = None,
+def resume(ref: str, *, flow: Flow | FlowBuilder | None = None, again: bool = False,
            **options: Unpack[RunKeywords]) -> Run:
     """Blocking ``aresume``."""
-    result: Run = _sync("resume", aresume, ref, flow=flow, **options)
+    result: Run = _sync("resume", aresume, ref, flow=flow, again=again, **options)
     return result
+
+
+def cancel(ref: str, *, db: PathLike | None = None, force: bool = False) -> str:
+    """Record run ``ref`` ``cancelled`` when its runner is gone (killed, or on a machine that
+    went away), stopping the processes and containers it left; returns what was done.
+
+    A run still running on this host is refused (stop its process: it records the run
+    cancelled itself); a run recorded by another host needs ``force=True``.
+    """
+    from .session import cancel_run
+
+    return cancel_run(ref, db=db, force=force)
 
 
 def history(limit: int | None = None, *, db: PathLike | None = None) -> pd.DataFrame:

@@ -10,7 +10,7 @@ recorded must not pretend to succeed.
 
 Event names are stable: ``run.started``, ``step.started``, ``step.log``, ``step.retrying``,
 ``step.succeeded``, ``step.failed``, ``step.skipped``, ``step.cached``, ``step.cancelled``,
-``run.finished``.
+``step.spawned``, ``run.finished``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "StepFailed",
     "StepRetrying",
     "StepSkipped",
+    "StepSpawned",
     "StepStarted",
     "StepSucceeded",
     "Subscriber",
@@ -47,7 +48,7 @@ class Event:
     """Base of every event: which run, when (epoch seconds), which step and attempt.
 
     Events are read-only, slotted records, written by hand rather than as frozen dataclasses
-    because every ``chronum run`` would pay for creating eleven dataclasses at import:
+    because every ``chronum run`` would pay for creating twelve dataclasses at import:
     ``benchmarks/choices.py`` measures that cost against a one-step run, and this form stays
     only while it saves at least 5 % of it (``docs/performance.md``). Each kind keeps the shape
     a dataclass would have: keyword-only fields with defaults, ``FIELDS`` listing its own
@@ -241,6 +242,25 @@ class StepCancelled(Event):
         _set(self, "reason", reason)
 
 
+class StepSpawned(Event):
+    """An attempt started a process group (``pgid``, its leader's start time ``proc_start``)
+    or a container: what resume or ``chronum cancel`` stops if the runner dies first."""
+
+    __slots__ = FIELDS = ("pgid", "proc_start", "container")
+    kind: ClassVar[str] = "step.spawned"
+    pgid: int | None
+    proc_start: str | None
+    container: str | None
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, pgid: int | None = None,
+                 proc_start: str | None = None, container: str | None = None) -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "pgid", pgid)
+        _set(self, "proc_start", proc_start)
+        _set(self, "container", container)
+
+
 class RunFinished(Event):
     __slots__ = FIELDS = ("status", "duration_s", "n_failed")
     kind: ClassVar[str] = "run.finished"
@@ -260,7 +280,7 @@ class RunFinished(Event):
 EVENT_KINDS = tuple(
     cls.kind
     for cls in (RunStarted, StepStarted, LogLine, StepRetrying, StepSucceeded, StepFailed,
-                StepSkipped, StepCached, StepCancelled, RunFinished)
+                StepSkipped, StepCached, StepCancelled, StepSpawned, RunFinished)
 )
 
 Subscriber = Callable[[Event], None]

@@ -16,10 +16,15 @@ What a run needs beyond its flow and options lives here too, each bounded per pr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 import os
+import signal
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,12 +34,15 @@ from .engine import ReusePlan, run_flow
 from .engine.masking import MASK, Masker, read_secrets
 from .engine.plan import plan_resume
 from .errors import ChronumError, UsageError
-from .eventbus import EventBus, Subscriber
+from .eventbus import EventBus, RunFinished, StepCancelled, StepSkipped, Subscriber
 from .executors import ExecutorRegistry, capture
+from .executors.base import process_start
 from .model import Flow
 from .spec import load
 from .spec._build import MAX_PARALLEL
 from .store import Store, resolve_db_path
+from .store.core import flow_identity
+from .store.liveness import host_name
 from .store.logs import relative_log_path
 from .store.values import MISSING, keeper, load_value, values_dir
 from .store.writer import JsonLinesWriter, StoreWriter
@@ -42,8 +50,11 @@ from .store.writer import JsonLinesWriter, StoreWriter
 __all__ = [
     "RECENT_VALUES",
     "Finished",
+    "Leftover",
     "Resumption",
     "RunOptions",
+    "cancel_run",
+    "find_leftovers",
     "functions_for",
     "new_run_id",
     "prepare_resume",
@@ -51,6 +62,8 @@ __all__ = [
     "start",
     "with_params",
 ]
+
+logger = logging.getLogger("chronum")
 
 PathLike = str | os.PathLike[str]
 Functions = Mapping[str, Callable[..., Any]]
@@ -104,6 +117,8 @@ class RunOptions:
     origin: Mapping[str, str] | None = None
     #: The step functions of a flow built in Python; found by flow when None.
     functions: Functions | None = field(default=None, repr=False)
+    #: A resume only: run it even though an earlier resume of the same run succeeded.
+    again: bool = False
 
     def __post_init__(self) -> None:
         if self.max_parallel is not None and not 1 <= self.max_parallel <= MAX_PARALLEL:
@@ -195,7 +210,9 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     try:
         store.begin_run(run_id, flow, parent_run_id=plan.parent_run_id,
                         params={k: mask(v) for k, v in flow.params.items()},
-                        origin=_masked(options.origin, mask))
+                        origin=_masked(options.origin, mask), again=options.again)
+        if plan.parent_run_id is not None:  # the run is ours now: stop what it left running
+            await asyncio.to_thread(_stop_leftovers_of, store, plan.parent_run_id, grace)
         bus.subscribe(writer, critical=True)
         if jsonl is not None:
             bus.subscribe(jsonl)
@@ -308,30 +325,65 @@ def _value_lookup(db_path: Path) -> Callable[[str, str], Any]:
 
 
 def _flow_file(run_id: str, info: Mapping[str, Any]) -> Flow:
+    """The run's flow file, by the absolute path stored with the run (never the path as typed,
+    which would name another file from another folder)."""
     if (info.get("origin") or {}).get("kind") == "cell":
         raise UsageError(
             f"run {run_id} came from a notebook cell; resume it in a notebook: "
             f"`%load_ext chronum`, define the cell's functions, then `%chronum resume {run_id}`"
         )
-    source = info.get("source")
+    source = info.get("flow_path") or info.get("source")
     if not source or not Path(source).exists():
         raise ChronumError(
             f"run {run_id} cannot be resumed: its flow file {source or '(none)'} is gone")
     return load(source, params=info.get("params") or None)
 
 
+def _same_flow(run_id: str, info: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+               flow: Flow) -> str | None:
+    """Refuse a flow that is not the run's (another name, other steps or needs); a flow file
+    whose text changed otherwise (a command edited) is allowed, and the note says so."""
+    what = f"the flow {flow.source or flow.name!r}"
+    if flow.name != info["flow"]:
+        raise UsageError(f"run {run_id} ran flow '{info['flow']}', but {what} is flow "
+                         f"'{flow.name}'; resume a run with the flow it ran")
+    before = [row["step"] for row in rows]
+    added = [n for n in flow.step_names if n not in set(before)]
+    gone = [n for n in before if n not in set(flow.step_names)]
+    if added or gone:
+        diff = "; ".join(part for part in (
+            f"new: {', '.join(added)}" if added else "",
+            f"gone: {', '.join(gone)}" if gone else "") if part)
+        raise UsageError(f"{what} has other steps than run {run_id} ({diff}); resume "
+                         "needs the same steps: run the flow instead")
+    _path, text, shape = flow_identity(flow)
+    if info.get("flow_shape") and shape != info["flow_shape"]:
+        raise UsageError(f"the steps of {what} need other steps than in run {run_id}; resume "
+                         "needs the same steps and needs: run the flow instead")
+    if text and info.get("flow_hash") and text != info["flow_hash"]:
+        return f"the flow file changed since run {run_id} (same steps and needs)"
+    return None
+
+
 def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser | None = None,
-                   functions: Functions | None = None) -> Resumption:
+                   functions: Functions | None = None, again: bool = False,
+                   kill: bool = True) -> Resumption:
     """What resuming run ``ref`` (an id, a unique prefix, or ``last``) runs and keeps.
 
     The flow is ``choose(run_id, info)`` when that gives one (the SDK's flow object, a
-    notebook cell's flow), else the run's flow file, reloaded with the run's params.
+    notebook cell's flow), else the run's flow file (its stored absolute path), reloaded with
+    the run's params; a flow with another name, steps or needs is refused. A run that
+    another process is resuming is refused, and so is one whose resume succeeded, unless
+    ``again``. What the dead run left running is stopped when the resume starts; with
+    ``kill=False`` the resume is refused instead, naming it.
     """
     path = resolve_db_path(db)
     with Store(path) as store:
         run_id = store.resolve_run(ref)
-        info = store.run(run_id)
+        info = {**store.run(run_id), **store.runner(run_id)}
         rows = store.step_rows(run_id)
+        conflict = store.resume_conflict(run_id, again)
+        alive = _alive_leftovers(store, run_id) if not kill else []
     if info["status"] == "running":
         raise UsageError(f"run {run_id} is still running; wait for it or stop it first")
     masked = [name for name, value in (info.get("params") or {}).items()
@@ -341,10 +393,245 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
             f"run {run_id} cannot be resumed: its param {masked[0]!r} held a secret, which was "
             "stored masked; give secrets with `secrets:` (read from the environment), not as "
             "params, and start a new run")
+    if conflict is not None:
+        raise UsageError(conflict)
     flow = choose(run_id, info) if choose is not None else None
     if flow is None:
         flow = _flow_file(run_id, info)
+    note = _same_flow(run_id, info, rows, flow)
+    if alive:
+        raise UsageError(f"{_describe(alive)} still running; stop them, or resume without "
+                         "--no-kill to have Chronum stop them")
     if functions is None:
         functions = functions_for(flow)
     plan = plan_resume(flow, rows, run_id, value_of=_value_lookup(path), functions=functions)
+    if note is not None:
+        logger.warning("%s; the steps that run use its current commands", note)
+        reasons = {n: f"{note}; ran with its current command" for n in flow.step_names
+                   if n not in plan.kept}
+        plan = replace(plan, reasons={**reasons, **plan.reasons})
     return Resumption(run_id, info, flow, plan)
+
+
+# -- what a dead runner left behind ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """What one attempt of a dead run started and is still alive: the live members of its
+    process group, and its container if that still runs."""
+
+    step: str
+    attempt: int
+    pgid: int | None
+    pids: tuple[int, ...]
+    container: str | None
+    run_id: str = ""
+
+    def __str__(self) -> str:
+        parts = []
+        if self.pids:
+            shown = ", ".join(map(str, self.pids[:5])) + (", ..." if len(self.pids) > 5 else "")
+            parts.append(f"process group {self.pgid} (pids {shown})")
+        if self.container:
+            parts.append(f"container {self.container}")
+        run = f"run {self.run_id} " if self.run_id else ""
+        return f"{run}step '{self.step}' attempt {self.attempt}: {' and '.join(parts)}"
+
+
+def _describe(leftovers: Sequence[Leftover]) -> str:
+    return "; ".join(map(str, leftovers))
+
+
+def _alive_leftovers(store: Store, run_id: str) -> list[Leftover]:
+    """What run ``run_id`` left alive, and what its resumes whose runner died left: each may
+    be running a step this resume is about to run again."""
+    found: list[Leftover] = []
+    for rid in (run_id, *store.dead_resumes(run_id)):
+        found += [replace(left, run_id=rid)
+                  for left in find_leftovers(store.runner(rid), store.leftovers(rid))]
+    return found
+
+
+def _groups() -> dict[int, list[int]] | None:
+    """Live (not zombie) processes by process group, from /proc; None where there is none."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    groups: dict[int, list[int]] = {}
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[0] not in ("Z", "X"):
+            groups.setdefault(int(fields[2]), []).append(int(name))
+    return groups
+
+
+def _group_alive(pgid: int, proc_start: str | None, groups: dict[int, list[int]] | None
+                 ) -> tuple[int, ...]:
+    """The live members of the recorded group ``pgid``. The kernel never reuses a pid while
+    a group of that number has members, so they are the step's; only a leader with another
+    start time (a new process that got the pid, then made a group of its own) is not."""
+    if groups is None:
+        try:
+            os.killpg(pgid, 0)
+        except PermissionError:
+            return (pgid,)
+        except OSError:
+            return ()
+        return (pgid,)
+    members = groups.get(pgid, [])
+    if pgid in members and proc_start is not None and process_start(pgid) != proc_start:
+        return ()
+    return tuple(sorted(members))
+
+
+def _docker() -> str | None:
+    import shutil
+
+    return shutil.which("docker")
+
+
+def _container_running(name: str) -> bool:
+    import subprocess
+
+    docker = _docker()
+    if docker is None:
+        return False
+    try:
+        out = subprocess.run([docker, "inspect", "-f", "{{.State.Running}}", name],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "true"
+
+
+def find_leftovers(info: Mapping[str, Any], recorded: Sequence[Mapping[str, Any]]
+                   ) -> list[Leftover]:
+    """Of what the run's running attempts started (``Store.leftovers``), what is still alive.
+
+    Processes of a run recorded on another host cannot be seen from here: none are found."""
+    if not recorded or info.get("host") not in (None, host_name()):
+        return []
+    groups = _groups()
+    found = []
+    for row in recorded:
+        pids = _group_alive(row["pgid"], row["proc_start"], groups) if row["pgid"] else ()
+        container = row["container"]
+        if container and not _container_running(container):
+            container = None
+        if pids or container:
+            found.append(Leftover(row["step"], row["attempt"], row["pgid"], pids, container))
+    return found
+
+
+def stop_leftovers(leftovers: Sequence[Leftover], grace: float) -> None:
+    """SIGTERM each process group and remove each container; SIGKILL the groups that are
+    still there after ``grace`` seconds; wait (briefly) until they are gone."""
+    import subprocess
+
+    def signal_all(sig: signal.Signals) -> None:
+        for left in leftovers:
+            if left.pids and left.pgid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(left.pgid, sig)
+
+    def alive() -> bool:
+        groups = _groups()
+        return any(_group_alive(left.pgid, None, groups)
+                   for left in leftovers if left.pids and left.pgid)
+
+    signal_all(signal.SIGTERM)
+    docker = _docker()
+    for left in leftovers:
+        if left.container and docker is not None:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run([docker, "rm", "-f", left.container], capture_output=True,
+                               timeout=60)
+    deadline = time.monotonic() + grace
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    signal_all(signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _stop_leftovers_of(store: Store, run_id: str, grace: float) -> None:
+    found = _alive_leftovers(store, run_id)
+    if found:
+        logger.warning("stopping what was left running before run %s resumes: %s", run_id,
+                       _describe(found))
+        stop_leftovers(found, grace)
+
+
+# -- cancelling a run whose runner is gone ---------------------------------------------------
+
+
+def cancel_run(ref: str, *, db: PathLike | None = None, force: bool = False) -> str:
+    """Record run ``ref`` ``cancelled`` when its runner is gone, stopping what it left
+    running; returns one line saying what was done.
+
+    A run whose runner still runs on this host is refused: stop that process (Ctrl-C, or
+    ``kill PID``), and it records the run cancelled itself. A run recorded by another host
+    cannot be checked from here: ``force=True`` says its runner is gone (its processes there
+    cannot be stopped from here).
+    """
+    path = resolve_db_path(db)
+    with Store(path) as store:
+        run_id = store.resolve_run(ref)
+        # store.run first: a local run whose runner died is marked interrupted there
+        info = {**store.run(run_id), **store.runner(run_id)}
+        status, host, pid = info["status"], info.get("host"), info.get("pid")
+        if status not in ("running", "interrupted"):
+            raise UsageError(f"run {run_id} is {status}; only a running or interrupted run "
+                             "can be cancelled")
+        local = host in (None, host_name())
+        if status == "running" and local:
+            raise UsageError(f"run {run_id} is still running in process {pid} on this host; "
+                             f"stop that process (Ctrl-C, or `kill {pid}`) and it records "
+                             "the run cancelled")
+        if status == "running" and not force:
+            raise UsageError(f"run {run_id} was recorded on host {host}, where its runner "
+                             f"cannot be checked from here; if it is gone, `chronum cancel "
+                             f"{run_id} --force`")
+        found = find_leftovers(info, store.leftovers(run_id)) if local else []
+        if found:
+            stop_leftovers(found, _grace_from_env())
+        _record_cancelled(store, run_id, info)
+    said = f"run {run_id} cancelled"
+    if found:
+        said += f"; stopped {_describe(found)}"
+    if not local:
+        said += f"; anything it left running on host {host} was not stopped"
+    return said
+
+
+def _record_cancelled(store: Store, run_id: str, info: Mapping[str, Any]) -> None:
+    """Through the store's recorder (the one fold): active steps cancelled, pending skipped,
+    the run cancelled."""
+    now = time.time()
+    reason = "run cancelled by `chronum cancel` (its runner was gone)"
+    n_failed = 0
+    for row in info["steps"]:
+        name, status = row["step"], row["status"]
+        if status in ("running", "retrying"):
+            started = row["started_at"] or now
+            store.record(StepCancelled(run_id=run_id, at=now, step=name,
+                                       attempt=row["attempts"] or None,
+                                       duration_s=now - started, reason=reason))
+        elif status == "pending":
+            store.record(StepSkipped(run_id=run_id, at=now, step=name, status="skipped",
+                                     reason=reason))
+        elif status == "failed":
+            n_failed += 1
+    store.record(RunFinished(run_id=run_id, at=now, status="cancelled",
+                             duration_s=now - info["started_at"], n_failed=n_failed))
+    store.flush()

@@ -31,6 +31,11 @@ from reliability.disk import check_full_disk
 from reliability.edges import check_cycle_linear, check_database_removed
 from reliability.fuzz import check_fuzz
 from reliability.kernel import check_kernel_kill
+from reliability.resume import (
+    check_concurrent_resumes,
+    check_orphan_overlap,
+    check_resume_exactness,
+)
 from reliability.runs import check_concurrency, check_crashes
 from reliability.secrets import check_secret_paths
 from reliability.system import (
@@ -46,11 +51,13 @@ SIZES = {
              "limit_mb": 150, "examples": 3_400, "cycle_steps": 100_000, "secret_runs": 10,
              "detached": 5, "sigkills": 10, "failing_calls": 500,
              "signals": ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
-                         "SIGALRM", "SIGXCPU"]},
+                         "SIGALRM", "SIGXCPU"],
+             "resume_cycles": 50, "resume_steps": 1_000, "orphan_kills": 5},
     "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "procs": 4, "proc_steps": 50,
               "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100,
               "cycle_steps": 2_000, "secret_runs": 1, "detached": 1, "sigkills": 1,
-              "failing_calls": 50, "signals": ["SIGHUP", "SIGUSR1", "SIGXCPU"]},
+              "failing_calls": 50, "signals": ["SIGHUP", "SIGUSR1", "SIGXCPU"],
+              "resume_cycles": 4, "resume_steps": 50, "orphan_kills": 1},
 }
 
 
@@ -59,6 +66,11 @@ def checks(size: dict[str, Any], work: Path) -> list[tuple[str, Callable[[], lis
         ("crashes", lambda: check_crashes(work, size["kills"], size["crash_steps"])),
         ("kernel", lambda: check_kernel_kill(work, size["kernel_kills"], size["crash_steps"])),
         ("concurrency", lambda: check_concurrency(work, size["procs"], size["proc_steps"])),
+        ("resume", lambda: check_resume_exactness(work, size["resume_cycles"],
+                                                  size["resume_steps"])),
+        ("resume", lambda: check_concurrent_resumes(work, 2)
+         + check_concurrent_resumes(work, 4)),
+        ("resume", lambda: check_orphan_overlap(work, size["orphan_kills"])),
         ("processes", lambda: check_process_trees(work, size["trees"])),
         ("detached", lambda: check_detached_trees(work, size["detached"])),
         ("signals", lambda: check_fatal_signals(work, size["signals"])),

@@ -114,7 +114,19 @@ def _parser() -> argparse.ArgumentParser:
 
     resume = command("resume", help="run again what did not succeed in RUN")
     resume.add_argument("run", metavar="RUN", help=_RUN_HELP)
+    resume.add_argument("--again", action="store_true",
+                        help="resume RUN although an earlier resume of it succeeded")
+    resume.add_argument("--no-kill", dest="kill", action="store_false",
+                        help="refuse, naming them, instead of stopping the processes and "
+                             "containers the dead run left running")
     run_options(resume)
+
+    cancel = command("cancel", help="record a run whose runner is gone as cancelled")
+    cancel.add_argument("run", metavar="RUN", help=_RUN_HELP)
+    cancel.add_argument("--force", action="store_true",
+                        help="cancel a run recorded on another host (its runner cannot be "
+                             "checked from here)")
+    db_option(cancel)
 
     completion = command(
         "completion", help="print a shell completion script",

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..api import Run, cancel_on_signals, execute, load, resume_with, show_logs
+from ..api import Run, cancel, cancel_on_signals, execute, load, resume_with, show_logs
 from ..errors import RunNotFoundError, UsageError
 from ..session import RunOptions
 from ..store.queries import HISTORY_COLUMNS, STEP_COLUMNS
@@ -105,7 +105,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _execute(args, lambda options: resume_with(args.run, options))
+    return _execute(args, lambda options: resume_with(
+        args.run, replace(options, again=args.again), kill=args.kill))
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    _store(args.db).close()  # says so when no run was ever recorded there
+    print(cancel(args.run, db=args.db, force=args.force))
+    return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

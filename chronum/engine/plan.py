@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .. import dag
-from ..executors.python import call_plan
+from ..executors.python import CallPlan, _CallError, _import_target, call_plan
 from ..model import Flow, Step
 
 __all__ = ["ReusePlan", "ValueLookup", "plan_resume"]
@@ -44,10 +44,45 @@ class ReusePlan:
     reasons: Mapping[str, str] = field(default_factory=_frozen)
 
 
-def _takes(step: Step, need: str, functions: Mapping[str, Callable[..., Any]] | None) -> bool:
-    """Whether ``step`` is handed ``need``'s value (a function unknown here: assume it is)."""
-    func = functions.get(step.name) if functions else None
-    return func is None or call_plan(func).takes(need)
+class _Takes:
+    """Whether a step that runs is handed a need's value, by its function's real parameters.
+
+    The function comes from ``functions`` (a flow built in Python in this process), else it is
+    imported by its ``call: module:function`` name, as the python executor will import it when
+    the step runs. Only when it cannot be found (a bare notebook name in another process, a
+    module that does not import) is the value assumed to be taken, and ``why`` says so.
+    """
+
+    def __init__(self, flow: Flow, functions: Mapping[str, Callable[..., Any]] | None) -> None:
+        self._flow = flow
+        self._functions = functions or {}
+        self._plans: dict[str, CallPlan | str] = {}
+
+    def _plan(self, step: Step) -> CallPlan | str:
+        known = self._plans.get(step.name)
+        if known is not None:
+            return known
+        func = self._functions.get(step.name)
+        plan: CallPlan | str
+        if func is not None:
+            plan = call_plan(func)
+        elif step.call and ":" in step.call:
+            try:
+                plan = call_plan(_import_target(step.call, self._flow.base_dir))
+            except _CallError as exc:
+                plan = f"its function {step.call} cannot be looked at here ({exc})"
+        else:
+            plan = (f"its function {step.call!r} is a notebook name, not defined in this "
+                    "process")
+        self._plans[step.name] = plan
+        return plan
+
+    def __call__(self, step: Step, need: str) -> tuple[bool, str]:
+        """(takes it, why we think so when we could not tell)."""
+        plan = self._plan(step)
+        if isinstance(plan, str):
+            return True, plan
+        return plan.takes(need), ""
 
 
 def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
@@ -57,7 +92,8 @@ def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
     with nothing upstream that runs again; run the rest.
 
     A kept ``call:`` step whose value is gone runs again too when a step that runs takes that
-    value, and so does everything downstream of it; the reason is in the plan.
+    value by its function's actual parameters (the function looked up as the python executor
+    will find it), and so does everything downstream of it; the reason is in the plan.
     """
     kept: dict[str, str] = {}
     rows_by_step = {r["step"]: r for r in rows}
@@ -82,16 +118,25 @@ def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
         available.add(name)
 
     reasons: dict[str, str] = {}
+    takes = _Takes(flow, functions)
     while True:
-        gone = [(need, step.name) for step in flow.steps
-                if step.name not in kept and step.call
-                for need in step.needs
-                if need in kept and need not in available and _takes(step, need, functions)]
+        gone: list[tuple[str, str, str]] = []
+        for step in flow.steps:
+            if step.name in kept or not step.call:
+                continue
+            for need in step.needs:
+                if need in kept and need not in available:
+                    taken, unsure = takes(step, need)
+                    if taken:
+                        gone.append((need, step.name, unsure))
         if not gone:
             break
-        for need, by in gone:
+        for need, by, unsure in gone:
             if kept.pop(need, None) is not None:
-                reasons[need] = f"re-run: its value is needed by '{by}' and was not kept"
+                why = f"re-run: its value is needed by '{by}' and was not kept"
+                if unsure:
+                    why += f" ('{by}' is assumed to take it: {unsure})"
+                reasons[need] = why
         for name in dag.downstream(flow, [n for n in by_name if n not in kept]):
             kept.pop(name, None)
     kept_values = {k: v for k, v in values.items() if k in kept and v is not None}

@@ -31,6 +31,7 @@ from ..eventbus import (
     StepFailed,
     StepRetrying,
     StepSkipped,
+    StepSpawned,
     StepStarted,
     StepSucceeded,
 )
@@ -274,14 +275,20 @@ class _Run:
             base = Path(self.flow.base_dir)
             cwd = self._cwd[step.cwd] = base if step.cwd is None else base / step.cwd
         inputs = {n: self.outputs[n] for n in step.needs if n in self.outputs}
+
+        def spawned(pgid: int | None, proc_start: str | None, container: str | None) -> None:
+            self.emit_log(StepSpawned(run_id=self.run_id, at=self.clock.now(), step=step.name,
+                                      attempt=attempt, pgid=pgid, proc_start=proc_start,
+                                      container=container))
+
         return StepContext(
             run_id=self.run_id, flow=self.flow, attempt=attempt,
             env=step_environment(self.run_env, step, attempt, self.step_secrets(step)),
             cwd=cwd, params=self.params, inputs=inputs, log=log, grace=self.grace,
-            extras=self.extras,
+            extras=self.extras, on_spawn=spawned,
         )
 
-    def emit_log(self, event: LogLine) -> None:
+    def emit_log(self, event: LogLine | StepSpawned) -> None:
         """Log lines arrive from executors' callbacks (pipe readers), where an exception would
         only reach the loop's handler.
 

@@ -4,6 +4,10 @@ An executor runs one attempt of one step: ``await executor.execute(step, ctx)`` 
 ``Result``. The engine owns timeouts and cancellation: it cancels the ``execute`` task, and the
 executor must then stop everything it started (a subprocess's whole process group, a container,
 a future) before letting ``CancelledError`` propagate. Output goes line by line to ``ctx.log``.
+
+An executor that starts a process group or a container says so through ``ctx.spawned`` right
+after starting it: if the runner dies (kill -9), that record is how resume and ``chronum
+cancel`` find and stop what it left behind.
 """
 
 from __future__ import annotations
@@ -15,10 +19,24 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..model import Flow, Step
 
-__all__ = ["Executor", "LogSink", "Result", "StepContext"]
+__all__ = ["Executor", "LogSink", "Result", "SpawnSink", "StepContext", "process_start"]
 
 #: ``log(stream, line)``: ``stream`` is ``"stdout"`` or ``"stderr"``, ``line`` has no newline.
 LogSink = Callable[[str, str], None]
+#: ``on_spawn(pgid, proc_start, container)``: an attempt started a process group or container.
+SpawnSink = Callable[[int | None, str | None, str | None], None]
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of ``pid`` (field 22 of ``/proc/<pid>/stat``, clock ticks since boot),
+    which tells the process apart from a later one that reuses its pid; None without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = raw[raw.rfind(")") + 2:].split()  # the command name may hold spaces and ")"
+    return fields[19] if len(fields) >= 20 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +67,15 @@ class StepContext:
     #: Seconds between SIGTERM and SIGKILL when the step is stopped.
     grace: float = 5.0
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: Told what the attempt started (``spawned``); None where nobody records it.
+    on_spawn: SpawnSink | None = None
+
+    def spawned(self, pgid: int | None = None, container: str | None = None) -> None:
+        """Record that this attempt started process group ``pgid`` (its leader's pid) and/or
+        ``container``; call it right after starting them."""
+        if self.on_spawn is not None:
+            start = process_start(pgid) if pgid is not None else None
+            self.on_spawn(pgid, start, container)
 
 
 @runtime_checkable

@@ -4,7 +4,9 @@ The ``docker`` binary is found on the step's ``PATH`` and talks to whatever engi
 names, so podman's docker-compatible CLI works too; no docker SDK is imported.
 
 Each attempt is one container named ``chronum-<run>-<step>-<attempt>`` and labelled
-``chronum.run=<run>``, so it can always be found. It runs with ``--rm``; on timeout or
+``chronum.run=<run>``, so it can always be found; its name and the CLI's process group are
+recorded with the attempt (``ctx.spawned``), so a resume after the runner died removes it. It
+runs with ``--rm``; on timeout or
 cancellation it is killed (``docker kill``) and removed (``docker rm -f``) before
 ``CancelledError`` goes on, so no container outlives its run. The docker CLI itself is not
 trusted to do this: with a shell as PID 1, SIGTERM forwarded by the CLI is ignored.
@@ -133,7 +135,8 @@ class DockerExecutor:
         # The CLI runs in a task of its own: on cancellation the container is killed first,
         # which ends the CLI at once, instead of waiting out a SIGTERM nobody handles.
         task = asyncio.ensure_future(
-            run_process(argv, env=env, cwd=ctx.flow.base_dir, log=sink, grace=ctx.grace))
+            run_process(argv, env=env, cwd=ctx.flow.base_dir, log=sink, grace=ctx.grace,
+                        on_spawn=lambda pgid: ctx.spawned(pgid, container=name)))
         try:
             code = await asyncio.shield(task)
         except asyncio.CancelledError:

@@ -20,7 +20,7 @@ import contextlib
 import os
 import signal
 from collections import ChainMap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
 
@@ -196,6 +196,7 @@ async def run_process(
     log: LogSink,
     grace: float = 5.0,
     detach: bool = False,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> int:
     """Run ``argv`` to completion and return its exit code (``128 + signum`` if killed).
 
@@ -208,11 +209,12 @@ async def run_process(
     what is left running outside it.
     """
     with containment.subreaper() as adopting:
-        return await _run(argv, env, cwd, log, grace, detach, adopting)
+        return await _run(argv, env, cwd, log, grace, detach, adopting, on_spawn)
 
 
 async def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: LogSink,
-               grace: float, detach: bool, adopting: bool) -> int:
+               grace: float, detach: bool, adopting: bool,
+               on_spawn: Callable[[int], None] | None) -> int:
     protocol = _StepProtocol(log)
     token = containment.new_token(grace, detach=detach)
     started = containment.now_ticks()
@@ -221,6 +223,8 @@ async def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: LogS
         return spawned
     transport = spawned
     pgid = transport.get_pid()  # the leader of a new session leads its process group
+    if on_spawn is not None:  # recorded, so a resume can stop the group if the runner dies
+        on_spawn(pgid)
     tree = containment.StepTree(pgid, token, adopting, started)
     try:
         await protocol.exited.wait()

@@ -431,6 +431,7 @@ class PythonExecutor:
             log=ctx.log,
             grace=ctx.grace,
             detach=detach,
+            on_spawn=ctx.spawned,
         )
         return Result(code, error=None if code == 0 else describe_exit(code))
 

@@ -42,5 +42,6 @@ class ShellExecutor:
         code = await run_process(
             [shell, "-c", step.run], env=ctx.env, cwd=ctx.cwd, log=ctx.log, grace=ctx.grace,
             detach=step.options.get("detach") == "allow",
+            on_spawn=ctx.spawned,
         )
         return Result(code, error=None if code == 0 else describe_exit(code))

@@ -69,7 +69,7 @@ def _split(line: str) -> tuple[str, list[str], str | None]:
         del argv[i:i + 2]
     if not argv:
         raise UsageError("%chronum: expected one of: history, show RUN, resume RUN, "
-                         "logs RUN [STEP], graph [RUN], wait")
+                         "logs RUN [STEP], graph [RUN], cancel RUN [--force], wait")
     return argv[0], argv[1:], db
 
 
@@ -141,8 +141,13 @@ def _sync_command(command: str, args: list[str], db: str | None) -> Any:
         return _logs(args, db)
     if command == "graph":
         return _graph(args, db)
+    if command == "cancel":
+        force = "--force" in args
+        print(api.cancel(_need_run("cancel", [a for a in args if a != "--force"]), db=db,
+                         force=force))
+        return None
     raise UsageError(f"%chronum: unknown command {command!r}; expected history, show, "
-                     "resume, logs, graph or wait")
+                     "resume, logs, graph, cancel or wait")
 
 
 async def run_line(line: str) -> Any:

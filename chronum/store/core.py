@@ -12,6 +12,7 @@ An in-memory database (``":memory:"``) keeps its step logs in a temporary folder
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -21,17 +22,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..errors import StoreError
-from ..eventbus import Event
+from ..errors import StoreError, UsageError
+from ..eventbus import Event, StepSpawned
 from ..model import Flow
 from ..state import AttemptState, RunState, StepState
 from . import queries
-from .liveness import host_name, start_token
+from .liveness import host_name, is_alive, start_token
 from .logs import relative_log_path
 from .recorder import Batch, Recorder, to_json
 from .schema import connect, log_error, migrate, store_error
 
-__all__ = ["Store", "resolve_db_path"]
+__all__ = ["Store", "flow_identity", "flow_shape", "resolve_db_path"]
 
 T = TypeVar("T")
 
@@ -48,6 +49,50 @@ def resolve_db_path(db: str | os.PathLike[str] | None = None) -> Path:
     return Path.cwd() / ".chronum" / "chronum.db"
 
 
+def flow_shape(flow: Flow) -> str:
+    """A hash of the flow's step names and what each needs: what must match for a resume."""
+    digest = hashlib.sha256()
+    for name, needs in sorted((s.name, sorted(s.needs)) for s in flow.steps):
+        digest.update(f"{name}\0{chr(0).join(needs)}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def flow_identity(flow: Flow) -> tuple[str | None, str | None, str]:
+    """(the flow file's absolute path, a hash of its text, ``flow_shape``); no file: None."""
+    source = flow.source
+    if not source or not os.path.isfile(source):
+        return None, None, flow_shape(flow)
+    path = os.path.abspath(source)
+    try:
+        with open(path, "rb") as f:
+            text = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        text = None
+    return path, text, flow_shape(flow)
+
+
+def resume_conflict(conn: sqlite3.Connection, run_id: str, again: bool, *,
+                    claim: bool = False) -> str | None:
+    """Why ``run_id`` cannot be resumed now (another resume runs, or one succeeded unless
+    ``again``), or None. With ``claim`` (inside the transaction that inserts the resume), a
+    resume whose runner died on this host is marked interrupted, which frees the run."""
+    here = host_name()
+    for other in queries.resumes_of(conn, run_id):
+        rid, pid, host = other["run_id"], other["pid"], other["host"]
+        if other["status"] == "running":
+            if host == here and pid is not None and not is_alive(int(pid), other["proc_token"]):
+                if claim:
+                    conn.execute("UPDATE runs SET status = 'interrupted' "
+                                 "WHERE run_id = ? AND status = 'running'", (rid,))
+                continue
+            return (f"run {run_id} is being resumed by run {rid} (pid {pid} on {host}); wait "
+                    f"for it, or `chronum cancel {rid}` if its runner is gone")
+        if not again:
+            return (f"run {run_id} was already resumed by run {rid}, which succeeded; resume "
+                    f"{run_id} once more with --again (again=True in Python)")
+    return None
+
+
 _UPDATE_STEPS = """
 UPDATE steps SET status = ?, attempts = ?, exit_code = ?, started_at = ?, finished_at = ?,
     reason = ?, cached_from = ?
@@ -62,14 +107,19 @@ ON CONFLICT (run_id, step, attempt) DO UPDATE SET
     started_at = excluded.started_at, finished_at = excluded.finished_at,
     delay_s = excluded.delay_s
 """
+_UPDATE_SPAWNS = """
+UPDATE attempts SET pgid = COALESCE(?, pgid), proc_start = COALESCE(?, proc_start),
+    container = COALESCE(?, container)
+WHERE run_id = ? AND step = ? AND attempt = ?
+"""
 _INSERT_EVENTS = """
 INSERT INTO events (run_id, seq, at, kind, step, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 _UPDATE_RUNS = "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?"
 _INSERT_RUN = """
 INSERT INTO runs (run_id, flow, status, started_at, parent_run_id, source, params, n_steps,
-                  pid, host, proc_token, origin)
-VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  pid, host, proc_token, origin, flow_path, flow_hash, flow_shape)
+VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_STEP = "INSERT INTO steps (run_id, step, position, status) VALUES (?, ?, ?, 'pending')"
 
@@ -212,17 +262,24 @@ class Store:
 
     def begin_run(self, run_id: str, flow: Flow, *, parent_run_id: str | None = None,
                   params: Mapping[str, str] | None = None,
-                  origin: Mapping[str, str] | None = None) -> None:
+                  origin: Mapping[str, str] | None = None, again: bool = False) -> None:
         """Record a new ``running`` run and its steps as ``pending``; committed at once.
 
-        ``origin`` says where a flow without a file came from (a notebook cell's text)."""
+        ``origin`` says where a flow without a file came from (a notebook cell's text).
+        A resume (``parent_run_id``) takes the run it continues in the same transaction: it
+        is refused (UsageError) while another resume of it runs, or after one succeeded
+        unless ``again``; a unique index on the unfinished resumes backs this up."""
         effective = {**dict(flow.params), **dict(params or {})}
         names = flow.step_names
         run_row = (run_id, flow.name, time.time(), parent_run_id, flow.source,
                    to_json(effective), len(names), os.getpid(), host_name(), start_token(),
-                   None if origin is None else to_json(dict(origin)))
+                   None if origin is None else to_json(dict(origin)), *flow_identity(flow))
 
         def insert(conn: sqlite3.Connection) -> None:
+            if parent_run_id is not None:
+                conflict = resume_conflict(conn, parent_run_id, again, claim=True)
+                if conflict is not None:
+                    raise UsageError(conflict)
             conn.execute(_INSERT_RUN, run_row)
             conn.executemany(_INSERT_STEP, [(run_id, n, i) for i, n in enumerate(names)])
 
@@ -230,13 +287,34 @@ class Store:
             try:
                 self._write("record a run in", insert)
             except StoreError as exc:
-                if "UNIQUE constraint" in str(exc.__cause__):
+                cause = str(exc.__cause__)
+                if "runs.parent_run_id" in cause:
+                    raise UsageError(f"run {parent_run_id} is being resumed by another "
+                                     "process; wait for it") from exc
+                if "UNIQUE constraint" in cause:
                     raise StoreError(f"run {run_id!r} already exists in {self.path}") from exc
                 raise
             self._recorder.add_run(run_id, names)
 
+    def resume_conflict(self, run_id: str, again: bool = False) -> str | None:
+        """Why ``run_id`` cannot be resumed now, or None (``begin_run`` checks it again)."""
+        with self._lock:
+            return self._read(lambda conn: resume_conflict(conn, run_id, again))
+
+    def dead_resumes(self, run_id: str) -> list[str]:
+        """The resumes of ``run_id`` whose runner died (``queries.dead_resumes``)."""
+        return self._query(queries.dead_resumes, run_id, sweep=True)
+
+    def leftovers(self, run_id: str) -> list[dict[str, Any]]:
+        """What the attempts of ``run_id`` still marked running had started
+        (``step``, ``attempt``, ``pgid``, ``proc_start``, ``container``)."""
+        return self._query(queries.leftovers, run_id)
+
     def record(self, event: Event) -> None:
-        """Bus subscriber: buffer the rows ``event`` implies; ``flush`` writes them."""
+        """Bus subscriber: buffer the rows ``event`` implies; ``flush`` writes them.
+
+        What an attempt started (``step.spawned``) is committed at once: a runner killed a
+        moment later must leave behind the record of what to stop."""
         with self._lock:
             try:
                 self._recorder.record(event)
@@ -248,6 +326,8 @@ class Store:
                 raise error from exc
             except KeyError as exc:
                 raise StoreError(f"{exc.args[0]} (in {self.path})") from exc
+            if type(event) is StepSpawned:
+                self.flush()
 
     def flush(self) -> None:
         """Write everything buffered in one transaction (nothing to do costs nothing)."""
@@ -395,6 +475,10 @@ class Store:
         """The run with its params, source and steps; RunNotFoundError when unknown."""
         return self._query(queries.run, run_id, self._where, sweep=True)
 
+    def runner(self, run_id: str) -> dict[str, Any]:
+        """Who ran ``run_id`` and which flow file it ran (``queries.runner``)."""
+        return self._query(queries.runner, run_id, self._where)
+
     def resolve_run(self, ref: str) -> str:
         """``last``, a run id, or a unique prefix of one -> the run id."""
         return self._query(queries.resolve_run, ref, self._where)
@@ -415,3 +499,5 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
         conn.executemany(_INSERT_EVENTS, batch.events)
     if batch.runs:
         conn.executemany(_UPDATE_RUNS, batch.runs)
+    if batch.spawns:  # after the attempt rows they update
+        conn.executemany(_UPDATE_SPAWNS, batch.spawns)

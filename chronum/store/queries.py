@@ -23,13 +23,17 @@ __all__ = [
     "Table",
     "attempts",
     "attempts_table",
+    "dead_resumes",
     "events",
     "events_table",
     "find_interrupted",
     "history",
     "history_table",
+    "leftovers",
     "resolve_run",
+    "resumes_of",
     "run",
+    "runner",
     "step_rows",
     "steps",
     "steps_table",
@@ -221,3 +225,46 @@ def find_interrupted(conn: sqlite3.Connection) -> list[str]:
         run_id for run_id, pid, host, token in rows
         if host == here and pid is not None and not is_alive(int(pid), token)
     ]
+
+
+def runner(conn: sqlite3.Connection, run_id: str, where: str) -> dict[str, Any]:
+    """Who ran ``run_id`` (``pid``, ``host``, ``proc_token``) and which flow file it ran
+    (``flow_path``, ``flow_hash``, ``flow_shape``): what resume and cancel check."""
+    keys = ("flow_path", "flow_hash", "flow_shape", "pid", "host", "proc_token")
+    row = conn.execute(f"SELECT {', '.join(keys)} FROM runs WHERE run_id = ?",
+                       (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"no run {run_id!r} in {where}")
+    return dict(zip(keys, row, strict=True))
+
+
+def resumes_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    """The runs that resumed ``run_id`` and are running or succeeded, oldest first."""
+    keys = ("run_id", "status", "pid", "host", "proc_token")
+    rows = conn.execute(
+        "SELECT run_id, status, pid, host, proc_token FROM runs WHERE parent_run_id = ? "
+        "AND status IN ('running', 'succeeded') ORDER BY started_at, rowid", (run_id,)
+    ).fetchall()
+    return _dicts(keys, rows)
+
+
+def dead_resumes(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    """The resumes of ``run_id`` whose runner died (``interrupted``): what they started may
+    still run the same steps."""
+    rows = conn.execute("SELECT run_id FROM runs WHERE parent_run_id = ? AND "
+                        "status = 'interrupted' ORDER BY started_at", (run_id,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def leftovers(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    """What the attempts of ``run_id`` still marked running had started (process group,
+    its leader's start time, container), in step order."""
+    keys = ("step", "attempt", "pgid", "proc_start", "container")
+    rows = conn.execute(
+        "SELECT a.step, a.attempt, a.pgid, a.proc_start, a.container FROM attempts a "
+        "JOIN steps s ON s.run_id = a.run_id AND s.step = a.step "
+        "WHERE a.run_id = ? AND a.status = 'running' "
+        "AND (a.pgid IS NOT NULL OR a.container IS NOT NULL) ORDER BY s.position, a.attempt",
+        (run_id,),
+    ).fetchall()
+    return _dicts(keys, rows)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..eventbus import Event, LogLine, RunFinished, StepStarted
+from ..eventbus import Event, LogLine, RunFinished, StepSpawned, StepStarted
 from ..state import AttemptState, RunState, StepState
 from .logs import LogWriter, relative_log_path, tail_limits
 
@@ -32,9 +32,12 @@ class Batch(NamedTuple):
     events: list[tuple[Any, ...]]
     logs: list[tuple[Any, ...]]
     runs: list[tuple[Any, ...]]
+    #: What running attempts started: (pgid, proc_start, container, run_id, step, attempt).
+    spawns: list[tuple[Any, ...]]
 
     def __bool__(self) -> bool:
-        return bool(self.steps or self.attempts or self.events or self.logs or self.runs)
+        return bool(self.steps or self.attempts or self.events or self.logs or self.runs
+                    or self.spawns)
 
 
 def _jsonable(value: object) -> object:
@@ -77,6 +80,7 @@ class Recorder:
         self._events: list[tuple[Any, ...]] = []
         self._logs: list[tuple[Any, ...]] = []
         self._runs_done: dict[str, tuple[str, float]] = {}
+        self._spawns: list[tuple[Any, ...]] = []
 
     def add_run(self, run_id: str, steps: tuple[str, ...]) -> None:
         self._runs[run_id] = RunState.new(run_id, steps)
@@ -106,6 +110,10 @@ class Recorder:
             step = state.apply(event)
         except KeyError:
             raise KeyError(f"step {event.step!r} is not part of run {run_id!r}") from None
+        if type(event) is StepSpawned:  # no state of its own: its columns on the attempt row
+            self._spawns.append((event.pgid, event.proc_start, event.container, run_id,
+                                 event.step, event.attempt))
+            return
         if isinstance(event, RunFinished):
             self._close_logs(run_id)
             self._runs_done[run_id] = (event.status, event.at)
@@ -180,7 +188,9 @@ class Recorder:
             events=self._events,
             logs=self._logs,
             runs=[(status, at, run_id) for run_id, (status, at) in self._runs_done.items()],
+            spawns=self._spawns,
         )
+        self._spawns = []
         self._dirty_steps = {}
         self._dirty_attempts = {}
         self._events = []

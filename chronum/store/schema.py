@@ -95,8 +95,33 @@ _V3_ORIGIN = """
 ALTER TABLE runs ADD COLUMN origin TEXT;
 """
 
+# Version 4: resume continues the right flow exactly once, and stops what a dead runner left.
+# - runs.flow_path / flow_hash / flow_shape: the flow file's absolute path, a hash of its
+#   text, and a hash of its step names and needs, so resume refuses another flow;
+# - attempts.pgid / proc_start / container: what a running attempt started (its process
+#   group, the leader's start time so a reused pid is not mistaken for it, its container);
+# - one run at a time may resume a given run: a unique index over the unfinished resumes.
+#   Databases written before it may hold two resumes of one run marked running (the bug
+#   this prevents); all but the newest are marked interrupted so the index can be built.
+def _v4_resume(conn: sqlite3.Connection) -> None:
+    for statement in (
+        "ALTER TABLE runs ADD COLUMN flow_path TEXT",
+        "ALTER TABLE runs ADD COLUMN flow_hash TEXT",
+        "ALTER TABLE runs ADD COLUMN flow_shape TEXT",
+        "ALTER TABLE attempts ADD COLUMN pgid INTEGER",
+        "ALTER TABLE attempts ADD COLUMN proc_start TEXT",
+        "ALTER TABLE attempts ADD COLUMN container TEXT",
+        "UPDATE runs SET status = 'interrupted' WHERE status = 'running' "
+        "AND parent_run_id IS NOT NULL AND rowid NOT IN (SELECT MAX(rowid) FROM runs "
+        "WHERE status = 'running' AND parent_run_id IS NOT NULL GROUP BY parent_run_id)",
+        "CREATE UNIQUE INDEX runs_resuming ON runs (parent_run_id) "
+        "WHERE status = 'running' AND parent_run_id IS NOT NULL",
+    ):
+        conn.execute(statement)
+
+
 #: Applied in order; never edit one that has shipped, append a new one instead.
-MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIGIN)
+MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIGIN, _v4_resume)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -16,7 +16,8 @@ from chronum.cli import _parser
 
 from .conftest import Chronum
 
-COMMANDS = ["run", "validate", "graph", "history", "show", "logs", "resume", "completion"]
+COMMANDS = ["run", "validate", "graph", "history", "show", "logs", "resume", "cancel",
+            "completion"]
 
 
 def _walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.Action]]:
