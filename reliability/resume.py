@@ -147,7 +147,10 @@ def check_orphan_overlap(work: Path, kills: int, width: int = 8) -> list[Figure]
         ws = Workspace(work / f"orphans-{k}")
         lines = ["name: sleepers", f"maxParallel: {width}", "steps:"]
         for i in range(width):
-            lines += [f"  - name: p{i}", "    run: |", f"      {_SLEEPER.format(name=f'p{i}')}"]
+            # detach: allow, so the supervisor that stops a SIGKILLed runner's steps leaves
+            # them running (by design): what resume itself must stop before a step reruns
+            lines += [f"  - name: p{i}", "    detach: allow", "    run: |",
+                      f"      {_SLEEPER.format(name=f'p{i}')}"]
         ws.write("f.yaml", "\n".join(lines) + "\n")
         proc = ws.popen("run", "f.yaml", "-q")
         started = ws.root / "started.txt"
@@ -168,8 +171,8 @@ def check_orphan_overlap(work: Path, kills: int, width: int = 8) -> list[Figure]
     assert overlaps == 0, f"{overlaps} steps ran beside their killed copy"
     assert left == 0, f"{left} processes of the killed runs left"
     return [
-        Figure("resume", f"kill -9 of `chronum run` with {width} steps running, then "
-               "`chronum resume last`", f"{kills} kills"),
+        Figure("resume", f"kill -9 of `chronum run` with {width} detached steps running, "
+               "then `chronum resume last`", f"{kills} kills"),
         Figure("resume", "steps that started beside their killed copy / killed copies left",
                f"0 of {kills * width} / 0"),
     ]

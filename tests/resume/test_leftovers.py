@@ -9,10 +9,13 @@ import sqlite3
 
 from tests.cli.conftest import Chronum, pid_alive, wait_for
 
+# ``detach: allow``: the supervisor that stops a SIGKILLed runner's steps leaves a detached
+# step running by design, so its process is what resume (or cancel) itself must stop.
 FLOW = """
 name: orphan
 steps:
   - name: s
+    detach: allow
     run: echo started >> ran.txt; test -e fast || sleep 60; echo finished >> ran.txt
 """
 
