@@ -23,7 +23,7 @@ from reliability._common import Figure
 from reliability.disk import check_full_disk
 from reliability.fuzz import check_fuzz
 from reliability.kernel import check_kernel_kill
-from reliability.runs import check_concurrency, check_crashes
+from reliability.runs import check_concurrency, check_crashes, check_fan_in_crashes
 from reliability.system import (
     check_big_output,
     check_descriptors_and_zombies,
@@ -32,17 +32,19 @@ from reliability.system import (
 )
 
 SIZES = {
-    "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "procs": 8,
+    "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "fan_groups": 12, "procs": 8,
              "proc_steps": 200, "trees": 5, "fd_steps": 10_000, "megabytes": 200,
              "limit_mb": 150, "examples": 3_400},
-    "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "procs": 4, "proc_steps": 50,
-              "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100},
+    "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "fan_groups": 4, "procs": 4,
+              "proc_steps": 50, "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150,
+              "examples": 100},
 }
 
 
 def checks(size: dict[str, int], work: Path) -> list[tuple[str, Callable[[], list[Figure]]]]:
     return [
         ("crashes", lambda: check_crashes(work, size["kills"], size["crash_steps"])),
+        ("fan-in", lambda: check_fan_in_crashes(work, size["kills"], size["fan_groups"])),
         ("kernel", lambda: check_kernel_kill(work, size["kernel_kills"], size["crash_steps"])),
         ("concurrency", lambda: check_concurrency(work, size["procs"], size["proc_steps"])),
         ("processes", lambda: check_process_trees(work, size["trees"])),
