@@ -174,7 +174,7 @@ def connect(path: str) -> sqlite3.Connection:
         conn.execute(f"PRAGMA synchronous = {level}")
         # A run commits before every step starts; checkpointing every 1,000 WAL frames (the
         # default) would sync the disk several times in a run of a few hundred steps, while
-        # closing the last connection checkpoints anyway. The WAL is reset at each checkpoint.
+        # closing the last connection checkpoints anyway.
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         conn.execute("PRAGMA foreign_keys = ON")
     except BaseException:
