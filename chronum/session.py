@@ -229,6 +229,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
                 flow, run_id=run_id, bus=bus, executors=options.executors, params=flow.params,
                 max_parallel=options.max_parallel, stop_on_fail=options.stop_on_fail,
                 plan=plan, grace=grace, extras=extras, on_output=on_output,
+                durable=writer.barrier,
             )
         finally:
             try:

@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 from ._common import Figure, Workspace, wait_for
@@ -74,21 +75,33 @@ def _quiet(msg: object) -> None:
 
 def check_kernel_kill(work: Path, kills: int, n_steps: int, seed: int = 7) -> list[Figure]:
     """Kill the kernel after a random number of a cell flow's steps took effect; the store must
-    be intact, the run ``interrupted``, every recorded success backed by its effect, and a
-    ``%chronum resume last`` in a new kernel must finish it."""
+    be intact, the run ``interrupted``, every recorded success backed by its effect, a
+    ``%chronum resume last`` in a new kernel must finish it, and at most the one step running
+    at the kill (the chain's ``maxParallel``) ran twice."""
     rng = random.Random(seed)
     flow_text = _chain(n_steps)
     everything = {f"s{i}" for i in range(n_steps)}
+    per_kill = []
     for k in range(kills):
         ws = Workspace(work / f"kernel-{k}")
         _kill_kernel_mid_cell(ws, f"%%chronum --db {ws.db}\n{flow_text}",
                               rng.randint(1, n_steps - 1))
         assert_consistent_after_kill(ws, f"kernel kill {k}")
+        running = {s["step"] for s in ws.json("show", "last")["steps"]
+                   if s["status"] == "running"}
+        assert len(running) <= 1, f"kernel kill {k}: {len(running)} steps running: {running}"
         status = _resume_in_new_kernel(ws)
         assert status == "succeeded", f"kernel kill {k}: resume in a new kernel {status!r}"
-        assert set(_done(ws)) == everything, f"kernel kill {k}: effects missing after resume"
+        effects = Counter(_done(ws))
+        assert set(effects) == everything, f"kernel kill {k}: effects missing after resume"
+        twice = {step for step, n in effects.items() if n > 1}
+        assert twice <= running and all(effects[s] == 2 for s in twice), (
+            f"kernel kill {k}: ran again: {twice}, running at the kill: {running}")
+        per_kill.append(len(twice))
     return [
         Figure("crashes", f"kill -9 of the kernel during a `%%chronum` cell ({n_steps} steps):"
                " integrity ok, `interrupted`, no success without effect, resumed in a new kernel",
                f"{kills}/{kills}"),
+        Figure("crashes", "steps run twice per kernel kill (limit: maxParallel, 1)",
+               f"at most {max(per_kill)}; {sum(per_kill)} over {kills} kills"),
     ]

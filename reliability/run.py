@@ -36,7 +36,7 @@ from reliability.resume import (
     check_orphan_overlap,
     check_resume_exactness,
 )
-from reliability.runs import check_concurrency, check_crashes
+from reliability.runs import check_concurrency, check_crashes, check_fan_in_crashes
 from reliability.secrets import check_secret_paths
 from reliability.system import (
     check_big_output,
@@ -46,14 +46,15 @@ from reliability.system import (
 )
 
 SIZES = {
-    "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "procs": 8,
+    "full": {"kills": 50, "kernel_kills": 10, "crash_steps": 200, "fan_groups": 12, "procs": 8,
              "proc_steps": 200, "trees": 5, "fd_steps": 10_000, "megabytes": 200,
              "limit_mb": 150, "examples": 3_400, "cycle_steps": 100_000, "secret_runs": 10,
              "detached": 5, "sigkills": 10, "failing_calls": 500,
              "signals": ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
                          "SIGALRM", "SIGXCPU"],
              "resume_cycles": 50, "resume_steps": 1_000, "orphan_kills": 5},
-    "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "procs": 4, "proc_steps": 50,
+    "quick": {"kills": 3, "kernel_kills": 1, "crash_steps": 60, "fan_groups": 4, "procs": 4,
+              "proc_steps": 50,
               "trees": 1, "fd_steps": 300, "megabytes": 20, "limit_mb": 150, "examples": 100,
               "cycle_steps": 2_000, "secret_runs": 1, "detached": 1, "sigkills": 1,
               "failing_calls": 50, "signals": ["SIGHUP", "SIGUSR1", "SIGXCPU"],
@@ -64,6 +65,7 @@ SIZES = {
 def checks(size: dict[str, Any], work: Path) -> list[tuple[str, Callable[[], list[Figure]]]]:
     return [
         ("crashes", lambda: check_crashes(work, size["kills"], size["crash_steps"])),
+        ("fan-in", lambda: check_fan_in_crashes(work, size["kills"], size["fan_groups"])),
         ("kernel", lambda: check_kernel_kill(work, size["kernel_kills"], size["crash_steps"])),
         ("concurrency", lambda: check_concurrency(work, size["procs"], size["proc_steps"])),
         ("resume", lambda: check_resume_exactness(work, size["resume_cycles"],

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -182,9 +182,11 @@ class _Run:
     def __init__(self, flow: Flow, run_id: str, bus: EventBus, executors: ExecutorRegistry,
                  clock: Clock, params: Mapping[str, str], max_parallel: int, stop_on_fail: bool,
                  grace: float, extras: Mapping[str, Any], base_env: Mapping[str, str],
-                 on_output: Callable[[str, Any], None] | None = None) -> None:
+                 on_output: Callable[[str, Any], None] | None = None,
+                 durable: Callable[[], Awaitable[None]] | None = None) -> None:
         self.flow = flow
         self.on_output = on_output
+        self.durable = durable
         self.run_id = run_id
         self.bus = bus
         self.executors = executors
@@ -336,6 +338,11 @@ class _Run:
 
     async def attempt(self, step: Step, ctx: StepContext) -> Result:
         executor = self.executor(step.executor)
+        if self.durable is not None:
+            # The attempt, and the end of every step whose release let this one start, are on
+            # disk before its process or call starts: after a crash, resume re-runs only what
+            # was running, never a step whose success a dependent acted on.
+            await self.durable()
         try:
             if step.timeout is None:
                 return await executor.execute(step, ctx)
@@ -534,6 +541,7 @@ async def run_flow(
     extras: Mapping[str, Any] | None = None,
     base_env: Mapping[str, str] | None = None,
     on_output: Callable[[str, Any], None] | None = None,
+    durable: Callable[[], Awaitable[None]] | None = None,
 ) -> RunOutcome:
     """Run ``flow`` to the end and return how it went.
 
@@ -543,6 +551,8 @@ async def run_flow(
     re-raises ``CancelledError``.
     ``on_output(step, value)`` is called when a step succeeds, before its success is emitted
     (``persist: true`` writes the value there); if it raises, the attempt fails instead.
+    ``durable()`` is awaited after each attempt is announced and before it starts: the store's
+    durability barrier, done once every event emitted so far is committed.
     """
     clock = clock or SystemClock()
     plan = plan or ReusePlan()
@@ -551,7 +561,7 @@ async def run_flow(
         params if params is not None else flow.params,
         flow.max_parallel if max_parallel is None else max_parallel,
         flow.stop_on_fail if stop_on_fail is None else stop_on_fail,
-        grace, extras or {}, os.environ if base_env is None else base_env, on_output,
+        grace, extras or {}, os.environ if base_env is None else base_env, on_output, durable,
     )
     started_at, started = clock.now(), clock.monotonic()
     bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,

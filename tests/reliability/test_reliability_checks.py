@@ -15,7 +15,7 @@ from reliability._common import Figure
 from reliability.disk import check_full_disk
 from reliability.fuzz import check_fuzz
 from reliability.kernel import check_kernel_kill
-from reliability.runs import check_concurrency, check_crashes
+from reliability.runs import check_concurrency, check_crashes, check_fan_in_crashes
 from reliability.system import (
     check_big_output,
     check_descriptors_and_zombies,
@@ -30,13 +30,21 @@ def _figures(figures: list[Figure]) -> dict[str, str]:
 
 
 def test_kill_9_at_three_random_moments(tmp_path: Path) -> None:
+    # the check raises when a step ran twice that was not the one running at the kill
     got = _figures(check_crashes(tmp_path, kills=3, n_steps=60))
     assert got["steps recorded succeeded without their side effect"] == "0"
 
 
+def test_kill_9_of_a_fan_in_flow_runs_again_only_what_was_running(tmp_path: Path) -> None:
+    figures = check_fan_in_crashes(tmp_path, kills=3, groups=4)
+    assert figures[0].figure == "3/3"
+    assert int(figures[1].figure.split()[2].rstrip(";")) <= 4
+
+
 def test_kill_9_of_a_kernel_during_a_chronum_cell(tmp_path: Path) -> None:
-    (figure,) = check_kernel_kill(tmp_path, kills=1, n_steps=40)
+    figure, reruns = check_kernel_kill(tmp_path, kills=1, n_steps=40)
     assert figure.figure == "1/1"
+    assert reruns.figure.startswith(("at most 0;", "at most 1;"))
 
 
 def test_four_processes_on_one_database(tmp_path: Path) -> None:
