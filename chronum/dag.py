@@ -40,20 +40,51 @@ def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
     breadth-first search stays inside the component of that first step. Searching from every
     stuck step instead would cost a full search per step downstream of a cycle.
     """
-    edges = {name: list(needs) for name, needs in edges.items()}
-    index = {name: i for i, name in enumerate(edges)}
-    if all(index.get(need, -1) < i for i, needs in enumerate(edges.values()) for need in needs):
+    listed = {name: list(dict.fromkeys(needs)) for name, needs in edges.items()}
+    index = {name: i for i, name in enumerate(listed)}
+    if all(index.get(need, -1) < i for i, needs in enumerate(listed.values()) for need in needs):
         return None  # every step needs only steps written before it: no cycle possible
-    dependents = _dependents(edges)
-    component = _components(dependents)
+    dependents = _dependents(listed)
+    kept = _on_or_between_cycles(listed, dependents)
+    component = _components({n: [d for d in dependents[n] if d in kept] for n in kept})
     sizes: dict[int, int] = {}
     for c in component.values():
         sizes[c] = sizes.get(c, 0) + 1
-    for start in edges:
-        c = component[start]
-        if sizes[c] > 1 or start in dependents[start]:
+    for start in listed:
+        label = component.get(start)
+        if label is not None and (sizes[label] > 1 or start in dependents[start]):
             return _shortest_cycle(start, dependents, component)
     return None
+
+
+def _on_or_between_cycles(edges: Mapping[str, list[str]],
+                          dependents: Mapping[str, list[str]]) -> set[str]:
+    """The steps left after peeling, again and again, those that need nothing left and those
+    nothing left needs: no cycle passes through a peeled step. A long chain in front of or
+    behind a cycle goes in a loop of dict updates, before the graph search sees the rest."""
+    needs_left = {n: len(ns) for n, ns in edges.items()}
+    for n, ns in edges.items():  # a need that names no step is not waited on
+        for m in ns:
+            if m not in edges:
+                needs_left[n] -= 1
+    needed_left = {n: len(ds) for n, ds in dependents.items()}
+    peel = [n for n in edges if needs_left[n] == 0 or needed_left[n] == 0]
+    gone: set[str] = set()
+    while peel:
+        node = peel.pop()
+        if node in gone:
+            continue
+        gone.add(node)
+        for d in dependents[node]:
+            needs_left[d] -= 1
+            if needs_left[d] == 0 and d not in gone:
+                peel.append(d)
+        for m in edges[node]:
+            if m in needed_left:
+                needed_left[m] -= 1
+                if needed_left[m] == 0 and m not in gone:
+                    peel.append(m)
+    return {n for n in edges if n not in gone}
 
 
 def _components(graph: Mapping[str, list[str]]) -> dict[str, int]:
@@ -117,7 +148,7 @@ def _shortest_cycle(start: str, dependents: Mapping[str, list[str]],
                 while path[-1] != start:
                     path.append(parent[path[-1]])
                 return [*reversed(path), start]
-            if nxt not in parent and component[nxt] == own:
+            if nxt not in parent and component.get(nxt) == own:
                 parent[nxt] = node
                 queue.append(nxt)
     return None  # pragma: no cover - a component of two or more always has a cycle
