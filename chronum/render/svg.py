@@ -221,23 +221,30 @@ def _laid_out(flow: Flow, prefix: str, key: tuple[str, str], output: bytes) -> L
     return Layout(drawing, prefix, flow)
 
 
+def _drawn_before(flow: Flow, prefix: str, dot: str | None
+                  ) -> tuple[tuple[str, str] | None, Layout | None]:
+    """The cache key of ``flow``'s drawing, and the layout drawn before (None when there is
+    none, or no ``dot`` to draw one: then the key is None too)."""
+    if dot is None:
+        return None, None
+    key = (dot, to_dot(flow, prefix=_MARK))
+    known = _DRAWINGS.lookup(key)
+    return key, None if known is None else Layout(known, prefix, flow)
+
+
 async def layout(flow: Flow, prefix: str, dot: str | None = None) -> Layout | None:
     """Lay the flow out with ``dot -Tsvg`` in a subprocess, without blocking the event loop.
 
     None when graphviz is not installed or fails (the view then shows only its table). A flow
     laid out before in this process (same steps and needs) is not laid out again.
     """
-    dot = dot or shutil.which("dot")
-    if dot is None:
-        return None
-    key = (dot, to_dot(flow, prefix=_MARK))
-    known = _DRAWINGS.lookup(key)
-    if known is not None:
-        return Layout(known, prefix, flow)
+    key, known = _drawn_before(flow, prefix, dot or shutil.which("dot"))
+    if key is None or known is not None:
+        return known
     # Below the kernel's priority: on a small machine the layout of a large graph competes
     # with the run it draws, and the run matters more than the picture arriving early.
     nice = shutil.which("nice")
-    argv = [nice, "-n", "10", dot, "-Tsvg"] if nice else [dot, "-Tsvg"]
+    argv = [nice, "-n", "10", key[0], "-Tsvg"] if nice else [key[0], "-Tsvg"]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL)
@@ -253,14 +260,10 @@ async def layout(flow: Flow, prefix: str, dot: str | None = None) -> Layout | No
 
 def layout_sync(flow: Flow, prefix: str) -> Layout | None:
     """``layout`` for code that is not a coroutine (a run displayed outside any live view)."""
-    dot = shutil.which("dot")
-    if dot is None:
-        return None
-    key = (dot, to_dot(flow, prefix=_MARK))
-    known = _DRAWINGS.lookup(key)
-    if known is not None:
-        return Layout(known, prefix, flow)
-    proc = subprocess.run([dot, "-Tsvg"], input=key[1].encode(), capture_output=True,
+    key, known = _drawn_before(flow, prefix, shutil.which("dot"))
+    if key is None or known is not None:
+        return known
+    proc = subprocess.run([key[0], "-Tsvg"], input=key[1].encode(), capture_output=True,
                           check=False)
     return _laid_out(flow, prefix, key, proc.stdout) if proc.returncode == 0 else None
 
