@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, Protocol, cast
 
-__all__ = ["Mask", "begin", "enter_call", "leave_call", "route", "settle", "terminal"]
+__all__ = ["Mask", "begin", "enter_call", "leave_call", "pending", "route", "settle", "terminal"]
 
 #: Written into a pipe to learn when the reader has handled everything written before it.
 _FENCE = "\x00chronum-fence\x00"
@@ -366,6 +366,16 @@ def terminal(stream: IO[str]) -> IO[str]:
     with contextlib.suppress(Exception):
         stream.flush()  # what it buffered before the capture began goes first
     return cast(IO[str], capture.terminal(fd, stream))
+
+
+def pending() -> bool:
+    """Whether output written to fds 1 and 2 so far may not have reached its step yet: one
+    ``poll``, so a caller on the event loop asks before it hands ``settle`` to a thread."""
+    capture = _state
+    if capture is None:
+        return False
+    _flush_python_streams()
+    return capture.pending()
 
 
 def settle() -> bool:

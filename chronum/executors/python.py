@@ -361,11 +361,21 @@ def _call_sync(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
         outcome = _Outcome(func(*args, **kwargs))
     except (Exception, SystemExit) as exc:
         outcome = _Outcome(error=exc)
-    # What the call wrote to fds 1/2 (a child process, os.write) reaches its step before the
-    # step ends; waited for here, off the event loop. The lines the capture hands over reach
-    # the loop before this call's outcome does.
-    capture.settle()
     return outcome
+
+
+async def _output_settled() -> None:
+    """What a call wrote to fds 1/2 (a child process, ``os.write``) reaches its step's log
+    before the step ends. Asking is one ``poll`` on the loop. Only when output is pending does
+    a worker thread wait for the capture's readers (off the loop, which may be the one that
+    drains a slow terminal), and the lines they hand over land before the step's end.
+
+    Asked here rather than in the worker thread after the call: there, the extra Python work
+    competes with the busy loop for the GIL on every call, output or not.
+    """
+    if capture.pending():
+        await _workers.call(capture.settle, [], {})
+        await asyncio.sleep(0)
 
 
 async def _await(awaitable: Awaitable[Any]) -> _Outcome:
@@ -473,11 +483,7 @@ class PythonExecutor:
                 ctx.log("stderr", f"chronum: {target} cancelled; its thread cannot be stopped "
                         "and keeps running in the background")
             raise
-        # What an async call wrote to fds 1/2 reaches this step's log before the step ends:
-        # wait for the capture's readers, then let their lines land (``_call_sync`` does this
-        # for a sync call, in its thread).
-        if plan.is_async and capture.settle():
-            await asyncio.sleep(0)
+        await _output_settled()
         if outcome.error is not None:
             return _failed(ctx, outcome.error)
         return Result(0, value=outcome.value)
