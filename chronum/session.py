@@ -53,7 +53,9 @@ __all__ = [
     "Leftover",
     "Resumption",
     "RunOptions",
+    "active_runs",
     "cancel_run",
+    "ended_runs",
     "find_leftovers",
     "functions_for",
     "new_run_id",
@@ -72,6 +74,27 @@ Functions = Mapping[str, Callable[..., Any]]
 RECENT_VALUES: LRU[str, dict[str, Any]] = LRU(32)
 #: Step functions of flows built in this process, by (flow name, source file).
 _FUNCTIONS: LRU[tuple[str, str | None], tuple[Flow, Functions]] = LRU(64)
+
+
+#: The task of every run going on in this process, by run id: what a front end that ends
+#: (a notebook kernel shutting down) cancels, so that no step outlives it unrecorded.
+_ACTIVE: dict[str, asyncio.Task[Any]] = {}
+
+
+#: Runs of this process that ended lately: run id -> (``time.monotonic()`` at its end, store).
+_ENDED: LRU[str, tuple[float, Path]] = LRU(16)
+
+
+def ended_runs(since: float) -> list[tuple[str, Path]]:
+    """The runs of this process that ended at ``time.monotonic()`` ``since`` or later, with
+    their stores."""
+    return [(rid, db) for rid, (at, db) in list(_ENDED.items()) if at >= since]
+
+
+def active_runs() -> dict[str, asyncio.Task[Any]]:
+    """The runs going on in this process now: run id -> the task awaiting its engine
+    (cancelling it stops the run's steps and records the run ``cancelled``)."""
+    return dict(_ACTIVE)
 
 
 def register_functions(flow: Flow, functions: Functions) -> None:
@@ -224,6 +247,9 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         run_log = _RunLog(store.log_root / relative_log_path(run_id, RUN_LOG))
         # In-process steps share fds 1 and 2 with the runner: capture them for the run.
         end_capture = capture.begin(mask, run_log) if any(s.call for s in flow.steps) else None
+        task = asyncio.current_task()
+        if task is not None:
+            _ACTIVE[run_id] = task
         try:
             outcome = await run_flow(
                 flow, run_id=run_id, bus=bus, executors=options.executors, params=flow.params,
@@ -232,6 +258,8 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
                 durable=writer.barrier,
             )
         finally:
+            _ACTIVE.pop(run_id, None)
+            _ENDED[run_id] = (time.monotonic(), store.path)
             try:
                 if end_capture is not None:
                     end_capture()

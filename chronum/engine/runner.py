@@ -595,12 +595,17 @@ async def run_flow(
                     raise error  # the store could not write, or the engine has a bug
         if run.fatal is not None:
             raise run.fatal
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
         cancelled = True
         run.halted = True
+        # ``task.cancel(msg)`` gives the reason its steps are recorded with ("kernel shut
+        # down", say); a plain cancel keeps "run cancelled".
+        why = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+        if why:
+            run.cancel_reason = why
         await _stop_all(run, slots)
         await _finish_executors(run)
-        run.skip_pending("run cancelled")
+        run.skip_pending(why or "run cancelled")
         _emit_finished(run, "cancelled", started)
         raise
     except BaseException:

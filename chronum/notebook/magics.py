@@ -24,7 +24,7 @@ from ..errors import ChronumError
 from ..model import Flow
 from ..session import RunOptions, prepare_resume
 from . import cell
-from .kernel import current
+from .kernel import current, state_of
 
 __all__ = ["ChronumMagics", "load_ipython_extension", "transform", "unload_ipython_extension"]
 
@@ -224,6 +224,7 @@ def _handle_bundle(handle: cell.RunHandle) -> dict[str, Any]:
 
 
 def load_ipython_extension(ip: Any) -> None:
+    state_of(ip)  # hooks the kernel's shutdown: it stops the runs of this kernel first
     ip.register_magics(ChronumMagics)
     if transform not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(transform)

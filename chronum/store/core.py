@@ -382,6 +382,16 @@ class Store:
                 "UPDATE steps SET reason = ? WHERE run_id = ? AND step = ? AND reason IS NULL",
                 rows))
 
+    def amend_cancelled(self, run_id: str, reason: str, was: str = "run cancelled") -> None:
+        """Give the steps a cancel stopped or skipped ``reason`` instead of ``was``: why the
+        run was cancelled, learnt after it ended (a kernel restart interrupts the cell first,
+        then asks the kernel to shut down); committed at once."""
+        with self._lock:
+            self.flush()
+            self._write("record why the run was cancelled in", lambda conn: conn.execute(
+                "UPDATE steps SET reason = ? WHERE run_id = ? AND reason = ? "
+                "AND status IN ('cancelled', 'skipped')", (reason, run_id, was)))
+
     def log_path(self, run_id: str, step: str) -> Path | None:
         """The step's log file; a cached step points at the log of the run that produced it."""
         self.flush()
