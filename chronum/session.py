@@ -225,6 +225,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         raise
     bus = EventBus()
     outcome_states: list[Mapping[str, str]] = []
+    outcome_values: dict[str, Any] = {}
     try:
         store.begin_run(run_id, flow, parent_run_id=plan.parent_run_id,
                         params={k: mask(v) for k, v in flow.params.items()},
@@ -252,6 +253,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
                 durable=writer.barrier,
             )
             outcome_states.append(outcome.states)
+            outcome_values.update(outcome.outputs)
         finally:
             try:
                 if end_capture is not None:
@@ -265,7 +267,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
                 store.note_reasons(run_id, _masked(plan.reasons, mask) or {})
             if plan.keys and outcome_states:
                 _record_cache(store, flow, run_id, plan, outcome_states[0], options, functions,
-                              mask, cached_calls)
+                              mask, cached_calls, outcome_values)
         finally:
             if jsonl is not None:
                 jsonl.close()
@@ -319,16 +321,23 @@ def _cache_plan(store: Store, flow: Flow, options: RunOptions, functions: Functi
     keys = step_keys(flow, functions=functions, namespace=options.namespace, memo=memo)
     memo.save()
     gone = cache_rows.gone_values(store)
+    hits = cache_rows.hits(store, {s.name: keys[s.name].key for s in flow.steps
+                                   if cache_enabled(flow, s, options.cache)})
+    nones = {(h.run_id, h.step) for found in hits.values() for h in found if h.value_none}
+    stored = _value_lookup(store.path, gone)
+
+    def value_of(run_id: str, step: str) -> Any:
+        return None if (run_id, step) in nones else stored(run_id, step)
+
     return plan_run(
         flow, keys,
         enabled=lambda step: cache_enabled(flow, step, options.cache),
-        hits=cache_rows.hits(store, {name: k.key for name, k in keys.items()
-                                     if cache_enabled(flow, flow.step(name), options.cache)}),
+        hits=hits,
         before={name: parts for name, (_, parts) in cache_rows.latest_parts(
             store, flow.name).items()},
         latest=(cache_rows.latest_results(store, flow.name)
                 if options.from_step or options.only else {}),
-        value_of=_value_lookup(store.path, gone),
+        value_of=value_of,
         outputs_now=lambda step: output_digests(flow, step, memo),
         now=time.time(), functions=functions, from_step=options.from_step,
         only=options.only, in_play=caching_in_play(flow, options.cache))
@@ -336,7 +345,7 @@ def _cache_plan(store: Store, flow: Flow, options: RunOptions, functions: Functi
 
 def _record_cache(store: Store, flow: Flow, run_id: str, plan: ReusePlan,
                   states: Mapping[str, str], options: RunOptions, functions: Functions | None,
-                  mask: Masker, cached_calls: frozenset[str]) -> None:
+                  mask: Masker, cached_calls: frozenset[str], values: Mapping[str, Any]) -> None:
     """Keep the keys of the steps that ran or were reused, their outputs' hashes, and note
     the values cached steps kept. A step with declared inputs is keyed again now: an input an
     upstream step wrote was not there (or was older) when the run was planned."""
@@ -358,11 +367,13 @@ def _record_cache(store: Store, flow: Flow, run_id: str, plan: ReusePlan,
                    if step.output_files and states[step.name] != "failed" else None)
         parts = {k: mask(v) for k, v in key.parts.items()} if mask else key.parts
         rows.append((step.name, key.key, parts, outputs))
-    cache_rows.record_keys(store, run_id, flow.name, rows)
-    memo.save()
     kept = [n for n in cached_calls if states.get(n) == "succeeded"]
+    cache_rows.record_keys(store, run_id, flow.name, rows,
+                           none_values=[n for n in kept if n not in values])
+    memo.save()
     if kept:
-        cache_rows.record_values(store, run_id, flow.name, kept)
+        cache_rows.record_values(store, run_id, flow.name,
+                                 [n for n in kept if n in values])
 
 
 # -- resuming ---------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 A step's key is a hash of its parts (part name -> a short text, usually itself a hash):
 
-- ``flow``, ``executor``: the flow's name (steps see it as ``CHRONUM_FLOW``) and the executor;
+- ``flow``, ``step``, ``executor``: the flow's and the step's names (a step sees them as
+  ``CHRONUM_FLOW`` and ``CHRONUM_STEP``) and the executor;
 - ``definition``: the ``run:`` text and the shell; the bytes of a python ``run:`` script; the
   source of a ``call:`` function (for a notebook function, the cell that defined it last);
   executor options (a docker image, say);
@@ -306,11 +307,13 @@ def step_keys(flow: Flow, *, functions: Functions | None = None,
         base[f"param:{name}"] = _short(value)
     for name in flow.secrets:
         base[f"secret:{name}"] = ""
+    by_name = {s.name: s for s in flow.steps}
     for name in dag.order(flow):
         if wanted is not None and name not in wanted:
             continue
-        step = flow.step(name)
+        step = by_name[name]
         parts = dict(base)
+        parts["step"] = name  # steps see it as CHRONUM_STEP
         parts["executor"] = step.executor
         parts["definition"] = definitions(step)
         for env_name, value in {**flow.env, **step.env}.items():

@@ -33,6 +33,8 @@ class Hit(NamedTuple):
     step: str
     finished_at: float | None
     outputs: Mapping[str, str | None]
+    #: The step returned None: nothing to load (none was kept on disk).
+    value_none: bool = False
 
 
 class InputHashes:
@@ -86,14 +88,14 @@ def hits(store: Store, keys: Mapping[str, str]) -> dict[str, list[Hit]]:
         for chunk in _chunks(sorted(by_key)):
             marks = ",".join("?" * len(chunk))
             rows += conn.execute(
-                "SELECT k.cache_key, k.run_id, k.step, s.finished_at, k.outputs "
+                "SELECT k.cache_key, k.run_id, k.step, s.finished_at, k.outputs, k.value_none "
                 "FROM step_keys k JOIN steps s ON s.run_id = k.run_id AND s.step = k.step "
                 f"WHERE k.cache_key IN ({marks}) AND s.status = 'succeeded'", chunk).fetchall()
         return rows
 
     found: dict[str, list[Hit]] = {}
-    for key, run_id, step, finished, outputs in store._query(read):
-        hit = Hit(run_id, step, finished, json.loads(outputs) if outputs else {})
+    for key, run_id, step, finished, outputs, none in store._query(read):
+        hit = Hit(run_id, step, finished, json.loads(outputs) if outputs else {}, bool(none))
         for name in by_key.get(key, ()):
             found.setdefault(name, []).append(hit)
     for name, listed in found.items():
@@ -137,12 +139,15 @@ def latest_results(store: Store, flow: str) -> dict[str, str]:
 
 
 def record_keys(store: Store, run_id: str, flow: str,
-                rows: Iterable[tuple[str, str, Mapping[str, str], Mapping[str, Any] | None]]
-                ) -> None:
-    """Keep (step, key, parts, output hashes) for steps of ``run_id``; committed at once."""
+                rows: Iterable[tuple[str, str, Mapping[str, str], Mapping[str, Any] | None]],
+                none_values: Iterable[str] = ()) -> None:
+    """Keep (step, key, parts, output hashes) for steps of ``run_id``, and which of them
+    returned None (``none_values``); committed at once."""
     now = time.time()
+    nones = set(none_values)
     keyed = [(run_id, step, flow, key, json.dumps(dict(parts), sort_keys=True),
-              None if outputs is None else json.dumps(dict(outputs), sort_keys=True), now)
+              None if outputs is None else json.dumps(dict(outputs), sort_keys=True), now,
+              int(step in nones))
              for step, key, parts, outputs in rows]
     if not keyed:
         return
@@ -150,7 +155,7 @@ def record_keys(store: Store, run_id: str, flow: str,
     def write(conn: sqlite3.Connection) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO step_keys (run_id, step, flow, cache_key, parts, outputs, "
-            "made_at) VALUES (?, ?, ?, ?, ?, ?, ?)", keyed)
+            "made_at, value_none) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", keyed)
         conn.executemany("UPDATE steps SET cache_key = ? WHERE run_id = ? AND step = ?",
                          [(row[3], run_id, row[1]) for row in keyed])
 

@@ -132,7 +132,8 @@ def _v5_cache(conn: sqlite3.Connection) -> None:
     for statement in (
         "CREATE TABLE IF NOT EXISTS step_keys (run_id TEXT NOT NULL, step TEXT NOT NULL, "
         "flow TEXT NOT NULL, cache_key TEXT NOT NULL, parts TEXT NOT NULL, outputs TEXT, "
-        "made_at REAL NOT NULL, PRIMARY KEY (run_id, step))",
+        "made_at REAL NOT NULL, value_none INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (run_id, step))",
         "CREATE INDEX IF NOT EXISTS step_keys_key ON step_keys (cache_key)",
         "CREATE INDEX IF NOT EXISTS step_keys_flow ON step_keys (flow, step, made_at)",
         "CREATE TABLE IF NOT EXISTS input_hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "

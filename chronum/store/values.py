@@ -88,8 +88,11 @@ def keeper(flow: Flow, db_path: Path, run_id: str, also: Iterable[str] = ()
     if not persist or folder is None:
         return None
 
+    cached = set(also)
+
     def keep(name: str, value: Any) -> None:
-        if name in persist:
+        # a cached step that returned None has nothing to keep: the store notes the None
+        if name in persist and not (value is None and name in cached):
             save_value(folder, name, value)
 
     return keep
