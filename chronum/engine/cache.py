@@ -150,14 +150,27 @@ def _problem(flow: Flow, step: Step, key: str, message: str, hint: str = "") -> 
     return Problem(Location(loc.file, loc.line, loc.col, path), message, hint)
 
 
-def input_files(flow: Flow, step: Step) -> list[tuple[str, Path]]:
+def _made_upstream(flow: Flow, step: Step, pattern: str) -> bool:
+    """Whether a step upstream of ``step`` declares an output ``pattern`` matches: an input
+    that is made in the run, not there yet when the run is planned."""
+    import fnmatch
+
+    upstream = dag.upstream(flow, step.name)
+    return any(fnmatch.fnmatch(output, pattern) or output == pattern
+               for s in flow.steps if s.name in upstream for output in s.output_files)
+
+
+def input_files(flow: Flow, step: Step, *, made: bool = False) -> list[tuple[str, Path]]:
     """The files ``step``'s ``inputs:`` match, as (shown name, path); a pattern that matches
-    nothing is a located SpecError."""
+    nothing is a located SpecError, unless ``made`` and a step upstream declares it as an
+    output (then it is left out: the key is made again once the run made it)."""
     base = Path(flow.base_dir)
     out: dict[str, Path] = {}
     problems = []
     for pattern in step.inputs:
         files = _expand(base, pattern)
+        if not files and made and _made_upstream(flow, step, pattern):
+            continue
         if not files:
             problems.append(_problem(flow, step, "inputs", f"input {pattern} matched no file",
                                      "create it, fix the path (relative to the flow's "
@@ -174,7 +187,7 @@ def input_warnings(flow: Flow) -> list[str]:
     warnings: list[str] = []
     for step in flow.steps:
         try:
-            input_files(flow, step)
+            input_files(flow, step, made=True)
         except SpecError as exc:
             warnings.extend(str(p) for p in exc.problems)
     return warnings
@@ -324,7 +337,7 @@ def step_keys(flow: Flow, *, functions: Functions | None = None,
             parts["cwd"] = step.cwd
         if step.cache_key is not None:
             parts["cacheKey"] = _short(step.cache_key)
-        for shown, path in input_files(flow, step):
+        for shown, path in input_files(flow, step, made=True):
             parts[f"input:{shown}"] = file_digest(path, memo)
         for need in step.needs:
             parts[f"need:{need}"] = keys[need].key
