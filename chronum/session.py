@@ -363,13 +363,19 @@ def _record_cache(store: Store, flow: Flow, run_id: str, plan: ReusePlan,
         key = keys.get(step.name)
         if key is None:
             continue
+        if states[step.name] == "cached" and step.name not in plan.reasons:
+            # reused: its key and parts are those recorded where it was made (the steps
+            # row still gets the key, below)
+            continue
         outputs = (output_digests(flow, step, memo)
                    if step.output_files and states[step.name] != "failed" else None)
         parts = {k: mask(v) for k, v in key.parts.items()} if mask else key.parts
         rows.append((step.name, key.key, parts, outputs))
     kept = [n for n in cached_calls if states.get(n) == "succeeded"]
     cache_rows.record_keys(store, run_id, flow.name, rows,
-                           none_values=[n for n in kept if n not in values])
+                           none_values=[n for n in kept if n not in values],
+                           reused={s.name: keys[s.name].key for s in done
+                                   if states[s.name] == "cached" and s.name in keys})
     memo.save()
     if kept:
         cache_rows.record_values(store, run_id, flow.name,

@@ -164,6 +164,8 @@ def input_files(flow: Flow, step: Step, *, made: bool = False) -> list[tuple[str
     """The files ``step``'s ``inputs:`` match, as (shown name, path); a pattern that matches
     nothing is a located SpecError, unless ``made`` and a step upstream declares it as an
     output (then it is left out: the key is made again once the run made it)."""
+    if not step.inputs:
+        return []
     base = Path(flow.base_dir)
     out: dict[str, Path] = {}
     problems = []
@@ -257,17 +259,28 @@ class _Definitions:
         self.functions = functions or {}
         self.namespace = namespace
         self._sources: dict[int, str] = {}
+        self._targets: dict[str, str] = {}
 
     def function(self, step: Step) -> str:
         func = self.functions.get(step.name)
         call = step.call or ""
-        if func is None and ":" in call:
-            try:
-                func = _import_target(call, self.flow.base_dir)
-            except _CallError as exc:
-                return f"call {call} ({exc})"
+        if func is None and ":" in call:  # one import per target, not per step
+            known = self._targets.get(call)
+            if known is None:
+                known = self._targets[call] = self._imported(call)
+            return known
         elif func is None and self.namespace is not None:
             func = self.namespace.get(call)
+        return self._of(call, func)
+
+    def _imported(self, call: str) -> str:
+        try:
+            func = _import_target(call, self.flow.base_dir)
+        except _CallError as exc:
+            return f"call {call} ({exc})"
+        return self._of(call, func)
+
+    def _of(self, call: str, func: Any) -> str:
         if func is None:
             return f"call {call}"
         known = self._sources.get(id(func))

@@ -87,8 +87,10 @@ def _cell(value: Any) -> str:
 
 def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -> str:
     """The step table; over ``limit`` rows, state counts plus the rows worth looking at."""
+    # why a step ran or was reused (a cache hit, a failure): a column once a step has one
+    why = any(r.get("reason") for r in rows)
     head = ("<tr><th>step</th><th>state</th><th>attempts</th><th>duration</th><th>exit</th>"
-            "<th>reason</th></tr>")
+            + ("<th>reason</th>" if why else "") + "</tr>")
     shown = list(rows)
     summary = ""
     if limit is not None and len(shown) > limit:
@@ -105,7 +107,8 @@ def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -
         f'<td>{html.escape(r["step"])}</td><td class="chronum-step-state">{r["status"]}</td>'
         f'<td>{_cell(r["attempts"])}</td><td>{_cell(r["duration_s"])}</td>'
         f'<td>{_cell(r["exit_code"])}</td>'
-        f'<td class="chronum-step-reason">{_cell(r.get("reason"))}</td></tr>'
+        + (f'<td class="chronum-step-reason">{_cell(r.get("reason"))}</td>' if why else "")
+        + "</tr>"
         for r in shown)
     return (f'{summary}<table class="chronum-table" style="border-collapse:collapse">'
             f"{head}{body}</table>")

@@ -118,9 +118,11 @@ def latest_parts(store: Store, flow: str) -> dict[str, tuple[str, dict[str, str]
 
 def parent_keys(store: Store, run_id: str) -> dict[str, tuple[str, dict[str, str]]]:
     """The keys (key, parts) recorded for the steps of ``run_id``."""
-    def read(conn: sqlite3.Connection) -> list[Any]:
-        return conn.execute("SELECT step, cache_key, parts FROM step_keys WHERE run_id = ?",
-                            (run_id,)).fetchall()
+    def read(conn: sqlite3.Connection) -> list[Any]:  # a reused step: where it was made
+        return conn.execute(
+            "SELECT s.step, k.cache_key, k.parts FROM steps s JOIN step_keys k "
+            "ON k.run_id = COALESCE(s.cached_from, s.run_id) AND k.step = s.step "
+            "WHERE s.run_id = ?", (run_id,)).fetchall()
 
     return {step: (key, json.loads(parts)) for step, key, parts in store._query(read)}
 
@@ -140,16 +142,20 @@ def latest_results(store: Store, flow: str) -> dict[str, str]:
 
 def record_keys(store: Store, run_id: str, flow: str,
                 rows: Iterable[tuple[str, str, Mapping[str, str], Mapping[str, Any] | None]],
-                none_values: Iterable[str] = ()) -> None:
+                none_values: Iterable[str] = (), reused: Mapping[str, str] | None = None
+                ) -> None:
     """Keep (step, key, parts, output hashes) for steps of ``run_id``, and which of them
-    returned None (``none_values``); committed at once."""
+    returned None (``none_values``); ``reused`` steps (step -> key) only get the key on their
+    row (their parts are where they were made). Committed at once."""
     now = time.time()
     nones = set(none_values)
     keyed = [(run_id, step, flow, key, json.dumps(dict(parts), sort_keys=True),
               None if outputs is None else json.dumps(dict(outputs), sort_keys=True), now,
               int(step in nones))
              for step, key, parts, outputs in rows]
-    if not keyed:
+    on_rows = [(row[3], run_id, row[1]) for row in keyed]
+    on_rows += [(key, run_id, step) for step, key in (reused or {}).items()]
+    if not on_rows:
         return
 
     def write(conn: sqlite3.Connection) -> None:
@@ -157,7 +163,7 @@ def record_keys(store: Store, run_id: str, flow: str,
             "INSERT OR REPLACE INTO step_keys (run_id, step, flow, cache_key, parts, outputs, "
             "made_at, value_none) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", keyed)
         conn.executemany("UPDATE steps SET cache_key = ? WHERE run_id = ? AND step = ?",
-                         [(row[3], run_id, row[1]) for row in keyed])
+                         on_rows)
 
     with store._lock:
         store.flush()
