@@ -91,6 +91,13 @@ class RunKeywords(TypedDict, total=False):
     grace: float | None
     #: Where ``call: name`` finds functions given without a module.
     namespace: Mapping[str, Any] | None
+    #: True caches every step without its own ``cache:``; False reuses nothing (keys are
+    #: still recorded); None (the default) follows the flow.
+    cache: bool | None
+    #: Run this step and everything downstream; reuse the latest results upstream.
+    from_step: str | None
+    #: Run just these steps, reusing the latest results of what they need.
+    only: Iterable[str]
 
 
 _KEYWORDS = frozenset(RunKeywords.__annotations__)
@@ -108,6 +115,9 @@ def options_of(keywords: Mapping[str, Any]) -> RunOptions:
     given = dict(keywords)
     if "subscribers" in given:
         given["subscribers"] = tuple(given["subscribers"])
+    if "only" in given:
+        given["only"] = (given["only"],) if isinstance(given["only"], str) \
+            else tuple(given["only"] or ())
     return RunOptions(**given)
 
 

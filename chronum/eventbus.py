@@ -122,17 +122,21 @@ class RunStarted(Event):
 
 
 class StepStarted(Event):
-    __slots__ = FIELDS = ("delay_s", "executor")
+    """An attempt starts; ``reason`` says why the step runs (a cache miss's cause), if known."""
+
+    __slots__ = FIELDS = ("delay_s", "executor", "reason")
     kind: ClassVar[str] = "step.started"
     delay_s: float
     executor: str
+    reason: str
 
     def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
                  attempt: int | None = None, delay_s: float = 0.0,
-                 executor: str = "shell") -> None:
+                 executor: str = "shell", reason: str = "") -> None:
         Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
         _set(self, "delay_s", delay_s)
         _set(self, "executor", executor)
+        _set(self, "reason", reason)
 
 
 class LogLine(Event):
@@ -214,16 +218,19 @@ class StepSkipped(Event):
 
 
 class StepCached(Event):
-    """Kept from an earlier run on resume."""
+    """Kept from an earlier run (resume, a cache hit, ``--from``/``--only``); ``reason`` says
+    why (empty: kept on resume)."""
 
-    __slots__ = FIELDS = ("from_run",)
+    __slots__ = FIELDS = ("from_run", "reason")
     kind: ClassVar[str] = "step.cached"
     from_run: str
+    reason: str
 
     def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
-                 attempt: int | None = None, from_run: str = "") -> None:
+                 attempt: int | None = None, from_run: str = "", reason: str = "") -> None:
         Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
         _set(self, "from_run", from_run)
+        _set(self, "reason", reason)
 
 
 class StepCancelled(Event):

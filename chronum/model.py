@@ -79,6 +79,16 @@ class Step:
     #: Names of environment variables whose values the step gets and Chronum masks (``***``).
     secrets: tuple[str, ...] = ()
     location: Location | None = field(default=None, compare=False)
+    #: ``cache:`` on the step; None follows the flow's (``Flow.cache``) and the run's options.
+    cache: bool | None = None
+    #: ``cacheKey:``: a free-form value the user changes to invalidate the step by hand.
+    cache_key: str | None = None
+    #: ``cacheFor:`` in seconds: an earlier result older than this is not reused.
+    cache_for: float | None = None
+    #: ``inputs:``: paths and globs (relative to the flow's folder) whose content is in the key.
+    inputs: tuple[str, ...] = ()
+    #: ``outputs:``: the files the step writes (declared output files, checked on reuse).
+    output_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,8 @@ class Flow:
     #: The file the flow came from, if any; relative paths resolve against ``base_dir``.
     source: str | None = field(default=None, compare=False)
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
+    #: ``cache: true``: every step without its own ``cache:`` is cached.
+    cache: bool = False
 
     def step(self, name: str) -> Step:
         for s in self.steps:

@@ -31,8 +31,14 @@ from typing import Any
 
 from ._lru import LRU
 from .engine import ReusePlan, run_flow
+from .engine.cache import (
+    cache_enabled,
+    caching_in_play,
+    output_digests,
+    step_keys,
+)
 from .engine.masking import MASK, Masker, read_secrets
-from .engine.plan import plan_resume
+from .engine.plan import edited_since, plan_resume, plan_run
 from .errors import ChronumError, UsageError
 from .eventbus import EventBus, RunFinished, StepCancelled, StepSkipped, Subscriber
 from .executors import ExecutorRegistry, capture
@@ -41,6 +47,7 @@ from .model import Flow
 from .spec import load
 from .spec._build import MAX_PARALLEL
 from .store import Store, resolve_db_path
+from .store import keys as cache_rows
 from .store.core import flow_identity
 from .store.liveness import host_name
 from .store.logs import relative_log_path
@@ -142,6 +149,13 @@ class RunOptions:
     functions: Functions | None = field(default=None, repr=False)
     #: A resume only: run it even though an earlier resume of the same run succeeded.
     again: bool = False
+    #: True: cache every step without its own ``cache:`` (``--cache``, ``Flow(cache=True)``);
+    #: False: reuse nothing, still record keys (``--no-cache``); None: the flow's setting.
+    cache: bool | None = None
+    #: ``--from STEP``: run STEP and its downstream, reuse the latest results upstream.
+    from_step: str | None = None
+    #: ``--only STEP...``: run just these steps, reusing the latest results they need.
+    only: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_parallel is not None and not 1 <= self.max_parallel <= MAX_PARALLEL:
@@ -223,6 +237,9 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
 
     store = Store(resolve_db_path(options.db))
     try:  # whatever fails before the run starts, the store's connection is closed
+        if not plan.kept and not plan.keys and plan.parent_run_id is None and (
+                options.from_step or options.only or caching_in_play(flow, options.cache)):
+            plan = _cache_plan(store, flow, options, functions)
         writer = StoreWriter(store)
         jsonl = (JsonLinesWriter(options.events_jsonl)
                  if options.events_jsonl is not None else None)
@@ -230,6 +247,8 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         store.close()
         raise
     bus = EventBus()
+    outcome_states: list[Mapping[str, str]] = []
+    outcome_values: dict[str, Any] = {}
     try:
         store.begin_run(run_id, flow, parent_run_id=plan.parent_run_id,
                         params={k: mask(v) for k, v in flow.params.items()},
@@ -242,8 +261,10 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         for subscriber in options.subscribers:
             bus.subscribe(subscriber)
         on_output = None
-        if any(s.options for s in flow.steps):
-            on_output = keeper(flow, store.path, run_id)
+        cached_calls = frozenset(s.name for s in flow.steps
+                                 if s.call and plan.keys and cache_enabled(flow, s, options.cache))
+        if cached_calls or any(s.options for s in flow.steps):
+            on_output = keeper(flow, store.path, run_id, also=cached_calls)
         run_log = _RunLog(store.log_root / relative_log_path(run_id, RUN_LOG))
         # In-process steps share fds 1 and 2 with the runner: capture them for the run.
         end_capture = capture.begin(mask, run_log) if any(s.call for s in flow.steps) else None
@@ -257,6 +278,8 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
                 plan=plan, grace=grace, extras=extras, on_output=on_output,
                 durable=writer.barrier,
             )
+            outcome_states.append(outcome.states)
+            outcome_values.update(outcome.outputs)
         finally:
             _ACTIVE.pop(run_id, None)
             _ENDED[run_id] = (time.monotonic(), store.path)
@@ -270,6 +293,9 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
             writer.close()
             if plan.reasons:
                 store.note_reasons(run_id, _masked(plan.reasons, mask) or {})
+            if plan.keys and outcome_states:
+                _record_cache(store, flow, run_id, plan, outcome_states[0], options, functions,
+                              mask, cached_calls, outcome_values)
         finally:
             if jsonl is not None:
                 jsonl.close()
@@ -313,6 +339,77 @@ def _masked(texts: Mapping[str, str] | None, mask: Masker) -> Mapping[str, str] 
     return {k: mask(v) for k, v in texts.items()}
 
 
+# -- caching ----------------------------------------------------------------------------------
+
+
+def _cache_plan(store: Store, flow: Flow, options: RunOptions, functions: Functions | None
+                ) -> ReusePlan:
+    """What a new run reuses from earlier runs (cache hits, ``--from``/``--only``)."""
+    memo = cache_rows.InputHashes(store)
+    keys = step_keys(flow, functions=functions, namespace=options.namespace, memo=memo)
+    memo.save()
+    gone = cache_rows.gone_values(store)
+    hits = cache_rows.hits(store, {s.name: keys[s.name].key for s in flow.steps
+                                   if cache_enabled(flow, s, options.cache)})
+    nones = {(h.run_id, h.step) for found in hits.values() for h in found if h.value_none}
+    stored = _value_lookup(store.path, gone)
+
+    def value_of(run_id: str, step: str) -> Any:
+        return None if (run_id, step) in nones else stored(run_id, step)
+
+    return plan_run(
+        flow, keys,
+        enabled=lambda step: cache_enabled(flow, step, options.cache),
+        hits=hits,
+        before={name: parts for name, (_, parts) in cache_rows.latest_parts(
+            store, flow.name).items()},
+        latest=(cache_rows.latest_results(store, flow.name)
+                if options.from_step or options.only else {}),
+        value_of=value_of,
+        outputs_now=lambda step: output_digests(flow, step, memo),
+        now=time.time(), functions=functions, from_step=options.from_step,
+        only=options.only, in_play=caching_in_play(flow, options.cache))
+
+
+def _record_cache(store: Store, flow: Flow, run_id: str, plan: ReusePlan,
+                  states: Mapping[str, str], options: RunOptions, functions: Functions | None,
+                  mask: Masker, cached_calls: frozenset[str], values: Mapping[str, Any]) -> None:
+    """Keep the keys of the steps that ran or were reused, their outputs' hashes, and note
+    the values cached steps kept. A step with declared inputs is keyed again now: an input an
+    upstream step wrote was not there (or was older) when the run was planned."""
+    done = [s for s in flow.steps if states.get(s.name) in ("succeeded", "failed", "cached")]
+    if not done:
+        return
+    memo = cache_rows.InputHashes(store)
+    keys = dict(plan.keys)
+    if any(s.inputs for s in done if states[s.name] != "cached"):
+        # an input gone since: keep the keys the run was planned with
+        with contextlib.suppress(ChronumError):
+            keys = step_keys(flow, functions=functions, namespace=options.namespace, memo=memo)
+    rows = []
+    for step in done:
+        key = keys.get(step.name)
+        if key is None:
+            continue
+        if states[step.name] == "cached" and step.name not in plan.reasons:
+            # reused: its key and parts are those recorded where it was made (the steps
+            # row still gets the key, below)
+            continue
+        outputs = (output_digests(flow, step, memo)
+                   if step.output_files and states[step.name] != "failed" else None)
+        parts = {k: mask(v) for k, v in key.parts.items()} if mask else key.parts
+        rows.append((step.name, key.key, parts, outputs))
+    kept = [n for n in cached_calls if states.get(n) == "succeeded"]
+    cache_rows.record_keys(store, run_id, flow.name, rows,
+                           none_values=[n for n in kept if n not in values],
+                           reused={s.name: keys[s.name].key for s in done
+                                   if states[s.name] == "cached" and s.name in keys})
+    memo.save()
+    if kept:
+        cache_rows.record_values(store, run_id, flow.name,
+                                 [n for n in kept if n in values])
+
+
 # -- resuming ---------------------------------------------------------------------------------
 
 
@@ -339,8 +436,11 @@ class Resumption:
 FlowChooser = Callable[[str, Mapping[str, Any]], Flow | None]
 
 
-def _value_lookup(db_path: Path) -> Callable[[str, str], Any]:
+def _value_lookup(db_path: Path, gone: frozenset[tuple[str, str]] = frozenset()
+                  ) -> Callable[[str, str], Any]:
     def value_of(run_id: str, step: str) -> Any:
+        if (run_id, step) in gone:  # cleared by `chronum cache clear`
+            raise KeyError(step)
         recent = RECENT_VALUES.get(run_id)
         if recent is not None:  # made in this process: no entry means it returned None
             return recent.get(step)
@@ -433,7 +533,19 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
                          "--no-kill to have Chronum stop them")
     if functions is None:
         functions = functions_for(flow)
-    plan = plan_resume(flow, rows, run_id, value_of=_value_lookup(path), functions=functions)
+    with Store(path) as store:
+        before = cache_rows.parent_keys(store, run_id)
+        edited: dict[str, str] = {}
+        keys: dict[str, Any] = {}
+        if before:  # the run recorded keys: steps edited since then run again
+            memo = cache_rows.InputHashes(store)
+            keys = step_keys(flow, functions=functions, memo=memo)
+            edited = edited_since(keys, {k: parts for k, (_, parts) in before.items()}, run_id)
+            memo.save()
+    plan = plan_resume(flow, rows, run_id, value_of=_value_lookup(path), functions=functions,
+                       changed=edited)
+    if keys:
+        plan = replace(plan, keys=keys)
     if note is not None:
         logger.warning("%s; the steps that run use its current commands", note)
         reasons = {n: f"{note}; ran with its current command" for n in flow.step_names

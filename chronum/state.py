@@ -12,7 +12,9 @@ a step shown ``failed`` in the notebook is ``failed`` in the database too.
   reason of that attempt.
 - ``step.succeeded`` / ``step.failed`` / ``step.cancelled``: the attempt and the step end so.
 - ``step.skipped``: the step never ran; ``skipped`` or ``upstream_failed`` with the reason.
-- ``step.cached``: kept from an earlier run; ``cached`` with ``cached_from``.
+- ``step.cached``: kept from an earlier run; ``cached`` with ``cached_from`` and the event's
+  reason (a cache hit says which run and step it reuses).
+- ``step.started`` carries why the step runs (a cache miss's cause); a success keeps it.
 - ``run.started`` / ``run.finished``: the run's own status and times.
 
 Log lines change no state. ``apply`` returns the step it changed, so a caller that writes rows
@@ -173,7 +175,8 @@ def _started(run: RunState, step: StepState, event: StepStarted) -> None:
     step.current = AttemptState(attempt, "running", started_at=event.at, delay_s=event.delay_s)
     step.status = "running"
     step.attempts = attempt
-    step.exit_code = step.finished_at = step.reason = None
+    step.exit_code = step.finished_at = None
+    step.reason = event.reason or None
     if step.started_at is None or attempt == 1:
         step.started_at = event.at
 
@@ -192,7 +195,9 @@ def _ended(status: str) -> Callable[[RunState, StepState, Any], None]:
         step.status = status
         step.exit_code = event.exit_code
         step.finished_at = event.at
-        step.reason = getattr(event, "reason", "") or None
+        # a success keeps the reason it started with (why it ran)
+        step.reason = getattr(event, "reason", "") or (
+            step.reason if status == "succeeded" else None)
 
     return end
 
@@ -205,7 +210,7 @@ def _skipped(run: RunState, step: StepState, event: StepSkipped) -> None:
 def _cached(run: RunState, step: StepState, event: StepCached) -> None:
     step.status = "cached"
     step.cached_from = event.from_run
-    step.reason = f"kept from run {event.from_run}"
+    step.reason = event.reason or f"kept from run {event.from_run}"
 
 
 _HANDLERS: dict[type[Event], Callable[[RunState, Any, Any], None]] = {

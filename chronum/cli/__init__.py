@@ -31,6 +31,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _age(text: str) -> float:
+    from .._args import parse_duration
+
+    seconds = parse_duration(text)
+    if seconds is None:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m, 6h or 7d, got {text!r}")
+    return seconds
+
+
 def _paths(*actions: argparse.Action) -> None:
     """Shell completion (``chronum completion``) offers file names for these arguments.
 
@@ -83,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="NAME=VALUE", help="override a declared param (repeatable)")
     run.add_argument("--executor", choices=("dask",),
                      help="run every python step with this executor (dask: on a Dask cluster)")
+    run.add_argument("--no-cache", dest="cache", action="store_false", default=None,
+                     help="reuse no earlier result (keys are still recorded)")
+    run.add_argument("--cache", dest="cache", action="store_true",
+                     help="cache every step without its own 'cache:' (as 'cache: true')")
+    run.add_argument("--from", dest="from_step", metavar="STEP",
+                     help="run STEP and everything downstream; reuse the latest results "
+                          "of what is upstream")
+    run.add_argument("--only", nargs="+", metavar="STEP", default=[],
+                     help="run just these steps, reusing the latest results they need")
     run_options(run)
 
     val = command("validate", help="check a flow file and report every problem")
@@ -127,6 +145,18 @@ def _parser() -> argparse.ArgumentParser:
                         help="cancel a run recorded on another host (its runner cannot be "
                              "checked from here)")
     db_option(cancel)
+
+    cache = command("cache", help="list or clear the values cached steps kept")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cache_list = cache_commands.add_parser("list", help="flows, steps, kept values and sizes")
+    cache_list.add_argument("--flow", metavar="NAME", help="only this flow's")
+    db_option(cache_list)
+    cache_clear = cache_commands.add_parser(
+        "clear", help="remove kept values (and mark them gone, so no later run reuses them)")
+    cache_clear.add_argument("--flow", metavar="NAME", help="only this flow's")
+    cache_clear.add_argument("--older-than", metavar="AGE", type=_age,
+                             help="only values saved longer ago than AGE (30m, 6h, 7d)")
+    db_option(cache_clear)
 
     completion = command(
         "completion", help="print a shell completion script",

@@ -76,7 +76,10 @@ def _execute(args: argparse.Namespace, start: Callable[[RunOptions], Awaitable[R
     """Shared by run and resume: live printer, the run, the final line or JSON."""
     printer: Printer = printer_for(args.format, quiet=args.quiet, colour=args.color)
     options = RunOptions(max_parallel=args.max_parallel, stop_on_fail=args.stop_on_fail,
-                         db=args.db, events_jsonl=args.events_jsonl, subscribers=(printer,))
+                         db=args.db, events_jsonl=args.events_jsonl, subscribers=(printer,),
+                         cache=getattr(args, "cache", None),
+                         from_step=getattr(args, "from_step", None),
+                         only=tuple(getattr(args, "only", ())))
     try:
         run = asyncio.run(_run_with_signals(lambda: start(options)))
     except KeyboardInterrupt as exc:
@@ -116,7 +119,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ..engine.cache import input_warnings, output_warnings
+
     flow = load(args.file)
+    for warning in (*input_warnings(flow), *output_warnings(flow)):
+        print(f"chronum: warning: {warning}", file=sys.stderr)
     n = len(flow.steps)
     print(f"{args.file}: ok — flow '{flow.name}', {n} step{'s' if n != 1 else ''}")
     return EXIT_OK
@@ -233,4 +240,38 @@ def cmd_completion(args: argparse.Namespace) -> int:
     from . import _parser
 
     sys.stdout.write(shtab.complete(_parser(), shell=args.shell))
+    return EXIT_OK
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from ..store import keys
+
+    store = _store(args.db)
+    try:
+        if args.cache_command == "clear":
+            n, freed = keys.clear_values(store, args.flow, args.older_than)
+            print(f"removed {n} kept value{'s' if n != 1 else ''} ({_size(freed)})")
+            return EXIT_OK
+        entries = keys.cache_entries(store, args.flow)
+    finally:
+        store.close()
+    if not entries:
+        print("no kept values")
+        return EXIT_OK
+    from ..store.frames import to_json_rows
+
+    rows = [{**row, "size": _size(e["size"]) + ("" if e["exists"] else " (gone)")}
+            for e, row in zip(entries, to_json_rows(entries), strict=True)]
+    print(format_table(rows, ("flow", "step", "run_id", "size", "saved_at")))
+    total = sum(e["size"] for e in entries if e["exists"])
+    print(f"{len(entries)} kept value{'s' if len(entries) != 1 else ''}, {_size(total)}")
     return EXIT_OK

@@ -100,7 +100,8 @@ class Printer:
                     + (f" · resuming {event.parent_run_id}" if event.parent_run_id else ""))
         if isinstance(event, StepStarted):
             extra = f" (attempt {event.attempt})" if (event.attempt or 1) > 1 else ""
-            return f"[{event.step}] started{extra}"
+            why = f": {event.reason}" if event.reason and (event.attempt or 1) == 1 else ""
+            return f"[{event.step}] started{extra}{why}"
         if isinstance(event, StepSucceeded):
             return f"[{event.step}] succeeded in {_fmt_s(event.duration_s)}"
         if isinstance(event, StepRetrying):
@@ -114,6 +115,8 @@ class Printer:
         if isinstance(event, StepSkipped):
             return f"[{event.step}] {event.status}: {event.reason}"
         if isinstance(event, StepCached):
+            if event.reason:
+                return f"[{event.step}] {event.reason}"
             return f"[{event.step}] cached from run {event.from_run}"
         if isinstance(event, RunFinished):
             return None

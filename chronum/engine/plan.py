@@ -10,16 +10,19 @@ passed in, so this module reads no database and stays testable with plain dicts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from .. import dag
+from ..errors import UsageError
 from ..executors.python import CallPlan, _CallError, _import_target, call_plan
 from ..model import Flow, Step
+from .cache import StepKey, why_changed
 
-__all__ = ["ReusePlan", "ValueLookup", "plan_resume"]
+__all__ = ["EarlierResult", "ReusePlan", "ValueLookup", "edited_since", "plan_resume",
+           "plan_run"]
 
 #: ``value_of(run_id, step)``: the value ``step`` returned in ``run_id``; KeyError when it was
 #: not kept (a value may itself be None).
@@ -42,6 +45,12 @@ class ReusePlan:
     kept: Mapping[str, str] = field(default_factory=_frozen)
     values: Mapping[str, Any] = field(default_factory=_frozen)
     reasons: Mapping[str, str] = field(default_factory=_frozen)
+    #: Why each kept step is kept ("cached: same key as run ..."); empty: kept on resume.
+    cached_reasons: Mapping[str, str] = field(default_factory=_frozen)
+    #: Steps this run leaves out (``--only``), with the reason.
+    skipped: Mapping[str, str] = field(default_factory=_frozen)
+    #: Each step's cache key (``engine.cache.StepKey``) when the run deals with the cache.
+    keys: Mapping[str, StepKey] = field(default_factory=_frozen)
 
 
 class _Takes:
@@ -87,7 +96,8 @@ class _Takes:
 
 def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
                 value_of: ValueLookup,
-                functions: Mapping[str, Callable[..., Any]] | None = None) -> ReusePlan:
+                functions: Mapping[str, Callable[..., Any]] | None = None,
+                changed: Mapping[str, str] | None = None) -> ReusePlan:
     """Resuming ``run_id`` (its step ``rows`` as stored): keep what succeeded (or was kept)
     with nothing upstream that runs again; run the rest.
 
@@ -101,6 +111,16 @@ def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
         row = rows_by_step.get(step.name)
         if row is not None and row["status"] in ("succeeded", "cached"):
             kept[step.name] = row.get("cached_from") or run_id
+    reasons: dict[str, str] = {}
+    for name, why in (changed or {}).items():  # edited since the run: runs again
+        if kept.pop(name, None) is not None:
+            reasons[name] = why
+    for name in dag.order(flow):
+        if name in kept:
+            ran = [n for n in flow.step(name).needs if n not in kept]
+            if ran and ran[0] in reasons:
+                del kept[name]
+                reasons[name] = f"upstream {ran[0]} ran"
     for name in dag.downstream(flow, set(flow.step_names) - set(kept)):
         kept.pop(name, None)
 
@@ -117,7 +137,6 @@ def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
             continue
         available.add(name)
 
-    reasons: dict[str, str] = {}
     takes = _Takes(flow, functions)
     while True:
         gone: list[tuple[str, str, str]] = []
@@ -141,3 +160,204 @@ def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
             kept.pop(name, None)
     kept_values = {k: v for k, v in values.items() if k in kept and v is not None}
     return ReusePlan(run_id, _frozen(kept), _frozen(kept_values), _frozen(reasons))
+
+
+def edited_since(keys: Mapping[str, StepKey], before: Mapping[str, Mapping[str, str]],
+                 run_id: str) -> dict[str, str]:
+    """Steps whose key differs from the one recorded in run ``run_id`` (``before``: step ->
+    parts), with the reason "definition changed since run X" (or which input changed)."""
+    out: dict[str, str] = {}
+    for name, key in keys.items():
+        parts = before.get(name)
+        if parts is None:
+            continue
+        own = {k: v for k, v in key.parts.items() if not k.startswith("need:")}
+        old = {k: v for k, v in parts.items() if not k.startswith("need:")}
+        why = why_changed(own, old)
+        if why is None:
+            continue
+        if why.startswith("input "):
+            out[name] = f"{why} since run {run_id}"
+        else:
+            out[name] = f"definition changed since run {run_id}"
+    return out
+
+
+class EarlierResult(Protocol):
+    """An earlier succeeded step with the same key (``store.keys.Hit``)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def step(self) -> str: ...
+    @property
+    def finished_at(self) -> float | None: ...
+    @property
+    def outputs(self) -> Mapping[str, str | None]: ...
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _outputs_problem(now: Mapping[str, str | None], hit: EarlierResult) -> str | None:
+    missing = [name for name, digest in now.items() if digest is None]
+    if missing:
+        return "outputs missing: " + ", ".join(missing)
+    changed = [name for name, digest in now.items() if hit.outputs.get(name) != digest]
+    if changed:
+        return "outputs changed: " + ", ".join(changed)
+    return None
+
+
+def _unknown(option: str, name: str, flow: Flow) -> UsageError:
+    import difflib
+
+    close = difflib.get_close_matches(name, flow.step_names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else \
+        f"; the steps are: {', '.join(flow.step_names[:10])}"
+    return UsageError(f"{option}: unknown step {name!r}{hint}")
+
+
+def plan_run(flow: Flow, keys: Mapping[str, StepKey], *,
+             enabled: Callable[[Step], bool],
+             hits: Mapping[str, Sequence[EarlierResult]],
+             before: Mapping[str, Mapping[str, str]],
+             latest: Mapping[str, str],
+             value_of: ValueLookup,
+             outputs_now: Callable[[Step], Mapping[str, str | None]],
+             now: float,
+             functions: Mapping[str, Callable[..., Any]] | None = None,
+             from_step: str | None = None, only: Sequence[str] = (),
+             in_play: bool = True) -> ReusePlan:
+    """A new run's plan: which steps are reused from earlier runs (a cache hit, or what
+    ``--from``/``--only`` trust), and why every other step runs.
+
+    A step is reused when caching is ``enabled`` for it, no step it needs runs, and an earlier
+    succeeded step had the same key (``hits``) whose declared outputs are still there with the
+    content recorded then (``outputs_now``) and which is not older than its ``cacheFor``. A
+    reused python step whose value a running step takes must have that value (``value_of``),
+    else it runs too, "value gone". ``before`` holds each step's most recent key parts: what
+    changed is said against them. ``--from STEP`` runs STEP and its downstream and reuses the
+    latest result (``latest``) of what is upstream; ``--only`` runs just the named steps,
+    reuses the latest results of what they need (a missing one is an error naming it) and
+    leaves the rest out.
+    """
+    by_name = {s.name: s for s in flow.steps}
+    for option, names in (("--from", [from_step] if from_step else []), ("--only", only)):
+        for name in names:
+            if name not in by_name:
+                raise _unknown(option, name, flow)
+    selected = set(only)
+    needed_by_only: set[str] = set()
+    for name in only:
+        needed_by_only |= dag.upstream(flow, name)
+    needed_by_only -= selected
+    forced_from: set[str] = set()
+    upstream_of_from: set[str] = set()
+    if from_step:
+        forced_from = {from_step, *dag.downstream(flow, [from_step])}
+        upstream_of_from = dag.upstream(flow, from_step)
+    # ``keys`` come needs first (``step_keys``): that order serves when it covers every step
+    order = list(keys) if len(keys) == len(flow.steps) else dag.order(flow)
+    outputs_cache: dict[str, Mapping[str, str | None]] = {}
+    takes = _Takes(flow, functions)
+    forced: dict[str, str] = {}
+
+    while True:
+        kept: dict[str, str] = {}
+        kept_step: dict[str, str] = {}
+        pinned: dict[str, str] = {}  # reused because --from/--only trust it: option to name
+        cached_reasons: dict[str, str] = {}
+        reasons: dict[str, str] = {}
+        skipped: dict[str, str] = {}
+        for name in order:
+            step = by_name[name]
+            trusted = ""
+            if only:
+                if name in selected:
+                    reasons[name] = f"forced by --only {name}"
+                    continue
+                if name not in needed_by_only:
+                    skipped[name] = "not selected by --only"
+                    continue
+                trusted = "--only " + " ".join(only)
+            elif from_step:
+                if name in forced_from:
+                    reasons[name] = f"forced by --from {from_step}"
+                    continue
+                if name in upstream_of_from:
+                    trusted = f"--from {from_step}"
+            if trusted:
+                rid = latest.get(name)
+                if rid is None:
+                    raise UsageError(
+                        f"{trusted}: step {name!r} has no earlier result to reuse; run it "
+                        f"first (--only {name}, or the whole flow)")
+                kept[name], kept_step[name], pinned[name] = rid, name, trusted
+                cached_reasons[name] = f"reused by {trusted.split()[0]}: latest result, run {rid}"
+                continue
+            key = keys.get(name)
+            ran = [n for n in step.needs if n not in kept]
+            prev = before.get(name)
+            changed = why_changed(key.parts, prev, ran) if key and prev is not None else None
+            if name in forced:
+                reasons[name] = forced[name]
+                continue
+            if not enabled(step):
+                if in_play:
+                    reasons[name] = "cache off"
+                continue
+            if ran:
+                reasons[name] = changed or (f"upstream {ran[0]} ran" if prev is not None
+                                            else "no earlier result")
+                continue
+            miss: str | None = None
+            for hit in hits.get(name, ()):
+                if step.cache_for is not None and (
+                        hit.finished_at is None or now - hit.finished_at > step.cache_for):
+                    miss = miss or f"cache expired (older than {_duration(step.cache_for)})"
+                    continue
+                if step.output_files:
+                    if name not in outputs_cache:
+                        outputs_cache[name] = outputs_now(step)
+                    problem = _outputs_problem(outputs_cache[name], hit)
+                    if problem is not None:
+                        miss = miss or problem
+                        continue
+                kept[name], kept_step[name] = hit.run_id, hit.step
+                cached_reasons[name] = (f"cached: same key as run {hit.run_id[:4]}…, "
+                                        f"step {hit.step}")
+                break
+            else:
+                reasons[name] = miss or changed or "no earlier result"
+
+        values: dict[str, Any] = {}
+        gone: list[str] = []
+        for step in flow.steps:
+            if step.name in kept or step.name in skipped or not step.call:
+                continue
+            for need in step.needs:
+                if need not in kept or need in values or not by_name[need].call:
+                    continue
+                if not takes(step, need)[0]:
+                    continue
+                try:
+                    values[need] = value_of(kept[need], kept_step[need])
+                except KeyError:
+                    gone.append(need)
+        if not gone:
+            break
+        for name in gone:
+            if name in pinned:
+                raise UsageError(
+                    f"{pinned[name]}: the value of step {name!r} from run {kept[name]} is gone; "
+                    f"run it first (--only {name}, or --from {name})")
+            forced[name] = "value gone"
+
+    kept_values = {k: v for k, v in values.items() if v is not None}
+    return ReusePlan(None, _frozen(kept), _frozen(kept_values), _frozen(reasons),
+                     _frozen(cached_reasons), _frozen(skipped), _frozen(keys))

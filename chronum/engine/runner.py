@@ -222,6 +222,8 @@ class _Run:
         #: Steps whose log file could not be written, and why: each fails with that reason.
         self.log_failed: dict[str, str] = {}
         self._executor_cache: dict[str, Executor] = {}
+        #: Why each step runs (the reuse plan's reasons), said when it starts.
+        self.why: Mapping[str, str] = {}
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -366,7 +368,8 @@ class _Run:
             ctx = self.context(step, attempt)
             started = self.clock.monotonic()
             self.bus.emit(StepStarted(run_id=self.run_id, at=self.clock.now(), step=step.name,
-                                      attempt=attempt, delay_s=delay, executor=step.executor))
+                                      attempt=attempt, delay_s=delay, executor=step.executor,
+                                      reason=self.why.get(step.name, "")))
             try:
                 unset = self.missing(step) if attempt == 1 else None
                 result = unset if unset is not None else await self.attempt(step, ctx)
@@ -563,6 +566,7 @@ async def run_flow(
         flow.stop_on_fail if stop_on_fail is None else stop_on_fail,
         grace, extras or {}, os.environ if base_env is None else base_env, on_output, durable,
     )
+    run.why = plan.reasons
     started_at, started = clock.now(), clock.monotonic()
     bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,
                         params={k: run.mask(v) for k, v in run.params.items()},
@@ -575,7 +579,11 @@ async def run_flow(
             if step.name in plan.values:
                 run.outputs[step.name] = plan.values[step.name]
             bus.emit(StepCached(run_id=run_id, at=clock.now(), step=step.name,
-                                from_run=from_run))
+                                from_run=from_run, reason=plan.cached_reasons.get(step.name, "")))
+        elif step.name in plan.skipped:  # not selected (``--only``)
+            run.states[step.name] = "skipped"
+            bus.emit(StepSkipped(run_id=run_id, at=clock.now(), step=step.name,
+                                 status="skipped", reason=plan.skipped[step.name]))
     for step in flow.steps:
         if run.states[step.name] == "cached":
             run.mark_done(step.name)

@@ -70,6 +70,10 @@ def cell_parser() -> _Parser:
     p.add_argument("--raise", action="store_true", dest="raise_")
     p.add_argument("--db")
     p.add_argument("-p", "--param", type=name_value, action="append", default=[], dest="params")
+    p.add_argument("--cache", action="store_true", default=None, dest="cache")
+    p.add_argument("--no-cache", action="store_false", dest="cache")
+    p.add_argument("--from", dest="from_step")
+    p.add_argument("--only", nargs="+", default=[])
     return p
 
 
@@ -98,7 +102,8 @@ def parse_options(line: str) -> CellOptions:
     return CellOptions(
         name=ns.name, retry=ns.retry, params=tuple(ns.params), background=ns.background,
         dry_run=ns.dry_run, raise_=ns.raise_,
-        run=RunOptions(max_parallel=ns.max_parallel, stop_on_fail=ns.stop_on_fail, db=ns.db))
+        run=RunOptions(max_parallel=ns.max_parallel, stop_on_fail=ns.stop_on_fail, db=ns.db,
+                       cache=ns.cache, from_step=ns.from_step, only=tuple(ns.only)))
 
 
 def parse_flow(body: str, opts: CellOptions) -> Flow:

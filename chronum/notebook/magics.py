@@ -69,7 +69,8 @@ def _split(line: str) -> tuple[str, list[str], str | None]:
         del argv[i:i + 2]
     if not argv:
         raise UsageError("%chronum: expected one of: history, show RUN, resume RUN, "
-                         "logs RUN [STEP], graph [RUN], cancel RUN [--force], wait")
+                         "logs RUN [STEP], graph [RUN], cancel RUN [--force], cache list|clear, "
+                         "wait")
     return argv[0], argv[1:], db
 
 
@@ -131,6 +132,46 @@ async def _wait() -> Any:
     return await handles[-1].wait()
 
 
+def _cache(args: list[str], db: str | None) -> Any:
+    """``%chronum cache list [--flow NAME]``: the kept values as a DataFrame;
+    ``%chronum cache clear [--flow NAME] [--older-than AGE]``: remove them (as ``chronum
+    cache``)."""
+    from .._args import parse_duration
+    from ..store import Store, resolve_db_path
+    from ..store import keys as cache_rows
+
+    if not args or args[0] not in ("list", "clear"):
+        raise UsageError("%chronum cache: expected list or clear "
+                         "(clear [--flow NAME] [--older-than 7d])")
+    action, rest = args[0], list(args[1:])
+    flow = older = None
+    while rest:
+        option = rest.pop(0)
+        if option not in ("--flow", "--older-than") or not rest:
+            raise UsageError(f"%chronum cache {action}: unexpected {option!r}; options: "
+                             "--flow NAME, --older-than AGE")
+        value = rest.pop(0)
+        if option == "--flow":
+            flow = value
+        else:
+            older = parse_duration(value)
+            if older is None or action != "clear":
+                raise UsageError(f"%chronum cache: --older-than takes a duration like 7d, "
+                                 f"got {value!r}")
+    with Store(resolve_db_path(db)) as store:
+        if action == "clear":
+            n, freed = cache_rows.clear_values(store, flow, older)
+            print(f"removed {n} kept value{'s' if n != 1 else ''} ({freed:,} bytes)")
+            return None
+        entries = cache_rows.cache_entries(store, flow)
+    import pandas as pd
+
+    columns = ["flow", "step", "run_id", "size", "saved_at", "exists"]
+    frame = pd.DataFrame(entries, columns=columns)
+    frame["saved_at"] = pd.to_datetime(frame["saved_at"], unit="s", utc=True)
+    return frame
+
+
 def _sync_command(command: str, args: list[str], db: str | None) -> Any:
     if command == "history":
         limit = int(args[0]) if args else None
@@ -141,13 +182,15 @@ def _sync_command(command: str, args: list[str], db: str | None) -> Any:
         return _logs(args, db)
     if command == "graph":
         return _graph(args, db)
+    if command == "cache":
+        return _cache(args, db)
     if command == "cancel":
         force = "--force" in args
         print(api.cancel(_need_run("cancel", [a for a in args if a != "--force"]), db=db,
                          force=force))
         return None
     raise UsageError(f"%chronum: unknown command {command!r}; expected history, show, "
-                     "resume, logs, graph, cancel or wait")
+                     "resume, logs, graph, cancel, cache or wait")
 
 
 async def run_line(line: str) -> Any:

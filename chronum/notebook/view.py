@@ -226,6 +226,7 @@ class LiveView:
             snap.exit_codes[step] = changed.exit_code
         if changed.duration_s is not None:
             snap.durations[step] = changed.duration_s
+        snap.reasons[step] = changed.reason
         if isinstance(event, StepFailed) and self._selected is None:
             self._select(step)  # show why it failed without a click
 

@@ -44,12 +44,15 @@ class Snapshot:
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
     elapsed_s: float | None = None
+    #: Why each step ran or was reused (a cache hit, a changed input...).
+    reasons: dict[str, str | None] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         return [{"step": name, "status": self.states.get(name, "pending"),
                  "attempts": self.attempts.get(name, 0),
                  "duration_s": self.durations.get(name),
-                 "exit_code": self.exit_codes.get(name)} for name in self.flow.step_names]
+                 "exit_code": self.exit_codes.get(name),
+                 "reason": self.reasons.get(name)} for name in self.flow.step_names]
 
 
 def snapshot_from_rows(flow: Flow, run_id: str, status: str, elapsed_s: float | None,
@@ -64,6 +67,7 @@ def snapshot_from_rows(flow: Flow, run_id: str, status: str, elapsed_s: float | 
         snap.durations[name] = row["duration_s"]
         snap.exit_codes[name] = row["exit_code"]
         snap.logs[name] = row.get("log_tail") or ""
+        snap.reasons[name] = row.get("reason")
     return snap
 
 
@@ -83,7 +87,10 @@ def _cell(value: Any) -> str:
 
 def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -> str:
     """The step table; over ``limit`` rows, state counts plus the rows worth looking at."""
-    head = "<tr><th>step</th><th>state</th><th>attempts</th><th>duration</th><th>exit</th></tr>"
+    # why a step ran or was reused (a cache hit, a failure): a column once a step has one
+    why = any(r.get("reason") for r in rows)
+    head = ("<tr><th>step</th><th>state</th><th>attempts</th><th>duration</th><th>exit</th>"
+            + ("<th>reason</th>" if why else "") + "</tr>")
     shown = list(rows)
     summary = ""
     if limit is not None and len(shown) > limit:
@@ -99,7 +106,9 @@ def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -
         f'class="state-{r["status"]}" style="background:{STATE_COLORS.get(r["status"], "")}">'
         f'<td>{html.escape(r["step"])}</td><td class="chronum-step-state">{r["status"]}</td>'
         f'<td>{_cell(r["attempts"])}</td><td>{_cell(r["duration_s"])}</td>'
-        f'<td>{_cell(r["exit_code"])}</td></tr>'
+        f'<td>{_cell(r["exit_code"])}</td>'
+        + (f'<td class="chronum-step-reason">{_cell(r.get("reason"))}</td>' if why else "")
+        + "</tr>"
         for r in shown)
     return (f'{summary}<table class="chronum-table" style="border-collapse:collapse">'
             f"{head}{body}</table>")

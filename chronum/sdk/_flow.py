@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
@@ -113,7 +113,7 @@ class Flow:
                  default_timeout: float | None = None,
                  backoff: Mapping[str, Any] | Backoff | None = None,
                  env: Mapping[str, Any] | None = None,
-                 params: Mapping[str, Any] | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, cache: bool | None = None) -> None:
         frame = sys._getframe(1)
         self._file, self._line = frame.f_code.co_filename, frame.f_lineno
         self.name = name
@@ -121,7 +121,8 @@ class Flow:
         for key, value in (("maxParallel", max_parallel), ("stopOnFail", stop_on_fail),
                            ("defaultRetry", default_retry), ("defaultTimeout", default_timeout),
                            ("env", dict(env) if env is not None else None),
-                           ("params", dict(params) if params is not None else None)):
+                           ("params", dict(params) if params is not None else None),
+                           ("cache", cache)):
             if value is not None:
                 doc[key] = value
         if backoff is not None:
@@ -143,12 +144,18 @@ class Flow:
              timeout: float | None = None, executor: str = "python",
              continue_on_error: bool = False, persist: bool = False,
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
+             cache: bool | None = None, cache_key: str | None = None,
+             cache_for: float | str | None = None, inputs: Paths = None,
+             outputs: Paths = None,
              ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def step(self, name: Any = None, *, needs: Needs = None, retry: Retry = None,
              timeout: float | None = None, executor: str = "python",
              continue_on_error: bool = False, persist: bool = False,
-             env: Mapping[str, Any] | None = None, cwd: str | None = None) -> Any:
+             env: Mapping[str, Any] | None = None, cwd: str | None = None,
+             cache: bool | None = None, cache_key: str | None = None,
+             cache_for: float | str | None = None, inputs: Paths = None,
+             outputs: Paths = None) -> Any:
         """Register a function as a step: ``@flow.step()`` or ``@flow.step("name", retry=2)``.
 
         Its parameters named like other steps receive their return values (and make it need
@@ -156,7 +163,8 @@ class Flow:
         """
         file, line = _caller()
         options = {"retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
-                   "persist": persist, "env": env, "cwd": cwd}
+                   "persist": persist, "env": env, "cwd": cwd,
+                   **_caching(cache, cache_key, cache_for, inputs, outputs)}
 
         def register(func: Callable[P, R]) -> Callable[P, R]:
             step_name = name if isinstance(name, str) else getattr(func, "__name__", "")
@@ -172,12 +180,15 @@ class Flow:
     def shell(self, name: str, command: str, *, needs: Needs = None, retry: Retry = None,
               timeout: float | None = None, continue_on_error: bool = False,
               env: Mapping[str, Any] | None = None, cwd: str | None = None,
-              shell: str | None = None) -> str:
+              shell: str | None = None, cache: bool | None = None,
+              cache_key: str | None = None, cache_for: float | str | None = None,
+              inputs: Paths = None, outputs: Paths = None) -> str:
         """Add a shell step; returns its name, to use in another step's ``needs``."""
         file, line = _caller()
         doc = _with({"name": name, "run": command}, {
             "retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
-            "env": env, "cwd": cwd, "shell": shell})
+            "env": env, "cwd": cwd, "shell": shell,
+            **_caching(cache, cache_key, cache_for, inputs, outputs)})
         self._add(_Spec(name, file, line, doc, _needs(needs)))
         return name
 
@@ -355,7 +366,7 @@ class Flow:
 def _with(doc: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     """``doc`` plus the options that differ from the YAML defaults, as YAML keys."""
     for key, value in options.items():
-        if value is None or value is False:
+        if value is None or (value is False and key != "cache"):
             continue
         if key == "retry":
             value = _retry_doc(value)
@@ -363,6 +374,19 @@ def _with(doc: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
             value = dict(value)
         doc[key] = value
     return doc
+
+
+Paths = str | Sequence[str] | None
+
+
+def _caching(cache: bool | None, cache_key: str | None, cache_for: float | str | None,
+             inputs: Paths, outputs: Paths) -> dict[str, Any]:
+    """The caching options of a step as YAML keys (``cache=False`` opts a step out)."""
+    return {"cache": cache, "cacheKey": cache_key, "cacheFor": cache_for,
+            "inputs": [inputs] if isinstance(inputs, str) else
+            (list(inputs) if inputs is not None else None),
+            "outputs": [outputs] if isinstance(outputs, str) else
+            (list(outputs) if outputs is not None else None)}
 
 
 def _needs(needs: Needs) -> tuple[StepRef, ...]:

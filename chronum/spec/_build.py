@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from .. import dag
+from .._args import parse_duration
 from ..errors import ExecutorError, Location, SpecError
 from ..model import Backoff, Flow, RetryPolicy, Step
 from ._checks import Checker, describe, field_path
@@ -41,12 +42,13 @@ __all__ = [
 ]
 
 FLOW_KEYS = frozenset({"name", "maxParallel", "stopOnFail", "defaultRetry", "defaultTimeout",
-                       "backoff", "env", "params", "dask", "secrets", "steps"})
+                       "backoff", "env", "params", "dask", "secrets", "steps", "cache"})
 DASK_KEYS = frozenset({"address"})
 #: Where the dask executor reads the scheduler address: ``dask: {address: ...}`` lands here.
 DASK_ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
-                       "continueOnError", "env", "cwd", "shell", "persist", "secrets", "detach"})
+                       "continueOnError", "env", "cwd", "shell", "persist", "secrets", "detach",
+                       "cache", "cacheKey", "cacheFor", "inputs", "outputs"})
 #: ``detach:``: whether processes that left a step's process group may outlive it.
 DETACH = ("allow", "stop")
 RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
@@ -137,13 +139,14 @@ class _Builder(Checker):
         secrets = self.secrets(doc, "", pos)
         defaults = _Defaults(retry or 0, timeout, backoff)
         steps = self.steps(doc, pos, defaults)
+        cache = False if get("cache") is None else self.boolean(doc, "cache", "", pos)
         if self.problems or name is None:
             return None
         return Flow(
             name=name, steps=steps, max_parallel=max_parallel or 1, stop_on_fail=bool(stop),
             default_retry=retry or 0, default_timeout=timeout, backoff=backoff,
             env=MappingProxyType(env or {}), params=MappingProxyType(params or {}),
-            secrets=secrets,
+            secrets=secrets, cache=bool(cache),
         )
 
     def dask(self, doc: Mapping[Any, Any], pos: Pos) -> str | None:
@@ -265,9 +268,53 @@ class _Builder(Checker):
             needs=tuple(dict.fromkeys(needs)), retry=retry, timeout=timeout,
             continue_on_error=bool(coe), env=MappingProxyType(env or {}), cwd=cwd, shell=shell,
             options=MappingProxyType(options), location=Location(self.file, *pos, path),
-            secrets=secrets,
+            secrets=secrets, **self.caching(m, path, pos),
         )
         return step
+
+    def caching(self, m: Mapping[Any, Any], path: str, pos: Pos) -> dict[str, Any]:
+        """``cache``, ``cacheKey``, ``cacheFor``, ``inputs`` and ``outputs`` (declared output
+        files) of one step, as ``Step`` fields."""
+        get = m.get
+        out: dict[str, Any] = {}
+        if get("cache") is not None:
+            out["cache"] = self.boolean(m, "cache", path, pos)
+        if get("cacheKey") is not None:
+            value = m["cacheKey"]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out["cache_key"] = str(value)
+            else:
+                out["cache_key"] = self.text(m, "cacheKey", path, pos)
+        if get("cacheFor") is not None:
+            seconds = parse_duration(m["cacheFor"])
+            if seconds is None:
+                self.at(m, "cacheFor", path, pos, f"cacheFor is not a duration: "
+                        f"{describe(m['cacheFor'])}",
+                        "give a number of seconds or a duration like 30m, 6h or 7d")
+            out["cache_for"] = seconds
+        for key, field in (("inputs", "inputs"), ("outputs", "output_files")):
+            if get(key) is not None:
+                out[field] = self.paths(m, key, path, pos)
+        return out
+
+    def paths(self, m: Mapping[Any, Any], key: str, path: str, pos: Pos) -> tuple[str, ...]:
+        """A path or a list of paths (globs allowed), relative to the flow's folder."""
+        raw = m[key]
+        if isinstance(raw, str):
+            raw = [raw]
+        elif not isinstance(raw, list | tuple):
+            self.at(m, key, path, pos, f"expected a path or a list of paths, got "
+                    f"{describe(raw)}")
+            return ()
+        kpath, kpos = field_path(path, key), child_pos(m, key, pos)
+        out: list[str] = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, str) or not item.strip() or "\0" in item:
+                self.at(raw, i, kpath, kpos, f"expected a file path or a glob, got "
+                        f"{describe(item)}")
+            else:
+                out.append(item)
+        return tuple(dict.fromkeys(out))
 
     def detach(self, m: Mapping[Any, Any], path: str, pos: Pos, run: str | None,
                call: str | None) -> str | None:

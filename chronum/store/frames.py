@@ -34,7 +34,7 @@ TIMESTAMP_DTYPE = "datetime64[us, UTC]"
 # Column kind per name: a dtype, or time/status/text which ``_column`` builds specially.
 _KINDS: dict[str, str] = {
     "run_id": "text", "flow": "text", "step": "text", "reason": "text",
-    "parent_run_id": "text", "kind": "text",
+    "parent_run_id": "text", "kind": "text", "cache_key": "text",
     "started_at": "time", "finished_at": "time", "at": "time",
     "duration_s": "float64", "delay_s": "float64",
     "n_steps": "int64", "n_failed": "int64", "attempts": "int64", "seq": "int64",

@@ -123,8 +123,34 @@ def _v4_resume(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+# Version 5 (caching): each step's key and its parts (what changed is said against them) and
+# the hashes of its declared output files; input files' hashes by (path, size, mtime_ns,
+# inode), so an unchanged input is not read again; the values cached steps kept on disk (a
+# value cleared by `chronum cache clear` is marked gone, so no later hit claims it); and the
+# key on the step's row, for the frames.
+def _v5_cache(conn: sqlite3.Connection) -> None:
+    for statement in (
+        "CREATE TABLE IF NOT EXISTS step_keys (run_id TEXT NOT NULL, step TEXT NOT NULL, "
+        "flow TEXT NOT NULL, cache_key TEXT NOT NULL, parts TEXT NOT NULL, outputs TEXT, "
+        "made_at REAL NOT NULL, value_none INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (run_id, step))",
+        "CREATE INDEX IF NOT EXISTS step_keys_key ON step_keys (cache_key)",
+        "CREATE INDEX IF NOT EXISTS step_keys_flow ON step_keys (flow, step, made_at)",
+        "CREATE TABLE IF NOT EXISTS input_hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+        "mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, digest TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS cache_values (run_id TEXT NOT NULL, step TEXT NOT NULL, "
+        "flow TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, saved_at REAL NOT NULL, "
+        "gone_at REAL, PRIMARY KEY (run_id, step))",
+    ):
+        conn.execute(statement)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(steps)")}
+    if "cache_key" not in columns:
+        conn.execute("ALTER TABLE steps ADD COLUMN cache_key TEXT")
+
+
 #: Applied in order; never edit one that has shipped, append a new one instead.
-MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIGIN, _v4_resume)
+MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIGIN, _v4_resume,
+                                     _v5_cache)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

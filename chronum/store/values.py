@@ -12,7 +12,7 @@ import importlib.util
 import os
 import pickle
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +79,20 @@ def load_value(folder: Path, step: str) -> Any:
         return MISSING
 
 
-def keeper(flow: Flow, db_path: Path, run_id: str) -> Callable[[str, Any], None] | None:
-    """The engine's ``on_output`` hook for a flow with ``persist`` steps, else None."""
-    persist = {s.name for s in flow.steps if s.options.get("persist")}
+def keeper(flow: Flow, db_path: Path, run_id: str, also: Iterable[str] = ()
+           ) -> Callable[[str, Any], None] | None:
+    """The engine's ``on_output`` hook for a flow with ``persist`` steps (and the steps
+    ``also`` names: cached python steps), else None."""
+    persist = {s.name for s in flow.steps if s.options.get("persist")} | set(also)
     folder = values_dir(db_path, run_id)
     if not persist or folder is None:
         return None
 
+    cached = set(also)
+
     def keep(name: str, value: Any) -> None:
-        if name in persist:
+        # a cached step that returned None has nothing to keep: the store notes the None
+        if name in persist and not (value is None and name in cached):
             save_value(folder, name, value)
 
     return keep
