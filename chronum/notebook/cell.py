@@ -70,6 +70,7 @@ def cell_parser() -> _Parser:
     p.add_argument("--raise", action="store_true", dest="raise_")
     p.add_argument("--db")
     p.add_argument("-p", "--param", type=name_value, action="append", default=[], dest="params")
+    p.add_argument("--isolate", action="store_true")
     return p
 
 
@@ -85,6 +86,8 @@ class CellOptions:
     raise_: bool = False
     #: How to run it (the cell's params are applied when its flow is parsed, not here).
     run: RunOptions = field(default_factory=RunOptions)
+    #: ``--isolate``: every ``call:`` step runs in a child process (``isolate: process``).
+    isolate: bool = False
 
 
 def parse_options(line: str) -> CellOptions:
@@ -98,7 +101,8 @@ def parse_options(line: str) -> CellOptions:
     return CellOptions(
         name=ns.name, retry=ns.retry, params=tuple(ns.params), background=ns.background,
         dry_run=ns.dry_run, raise_=ns.raise_,
-        run=RunOptions(max_parallel=ns.max_parallel, stop_on_fail=ns.stop_on_fail, db=ns.db))
+        run=RunOptions(max_parallel=ns.max_parallel, stop_on_fail=ns.stop_on_fail, db=ns.db),
+        isolate=ns.isolate)
 
 
 def parse_flow(body: str, opts: CellOptions) -> Flow:
@@ -116,6 +120,10 @@ def parse_flow(body: str, opts: CellOptions) -> Flow:
                 doc["name"] = opts.name
             if opts.retry is not None:
                 doc["defaultRetry"] = opts.retry
+            if opts.isolate and isinstance(doc.get("steps"), list):
+                for step in doc["steps"]:
+                    if isinstance(step, dict) and "call" in step:
+                        step.setdefault("isolate", "process")
         return doc
 
     registry.register("yaml", parser, extensions=(".yaml", ".yml"))
@@ -268,6 +276,7 @@ def _finish(view: LiveView | None, screen: _Screen, status: str,
     if view is None:
         return
     view.finish(status)
+    view.refresh = screen.final  # again when a cancelled step's thread ends later
     screen.final()
     shown = screen.handle
     if shown is not None and layout is not None and not layout.done():

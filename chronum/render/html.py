@@ -81,6 +81,10 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
+#: States whose name in the table is longer than their key.
+STATE_LABELS = {"background": "cancelled — still running in the background"}
+
+
 def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -> str:
     """The step table; over ``limit`` rows, state counts plus the rows worth looking at."""
     head = "<tr><th>step</th><th>state</th><th>attempts</th><th>duration</th><th>exit</th></tr>"
@@ -97,7 +101,8 @@ def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -
     body = "".join(
         f'<tr data-step="{html.escape(r["step"])}" data-state="{r["status"]}" '
         f'class="state-{r["status"]}" style="background:{STATE_COLORS.get(r["status"], "")}">'
-        f'<td>{html.escape(r["step"])}</td><td class="chronum-step-state">{r["status"]}</td>'
+        f'<td>{html.escape(r["step"])}</td><td class="chronum-step-state">'
+        f'{STATE_LABELS.get(r["status"], r["status"])}</td>'
         f'<td>{_cell(r["attempts"])}</td><td>{_cell(r["duration_s"])}</td>'
         f'<td>{_cell(r["exit_code"])}</td></tr>'
         for r in shown)

@@ -143,20 +143,25 @@ class Flow:
              timeout: float | None = None, executor: str = "python",
              continue_on_error: bool = False, persist: bool = False,
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
+             isolate: bool = False,
              ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def step(self, name: Any = None, *, needs: Needs = None, retry: Retry = None,
              timeout: float | None = None, executor: str = "python",
              continue_on_error: bool = False, persist: bool = False,
-             env: Mapping[str, Any] | None = None, cwd: str | None = None) -> Any:
+             env: Mapping[str, Any] | None = None, cwd: str | None = None,
+             isolate: bool = False) -> Any:
         """Register a function as a step: ``@flow.step()`` or ``@flow.step("name", retry=2)``.
 
         Its parameters named like other steps receive their return values (and make it need
-        them); ``ctx``/``context`` receives the step context. Returns the function unchanged.
+        them); ``ctx``/``context`` receives the step context. ``isolate=True`` runs it in a
+        child process, which cancel and timeout stop (``isolate: process``). Returns the
+        function unchanged.
         """
         file, line = _caller()
         options = {"retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
-                   "persist": persist, "env": env, "cwd": cwd}
+                   "persist": persist, "env": env, "cwd": cwd,
+                   "isolate": "process" if isolate else None}
 
         def register(func: Callable[P, R]) -> Callable[P, R]:
             step_name = name if isinstance(name, str) else getattr(func, "__name__", "")
