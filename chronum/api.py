@@ -137,7 +137,7 @@ class Run:
                  definition: FlowBuilder | None = None) -> None:
         self.run_id = run_id
         self.flow = flow
-        self.status = status
+        self._status = status
         self.outputs = dict(outputs)
         self.errors = dict(errors or {})
         self.db = db
@@ -153,8 +153,25 @@ class Run:
                    definition)
 
     @property
+    def status(self) -> str:
+        """How the run ended; a cancelled run one of whose step functions still runs in its
+        thread (Python cannot stop it) says so until that thread ends."""
+        if self._status == "cancelled" and _still_running(self.run_id):
+            return STILL_RUNNING
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = value
+
+    @property
+    def still_running(self) -> tuple[str, ...]:
+        """The steps whose function's thread outlived their cancel or timeout and still runs."""
+        return _still_running(self.run_id)
+
+    @property
     def ok(self) -> bool:
-        return self.status == "succeeded"
+        return self._status == "succeeded"
 
     @property
     def duration_s(self) -> float | None:
@@ -214,6 +231,19 @@ class Run:
         took = f", {self.duration_s:.1f}s" if self.duration_s is not None else ""
         return (f"<Run {self.run_id} {self.flow.name}: {self.status} "
                 f"({len(self.flow.steps)} steps{took})>")
+
+
+#: What ``Run.status`` and the ``reason`` of ``steps()`` say of a step whose function's thread
+#: still runs after its cancel or timeout (the python executor's wording).
+STILL_RUNNING = "cancelled — still running in the background"
+
+
+def _still_running(run_id: str) -> tuple[str, ...]:
+    """The steps of ``run_id`` whose thread still runs in this process. Only calls made here
+    can be running: without the python executor loaded (a script reading the history), none
+    are, and it is not imported (it would bring asyncio)."""
+    python = sys.modules.get("chronum.executors.python")
+    return python.still_running(run_id) if python is not None else ()
 
 
 def _open_store(db: PathLike | None) -> Store:
@@ -405,7 +435,12 @@ def history(limit: int | None = None, *, db: PathLike | None = None) -> pd.DataF
 def steps(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
     """One row per step of a run (the latest run when omitted), in file order."""
     with _open_store(db) as store:
-        return frames.steps_frame(store, run_id)
+        frame = frames.steps_frame(store, run_id)
+    if len(frame):
+        running = _still_running(str(frame["run_id"].iloc[0]))
+        if running:
+            frame.loc[frame["step"].isin(running), "reason"] = STILL_RUNNING
+    return frame
 
 
 def attempts(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataFrame:

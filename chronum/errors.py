@@ -27,6 +27,7 @@ __all__ = [
     "RunFailedError",
     "RunNotFoundError",
     "SpecError",
+    "StepCancelledError",
     "StoreError",
     "UsageError",
 ]
@@ -121,3 +122,8 @@ class DotNotFoundError(ChronumError):
 
 class RunFailedError(ChronumError):
     exit_code = 1
+
+
+class StepCancelledError(ChronumError):
+    """Raised by ``ctx.check()`` in a step function whose step was cancelled or timed out:
+    the function stops there, and its thread ends."""

@@ -231,6 +231,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     if functions:
         extras["functions"] = functions
     plan = plan or ReusePlan()
+    _warn_still_running(flow)
     # What the store keeps passes the masker too (the engine masks what it emits): a secret
     # given as ``-p token=...`` or written into a cell's text is stored as ``***``.
     mask = Masker(read_secrets(flow, os.environ).values())
@@ -303,6 +304,19 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     RECENT_VALUES[run_id] = outcome.outputs
     return Finished(run_id, flow, outcome.status, outcome.outputs, outcome.errors,
                     outcome.started_at, outcome.finished_at, store.path)
+
+
+def _warn_still_running(flow: Flow) -> None:
+    """A cancelled call of an earlier run of this flow whose thread still runs here may
+    still write what this run reads or writes: say so."""
+    from .executors.python import still_running_in_flow
+
+    left = still_running_in_flow(flow.name)
+    if left:
+        named = ", ".join(f"step '{step}' of run {rid}" for rid, step in left[:5])
+        logger.warning("flow %s: %s cancelled but still running in the background in this "
+                       "process (Python cannot stop a thread); it may still write what this "
+                       "run uses", flow.name, named)
 
 
 #: The name of the run's own log (beside its steps' logs): output of in-process code that

@@ -12,11 +12,13 @@ cancel`` find and stop what it left behind.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from ..errors import StepCancelledError
 from ..model import Flow, Step
 
 __all__ = ["Executor", "LogSink", "Result", "SpawnSink", "StepContext", "process_start"]
@@ -69,6 +71,22 @@ class StepContext:
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: Told what the attempt started (``spawned``); None where nobody records it.
     on_spawn: SpawnSink | None = None
+
+    #: Set when the attempt is cancelled or times out (``cancelled``, ``check()``).
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False,
+                                          compare=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether this attempt was cancelled (or timed out): a long loop in a step function
+        checks it and returns; Python cannot stop a function's thread from outside."""
+        return self.cancel_event.is_set()
+
+    def check(self) -> None:
+        """Raise ``StepCancelledError`` if this attempt was cancelled or timed out."""
+        if self.cancel_event.is_set():
+            step = self.env.get("CHRONUM_STEP", "")
+            raise StepCancelledError(f"step {step!r} was cancelled; stopped at ctx.check()")
 
     def spawned(self, pgid: int | None = None, container: str | None = None) -> None:
         """Record that this attempt started process group ``pgid`` (its leader's pid) and/or

@@ -16,8 +16,11 @@ process, ``os.write(1, ...)``) is taken from file descriptors 1 and 2 by ``captu
 
 Cancellation: an ``async def`` function is cancelled with the step's task. A sync function runs
 in a worker thread (so the event loop stays free), and Python cannot kill a thread: on
-cancellation the step ends at once and the thread is abandoned, running to completion in the
-background with its output dropped. A step that must be stoppable should be a script or async.
+cancellation (or timeout) the step ends at once, ``ctx.cancelled`` becomes true and
+``ctx.check()`` raises, so a function that checks stops at its next check. One that does not
+runs on in the background, its output dropped; until it ends, ``still_running`` names it (the
+views show "cancelled — still running in the background"). ``isolate: process`` runs the call
+in a child process instead (``_isolated``), which cancel and timeout stop like a shell step.
 """
 
 from __future__ import annotations
@@ -42,10 +45,15 @@ from . import capture
 from .base import LogSink, Result, StepContext
 from .process import MAX_LINE, describe_exit, run_process
 
-__all__ = ["CONTEXT_NAMES", "CallPlan", "PythonExecutor", "call_plan"]
+__all__ = ["CONTEXT_NAMES", "STILL_RUNNING", "CallPlan", "PythonExecutor", "call_plan",
+           "on_thread_end", "still_running", "still_running_in_flow"]
 
 #: Parameter names that receive the ``StepContext`` rather than an upstream value.
 CONTEXT_NAMES = frozenset({"ctx", "context"})
+
+
+#: How a step whose function's thread outlived its cancel or timeout is described.
+STILL_RUNNING = "cancelled — still running in the background"
 
 
 class _CallError(Exception):
@@ -311,12 +319,22 @@ class _Workers:
         self._idle = 0
         self._count = 0
 
-    def call(self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
-             ) -> asyncio.Future[_Outcome]:
+    def call(self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any],
+             on_end: Callable[[], None] | None = None) -> asyncio.Future[_Outcome]:
+        """``func(*args, **kwargs)`` in a worker thread; ``on_end()`` runs in that thread
+        when the call returns, even if nobody waits for it any more."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_Outcome] = loop.create_future()
         context = copy_context()  # the step's output router travels with the call
-        self._queue.put((loop, future, lambda: context.run(_call_sync, func, args, kwargs)))
+
+        def job() -> _Outcome:
+            try:
+                return context.run(_call_sync, func, args, kwargs)
+            finally:
+                if on_end is not None:
+                    on_end()
+
+        self._queue.put((loop, future, job))
         with self._lock:
             if self._idle > 0:
                 self._idle -= 1  # that thread takes it
@@ -353,6 +371,62 @@ def _settle(future: asyncio.Future[_Outcome], outcome: _Outcome) -> None:
 
 
 _workers = _Workers()
+
+
+# -- calls that outlived their step ---------------------------------------------------------
+
+
+class _Background(NamedTuple):
+    flow: str
+    #: Called (in the call's thread) when it ends.
+    waiters: list[Callable[[], None]]
+
+
+_background: dict[tuple[str, str], _Background] = {}
+_background_lock = threading.Lock()
+
+
+def _abandon(key: tuple[str, str], flow: str, ended: threading.Event) -> bool:
+    """The call of step ``key`` = (run id, step) was cancelled: remember its thread while it
+    runs on. False if it has already ended."""
+    with _background_lock:
+        if ended.is_set():
+            return False
+        _background[key] = _Background(flow, [])
+        return True
+
+
+def _ended(key: tuple[str, str], ended: threading.Event) -> None:
+    with _background_lock:
+        ended.set()
+        left = _background.pop(key, None)
+    for waiter in left.waiters if left is not None else ():
+        with contextlib.suppress(Exception):
+            waiter()
+
+
+def still_running(run_id: str) -> tuple[str, ...]:
+    """The steps of run ``run_id`` (in this process) whose function's thread still runs
+    after their step was cancelled or timed out."""
+    with _background_lock:
+        return tuple(step for rid, step in _background if rid == run_id)
+
+
+def still_running_in_flow(flow: str) -> list[tuple[str, str]]:
+    """(run id, step) of the cancelled calls of flow ``flow`` whose thread still runs."""
+    with _background_lock:
+        return [key for key, entry in _background.items() if entry.flow == flow]
+
+
+def on_thread_end(run_id: str, step: str, callback: Callable[[], None]) -> bool:
+    """Call ``callback()`` (from the call's own thread) when the thread of step ``step`` of
+    run ``run_id`` ends; False, and no call, when it is not running."""
+    with _background_lock:
+        entry = _background.get((run_id, step))
+        if entry is None:
+            return False
+        entry.waiters.append(callback)
+        return True
 
 
 def _call_sync(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> _Outcome:
@@ -421,7 +495,7 @@ class PythonExecutor:
             # A flow written with chronum.Flow (the SDK) hands over its function objects.
             functions = ctx.extras.get("functions")
             given = functions.get(step.name) if functions else None
-            return await self._call(step.call, ctx, given)
+            return await self._call(step.call, ctx, given, step)
         if step.run:
             return await self._script(step.run, ctx, step.options.get("detach") == "allow")
         return _refuse(ctx, "a python step needs 'run: script.py' or 'call: module:function'")
@@ -446,14 +520,15 @@ class PythonExecutor:
         return Result(code, error=None if code == 0 else describe_exit(code))
 
     async def _call(self, target: str, ctx: StepContext,
-                    given: Callable[..., Any] | None = None) -> Result:
+                    given: Callable[..., Any] | None = None, step: Step | None = None
+                    ) -> Result:
         _install_routers()
         output = _StepOutput(ctx.log, asyncio.get_running_loop())
         # Set before the import, so what a module prints as it loads is this step's output.
         token = _current_output.set(output)
         capture.enter_call(output)
         try:
-            return await self._called(target, ctx, given, output)
+            return await self._called(target, ctx, given, output, step)
         finally:
             capture.leave_call(output)
             _current_output.reset(token)
@@ -461,7 +536,7 @@ class PythonExecutor:
             output.closed = True  # a task or thread the function left behind no longer logs here
 
     async def _called(self, target: str, ctx: StepContext, given: Callable[..., Any] | None,
-                      output: _StepOutput) -> Result:
+                      output: _StepOutput, step: Step | None = None) -> Result:
         try:
             func = given if given is not None else _resolve(target, ctx)
             plan = call_plan(func)
@@ -470,18 +545,29 @@ class PythonExecutor:
             if exc.__cause__ is not None and not isinstance(exc.__cause__, ImportError):
                 _log_traceback(ctx.log, exc.__cause__)  # an error inside the module: show where
             return _refuse(ctx, f"{target}: {exc}")
+        if step is not None and step.options.get("isolate") == "process":
+            try:
+                return await _isolated_call(target, func, args, kwargs, ctx)
+            except asyncio.CancelledError:
+                ctx.cancel_event.set()
+                raise
+        name = step.name if step is not None else ctx.env.get("CHRONUM_STEP", target)
+        key, ended = (ctx.run_id, name), threading.Event()
         try:
             if plan.is_async:
                 outcome = await _await(func(*args, **kwargs))
             else:
-                outcome = await _workers.call(func, args, kwargs)
+                outcome = await _workers.call(func, args, kwargs,
+                                              on_end=lambda: _ended(key, ended))
                 if outcome.error is None and inspect.isawaitable(outcome.value):
                     outcome = await _await(outcome.value)
         except asyncio.CancelledError:
-            if not plan.is_async:
+            ctx.cancel_event.set()  # ctx.cancelled, ctx.check(): the function may stop itself
+            if not plan.is_async and _abandon(key, ctx.flow.name, ended):
                 output.closed = True
-                ctx.log("stderr", f"chronum: {target} cancelled; its thread cannot be stopped "
-                        "and keeps running in the background")
+                ctx.log("stderr", f"chronum: {target} cancelled; Python cannot stop its "
+                        "thread, which keeps running in the background (check ctx.cancelled "
+                        "or call ctx.check() in it, or use isolate: process)")
             raise
         await _output_settled()
         if outcome.error is not None:
@@ -492,3 +578,50 @@ class PythonExecutor:
 def _refuse(ctx: StepContext, message: str, code: int = 1) -> Result:
     ctx.log("stderr", f"chronum: {message}")
     return Result(code, error=message)
+
+
+#: The child's entry: chronum is imported from where this process has it.
+_CHILD = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+          "from chronum.executors._isolated import main; sys.exit(main(sys.argv[1:]))")
+
+
+async def _isolated_call(target: str, func: Callable[..., Any], args: list[Any],
+                         kwargs: dict[str, Any], ctx: StepContext) -> Result:
+    """``isolate: process``: the call in a child process, stopped like a shell step."""
+    import pickle
+    import shutil
+    import tempfile
+
+    import cloudpickle  # type: ignore[import-untyped]
+
+    from ._isolated import ChildContext
+
+    child_ctx = ChildContext(ctx.run_id, ctx.attempt, dict(ctx.env), ctx.cwd, dict(ctx.params),
+                             dict(ctx.inputs), ctx.grace)
+    args = [child_ctx if a is ctx else a for a in args]
+    kwargs = {k: child_ctx if v is ctx else v for k, v in kwargs.items()}
+    folder = Path(tempfile.mkdtemp(prefix="chronum-isolate-"))
+    try:
+        source, target_file = folder / "call.pkl", folder / "outcome.pkl"
+        try:
+            with open(source, "wb") as fh:
+                pickle.dump(list(sys.path), fh)
+                cloudpickle.dump((func, args, kwargs), fh)
+        except Exception as exc:
+            return _refuse(ctx, f"{target}: isolate: process: cannot send the function and its "
+                           f"arguments to a child process: {_summary(exc)}")
+        home = str(Path(__file__).resolve().parent.parent.parent)
+        code = await run_process(
+            [sys.executable, "-u", "-c", _CHILD, home, str(source), str(target_file)],
+            env=ctx.env, cwd=ctx.cwd, log=ctx.log, grace=ctx.grace, on_spawn=ctx.spawned)
+        if not target_file.exists():
+            return Result(code or 1, error=describe_exit(code) if code else
+                          "the child process ended without sending a result")
+        kind, value = cloudpickle.loads(target_file.read_bytes())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if kind == "ok":
+        return Result(0, value=value)
+    if kind == "exit":
+        return _failed(ctx, SystemExit(value))
+    return Result(1, error=str(value))

@@ -74,6 +74,7 @@ def cell_parser() -> _Parser:
     p.add_argument("--no-cache", action="store_false", dest="cache")
     p.add_argument("--from", dest="from_step")
     p.add_argument("--only", nargs="+", default=[])
+    p.add_argument("--isolate", action="store_true")
     return p
 
 
@@ -89,6 +90,8 @@ class CellOptions:
     raise_: bool = False
     #: How to run it (the cell's params are applied when its flow is parsed, not here).
     run: RunOptions = field(default_factory=RunOptions)
+    #: ``--isolate``: every ``call:`` step runs in a child process (``isolate: process``).
+    isolate: bool = False
 
 
 def parse_options(line: str) -> CellOptions:
@@ -103,7 +106,8 @@ def parse_options(line: str) -> CellOptions:
         name=ns.name, retry=ns.retry, params=tuple(ns.params), background=ns.background,
         dry_run=ns.dry_run, raise_=ns.raise_,
         run=RunOptions(max_parallel=ns.max_parallel, stop_on_fail=ns.stop_on_fail, db=ns.db,
-                       cache=ns.cache, from_step=ns.from_step, only=tuple(ns.only)))
+                       cache=ns.cache, from_step=ns.from_step, only=tuple(ns.only)),
+        isolate=ns.isolate)
 
 
 def parse_flow(body: str, opts: CellOptions) -> Flow:
@@ -121,6 +125,10 @@ def parse_flow(body: str, opts: CellOptions) -> Flow:
                 doc["name"] = opts.name
             if opts.retry is not None:
                 doc["defaultRetry"] = opts.retry
+            if opts.isolate and isinstance(doc.get("steps"), list):
+                for step in doc["steps"]:
+                    if isinstance(step, dict) and "call" in step:
+                        step.setdefault("isolate", "process")
         return doc
 
     registry.register("yaml", parser, extensions=(".yaml", ".yml"))
@@ -273,6 +281,7 @@ def _finish(view: LiveView | None, screen: _Screen, status: str,
     if view is None:
         return
     view.finish(status)
+    view.refresh = screen.final  # again when a cancelled step's thread ends later
     screen.final()
     shown = screen.handle
     if shown is not None and layout is not None and not layout.done():

@@ -35,6 +35,7 @@ from ..eventbus import (
     RunStarted,
     StepFailed,
 )
+from ..executors.python import on_thread_end, still_running
 from ..model import Flow
 from ..render import svg
 from ..render.html import Snapshot, plain_text, static_html, table_html
@@ -83,6 +84,9 @@ class LiveView:
         #: What the dropdown's steps were made from at its last update (see _log_options_key).
         self._log_options_seen: tuple[int, str | None] = (0, None)
         self.widget: widgets.VBox | None = None
+        #: Sends the final picture again (set by the cell): a step's thread that outlived its
+        #: cancel ended after the run did.
+        self.refresh: Callable[[], None] | None = None
         if build:
             self.build()
 
@@ -227,8 +231,36 @@ class LiveView:
         if changed.duration_s is not None:
             snap.durations[step] = changed.duration_s
         snap.reasons[step] = changed.reason
+        if changed.status in ("cancelled", "failed") and step in still_running(self.run_id):
+            self._watch_thread(step, changed.status)
         if isinstance(event, StepFailed) and self._selected is None:
             self._select(step)  # show why it failed without a click
+
+    def _watch_thread(self, step: str, status: str) -> None:
+        """The step ended but its function's thread runs on: shown as ``background``
+        ("cancelled — still running in the background") until that thread ends."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.snap.states[step] = "background"
+
+        def ended() -> None:
+            if self.snap.states.get(step) == "background":
+                self.snap.states[step] = status
+            self._dirty = True
+            if self.finished:
+                self.flush()
+                if self.refresh is not None:
+                    self.refresh()
+            else:
+                self._mark()
+
+        def from_thread() -> None:
+            loop.call_soon_threadsafe(ended)
+
+        if not on_thread_end(self.run_id, step, from_thread):
+            self.snap.states[step] = status
 
     def _mark(self) -> None:
         self._dirty = True

@@ -29,6 +29,8 @@ STATE_COLORS = {
     "upstream_failed": "#e9c1c4",
     "skipped": "#e5e5e5",
     "cancelled": "#cfcfe8",
+    # cancelled or timed out, but its function's thread still runs (the notebook's view)
+    "background": "#a99be0",
 }
 PENDING_FILL = STATE_COLORS["pending"]
 

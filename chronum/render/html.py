@@ -85,6 +85,10 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
+#: States whose name in the table is longer than their key.
+STATE_LABELS = {"background": "cancelled — still running in the background"}
+
+
 def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -> str:
     """The step table; over ``limit`` rows, state counts plus the rows worth looking at."""
     # why a step ran or was reused (a cache hit, a failure): a column once a step has one
@@ -104,7 +108,8 @@ def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -
     body = "".join(
         f'<tr data-step="{html.escape(r["step"])}" data-state="{r["status"]}" '
         f'class="state-{r["status"]}" style="background:{STATE_COLORS.get(r["status"], "")}">'
-        f'<td>{html.escape(r["step"])}</td><td class="chronum-step-state">{r["status"]}</td>'
+        f'<td>{html.escape(r["step"])}</td><td class="chronum-step-state">'
+        f'{STATE_LABELS.get(r["status"], r["status"])}</td>'
         f'<td>{_cell(r["attempts"])}</td><td>{_cell(r["duration_s"])}</td>'
         f'<td>{_cell(r["exit_code"])}</td>'
         + (f'<td class="chronum-step-reason">{_cell(r.get("reason"))}</td>' if why else "")

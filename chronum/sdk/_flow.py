@@ -146,7 +146,7 @@ class Flow:
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
              cache: bool | None = None, cache_key: str | None = None,
              cache_for: float | str | None = None, inputs: Paths = None,
-             outputs: Paths = None,
+             outputs: Paths = None, isolate: bool = False,
              ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def step(self, name: Any = None, *, needs: Needs = None, retry: Retry = None,
@@ -155,15 +155,18 @@ class Flow:
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
              cache: bool | None = None, cache_key: str | None = None,
              cache_for: float | str | None = None, inputs: Paths = None,
-             outputs: Paths = None) -> Any:
+             outputs: Paths = None, isolate: bool = False) -> Any:
         """Register a function as a step: ``@flow.step()`` or ``@flow.step("name", retry=2)``.
 
         Its parameters named like other steps receive their return values (and make it need
-        them); ``ctx``/``context`` receives the step context. Returns the function unchanged.
+        them); ``ctx``/``context`` receives the step context. ``isolate=True`` runs it in a
+        child process, which cancel and timeout stop (``isolate: process``). Returns the
+        function unchanged.
         """
         file, line = _caller()
         options = {"retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
                    "persist": persist, "env": env, "cwd": cwd,
+                   "isolate": "process" if isolate else None,
                    **_caching(cache, cache_key, cache_for, inputs, outputs)}
 
         def register(func: Callable[P, R]) -> Callable[P, R]:

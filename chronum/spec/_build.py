@@ -48,9 +48,11 @@ DASK_KEYS = frozenset({"address"})
 DASK_ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
                        "continueOnError", "env", "cwd", "shell", "persist", "secrets", "detach",
-                       "cache", "cacheKey", "cacheFor", "inputs", "outputs"})
+                       "cache", "cacheKey", "cacheFor", "inputs", "outputs", "isolate"})
 #: ``detach:``: whether processes that left a step's process group may outlive it.
 DETACH = ("allow", "stop")
+#: ``isolate:``: where a ``call:`` step's function runs (its own process: cancel stops it).
+ISOLATE = ("process", "thread")
 RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
 BACKOFF_KEYS = frozenset({"base", "factor", "max", "jitter"})
 JITTERS = ("full", "equal", "none")
@@ -263,6 +265,8 @@ class _Builder(Checker):
         detach = self.detach(m, path, pos, run, call)
         if detach == "allow":
             options["detach"] = detach  # read by the executors that start processes
+        if self.isolate(m, path, pos, call) == "process":
+            options["isolate"] = "process"  # read by the python executor
         step = Step(
             name=name, executor=executor or "shell", run=run, call=call,
             needs=tuple(dict.fromkeys(needs)), retry=retry, timeout=timeout,
@@ -331,6 +335,25 @@ class _Builder(Checker):
         if call is not None and run is None:
             self.at(m, "detach", path, pos, "'detach' is for steps that start a process "
                     "('run'); a 'call' step runs in this process")
+            return None
+        return value
+
+    def isolate(self, m: Mapping[Any, Any], path: str, pos: Pos, call: str | None
+                ) -> str | None:
+        """``isolate: process | thread``; only a ``call:`` step runs in this process."""
+        if m.get("isolate") is None:
+            return None
+        value = self.text(m, "isolate", path, pos)
+        if value is None:
+            return None
+        if value not in ISOLATE:
+            self.at(m, "isolate", path, pos, f"expected 'process' or 'thread', got {value!r}",
+                    "'isolate: process' runs the function in a child process that cancel "
+                    "and timeout can stop")
+            return None
+        if call is None:
+            self.at(m, "isolate", path, pos, "'isolate' is for steps with 'call'; a 'run' "
+                    "step already runs in its own process")
             return None
         return value
 

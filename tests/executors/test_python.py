@@ -349,5 +349,6 @@ def test_cancelling_a_sync_function_returns_at_once_and_abandons_the_thread(
     assert done.wait(10)  # the abandoned thread ran to its end, its output dropped
     assert finished == [True]
     assert log.stdout == ["started"]
-    assert log.stderr == ["chronum: blocking cancelled; its thread cannot be stopped and keeps "
-                          "running in the background"]
+    assert log.stderr == ["chronum: blocking cancelled; Python cannot stop its thread, which "
+                          "keeps running in the background (check ctx.cancelled or call "
+                          "ctx.check() in it, or use isolate: process)"]
