@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .cell import RunHandle
     from .view import LiveView
 
-__all__ = ["KernelState", "current", "state_of"]
+__all__ = ["KernelState", "Settings", "current", "settings", "state_of"]
 
 
 def _flows() -> LRU[str, Flow]:
@@ -28,6 +28,17 @@ def _flows() -> LRU[str, Flow]:
 
 def _views() -> LRU[str, LiveView]:
     return LRU(8)
+
+
+@dataclass
+class Settings:
+    """What ``%config ChronumMagics`` sets (the magics object stands in for this once the
+    extension is loaded: the same attribute names, as traitlets)."""
+
+    db: str | None = None
+    max_parallel: int | None = None
+    show_after: float = 0.25
+    timeline: bool = False
 
 
 @dataclass
@@ -44,6 +55,8 @@ class KernelState:
     last_flow: Flow | None = None
     #: Objects whose picture their cell already shows: id -> execution count.
     shown: dict[int, int] = field(default_factory=dict)
+    #: ``%config ChronumMagics`` settings: the ``ChronumMagics`` object once loaded.
+    settings: Any = field(default_factory=Settings)
 
 
 _STATES: weakref.WeakKeyDictionary[Any, KernelState] = weakref.WeakKeyDictionary()
@@ -66,3 +79,8 @@ def current() -> KernelState:
     from IPython import get_ipython
 
     return state_of(get_ipython())
+
+
+def settings() -> Settings:
+    """The running shell's ``%config ChronumMagics`` settings."""
+    return current().settings  # type: ignore[no-any-return]

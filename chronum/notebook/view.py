@@ -83,6 +83,8 @@ class LiveView:
         #: What the dropdown's steps were made from at its last update (see _log_options_key).
         self._log_options_seen: tuple[int, str | None] = (0, None)
         self.widget: widgets.VBox | None = None
+        #: HTML the final picture ends with (the timeline, with %config ChronumMagics.timeline).
+        self.footer = ""
         if build:
             self.build()
 
@@ -162,8 +164,12 @@ class LiveView:
         self.snap.logs = {k: "\n".join(v) for k, v in self._log_lines.items()}
         return {
             "text/plain": plain_text(self.flow.name, self.snap.status, len(self.flow.steps)),
-            "text/html": static_html(self.snap, self.graph),
+            "text/html": static_html(self.snap, self.graph) + self.footer,
         }
+
+    def log_lines(self, step: str) -> tuple[str, ...]:
+        """The kept tail of ``step``'s log."""
+        return tuple(self._log_lines.get(step, ()))
 
     # -- graph ----------------------------------------------------------------------------
 
