@@ -27,7 +27,7 @@ def test_a_snapshot_is_made_from_step_rows():
     assert snap.attempts == {"a": 1, "b": 3} and snap.exit_codes == {"a": 0, "b": 2}
     assert snap.logs == {"a": "line 1\nline 2\n", "b": ""}
     assert snap.rows()[1] == {"step": "b", "status": "failed", "attempts": 3,
-                              "duration_s": None, "exit_code": 2}
+                              "duration_s": None, "exit_code": 2, "reason": None}
 
 
 def test_the_bundle_has_fixed_text_and_the_picture_and_honours_include_exclude():
