@@ -78,7 +78,6 @@ timeline). Help for the cell magic: %%chronum? or %%chronum --help.
 
 def _line_parser() -> cell._Parser:
     p = cell._Parser(prog="%chronum", add_help=False)
-    p.add_argument("--db")
     sub = p.add_subparsers(dest="command", parser_class=cell._Parser)
     history = sub.add_parser("history", add_help=False, prog="%chronum history")
     history.add_argument("limit", nargs="?", type=cell._non_negative)
@@ -132,13 +131,18 @@ def _parse_line(line: str) -> argparse.Namespace | None:
             return None
         raise UsageError("%chronum: expected one of: " + ", ".join(_COMMANDS)
                          + " (%chronum --help says more)")
-    db_given = "--db" in argv
+    db = settings().db
+    if "--db" in argv:  # anywhere on the line, before or after the command
+        i = argv.index("--db")
+        if i + 1 >= len(argv):
+            raise UsageError("%chronum: --db needs a path")
+        db = argv[i + 1]
+        del argv[i:i + 2]
     _known_options(argv)
     ns = _line_parser().parse_args(argv)
     if ns.command is None:
         raise UsageError("%chronum: expected one of: " + ", ".join(_COMMANDS))
-    if not db_given:
-        ns.db = settings().db
+    ns.db = db
     return ns
 
 
