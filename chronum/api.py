@@ -41,6 +41,7 @@ __all__ = [
     "arun",
     "attempts",
     "cancel",
+    "compare",
     "events",
     "execute",
     "history",
@@ -426,33 +427,78 @@ def cancel(ref: str, *, db: PathLike | None = None, force: bool = False) -> str:
     return cancel_run(ref, db=db, force=force)
 
 
-def history(limit: int | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
-    """One row per run, newest first."""
+def history(limit: int | None = None, *, flow: str | None = None, status: str | None = None,
+            db: PathLike | None = None) -> pd.DataFrame:
+    """One row per run, newest first; ``flow=`` and ``status=`` keep only the runs of that
+    flow and in that state."""
     with _open_store(db) as store:
-        return frames.history_frame(store, limit)
+        return frames.history_frame(store, limit, flow=flow, status=status)
 
 
-def steps(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
-    """One row per step of a run (the latest run when omitted), in file order."""
+def _selection(flow: str | None, since: Any, until: Any, status: str | None
+               ) -> frames.RunSelection:
+    try:
+        return frames.RunSelection(flow, frames.to_epoch(since), frames.to_epoch(until),
+                                   status)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def steps(run_id: str | None = None, *, flow: str | None = None, since: Any = None,
+          until: Any = None, status: str | None = None,
+          db: PathLike | None = None) -> pd.DataFrame:
+    """One row per step of a run (the latest run when omitted), in file order.
+
+    ``flow=``, ``since=``, ``until=`` or ``status=`` select many runs instead (the runs of
+    that flow, started in ``[since, until)``, with that run status), oldest first; the frame
+    then has a ``flow`` column after ``run_id``. ``since``/``until`` take a datetime, a date,
+    an ISO 8601 string, epoch seconds, or a timedelta (that long ago)."""
     with _open_store(db) as store:
-        frame = frames.steps_frame(store, run_id)
-    if len(frame):
-        running = _still_running(str(frame["run_id"].iloc[0]))
+        frame = frames.steps_frame(store, run_id,
+                                   select=_selection(flow, since, until, status))
+    for rid in frame["run_id"].unique() if len(frame) else ():
+        running = _still_running(str(rid))
         if running:
-            frame.loc[frame["step"].isin(running), "reason"] = STILL_RUNNING
+            frame.loc[(frame["run_id"] == rid) & frame["step"].isin(running),
+                      "reason"] = STILL_RUNNING
     return frame
 
 
-def attempts(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
-    """One row per attempt of a run (the latest run when omitted)."""
+def attempts(run_id: str | None = None, *, flow: str | None = None, since: Any = None,
+             until: Any = None, status: str | None = None,
+             db: PathLike | None = None) -> pd.DataFrame:
+    """One row per attempt of a run (the latest run when omitted), with why each attempt
+    that did not succeed ended so (``reason``); selects many runs as ``steps`` does."""
     with _open_store(db) as store:
-        return frames.attempts_frame(store, run_id)
+        return frames.attempts_frame(store, run_id,
+                                     select=_selection(flow, since, until, status))
 
 
-def events(run_id: str | None = None, *, db: PathLike | None = None) -> pd.DataFrame:
-    """The run's events in order (the latest run when omitted)."""
+def events(run_id: str | None = None, *, flow: str | None = None, since: Any = None,
+           until: Any = None, status: str | None = None,
+           db: PathLike | None = None) -> pd.DataFrame:
+    """The run's events in order (the latest run when omitted): ``data`` holds each event's
+    fields, and the common ones are columns too (``exit_code``, ``reason``, ``delay_s``, ...);
+    selects many runs as ``steps`` does."""
     with _open_store(db) as store:
-        return frames.events_frame(store, run_id or "last")
+        return frames.events_frame(store, run_id,
+                                   select=_selection(flow, since, until, status))
+
+
+def compare(run_a: str | Run, run_b: str | Run = "last", *,
+            db: PathLike | None = None) -> pd.DataFrame:
+    """Two runs side by side, one row per step (the steps of ``run_a`` in file order, then
+    those only ``run_b`` has): status, duration and attempts in each, and the differences
+    ``duration_diff_s`` (b minus a) and ``status_changed``. "Why is today's run slower" is
+    the top of ``compare(yesterday, today).sort_values("duration_diff_s")``."""
+    a_id = run_a.run_id if isinstance(run_a, Run) else run_a
+    b_id = run_b.run_id if isinstance(run_b, Run) else run_b
+    if db is None:
+        db = run_a.db if isinstance(run_a, Run) else run_b.db if isinstance(run_b, Run) else None
+    with _open_store(db) as store:
+        a = frames.steps_frame(store, a_id)
+        b = frames.steps_frame(store, b_id)
+    return frames.compare_frames(a, b)
 
 
 def show(run_id: str = "last", *, db: PathLike | None = None, timeline: bool = True,

@@ -29,13 +29,14 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import logging
 import queue
 import shlex
 import sys
 import threading
 import traceback
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar, copy_context
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, TextIO, cast
@@ -46,7 +47,7 @@ from .base import LogSink, Result, StepContext
 from .process import MAX_LINE, describe_exit, run_process
 
 __all__ = ["CONTEXT_NAMES", "STILL_RUNNING", "CallPlan", "PythonExecutor", "call_plan",
-           "on_thread_end", "still_running", "still_running_in_flow"]
+           "find_function", "on_thread_end", "still_running", "still_running_in_flow"]
 
 #: Parameter names that receive the ``StepContext`` rather than an upstream value.
 CONTEXT_NAMES = frozenset({"ctx", "context"})
@@ -144,6 +145,47 @@ class _StreamRouter:
         return getattr(self._real, name)
 
 
+class _StepLogging(logging.Handler):
+    """``logging`` inside a step reaches that step's log, as ``print`` does: a handler on the
+    root logger that writes a record to the step whose call made it (none outside steps).
+    Handlers the user set up still get the record too; Chronum's own records are not a
+    step's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        output = _current_output.get()
+        if output is None or record.name == "chronum" or record.name.startswith("chronum."):
+            return
+        try:
+            output.write("stderr", self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+    # On the root logger only while a call runs: outside steps, logging stays as the user
+    # (or Python's defaults, which a handler present would switch off) has it.
+    _users = 0
+    _lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users == 1:
+                logging.getLogger().addHandler(self)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                logging.getLogger().removeHandler(self)
+
+
+_step_logging = _StepLogging()
+
+
 def _install_routers() -> None:
     # Checked on every call: pytest, IPython and others swap sys.stdout after we installed ours.
     if not isinstance(sys.stdout, _StreamRouter) and sys.stdout is not None:
@@ -223,6 +265,36 @@ def _resolve(target: str, ctx: StepContext) -> Callable[..., Any]:
         obj = namespace[target]
     if not callable(obj):
         raise _CallError(f"call: {target!r} is not callable (it is a {type(obj).__name__})")
+    return cast(Callable[..., Any], obj)
+
+
+def _public_functions(names: dict[str, Any]) -> list[str]:
+    return [k for k, v in names.items() if callable(v) and not k.startswith("_")]
+
+
+def find_function(target: str, base_dir: Path, namespace: Mapping[str, Any] | None
+                  ) -> Callable[..., Any] | None:
+    """The function a ``call:`` names, found as a run would find it, before the run; None for
+    a bare name without a namespace to look in. Raises ``LookupError(message, word,
+    choices)``: what is wrong, the name not found, and names it may have meant."""
+    if ":" not in target:
+        if namespace is None:
+            return None
+        if target not in namespace:
+            raise LookupError(f"function {target!r} is not defined in the notebook", target,
+                              _public_functions(dict(namespace)))
+        obj = namespace[target]
+    else:
+        try:
+            obj = _import_target(target, base_dir)
+        except _CallError as exc:
+            module = sys.modules.get(target.partition(":")[0])
+            attr = target.partition(":")[2]
+            choices = _public_functions(vars(module)) if module is not None else []
+            raise LookupError(str(exc), attr, choices) from None
+    if not callable(obj):
+        raise LookupError(f"{target!r} is not a function (it is a {type(obj).__name__})",
+                          target, [])
     return cast(Callable[..., Any], obj)
 
 
@@ -527,9 +599,11 @@ class PythonExecutor:
         # Set before the import, so what a module prints as it loads is this step's output.
         token = _current_output.set(output)
         capture.enter_call(output)
+        _step_logging.enter()
         try:
             return await self._called(target, ctx, given, output, step)
         finally:
+            _step_logging.leave()
             capture.leave_call(output)
             _current_output.reset(token)
             output.flush()

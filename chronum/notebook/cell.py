@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
@@ -23,12 +24,12 @@ from IPython.display import DisplayHandle, display
 from .. import api
 from .._args import name_value
 from ..engine import ReusePlan
-from ..errors import ChronumError, SpecError
+from ..errors import ChronumError, RunFailedError, SpecError
 from ..model import Flow
 from ..render.html import Snapshot, plain_text, static_html
 from ..render.svg import layout_sync, prefix_for
 from ..session import RunOptions, new_run_id
-from .kernel import current
+from .kernel import current, settings
 from .view import LiveView
 
 __all__ = ["CellOptions", "RunHandle", "cell_parser", "parse_flow", "parse_options", "run_cell",
@@ -40,6 +41,63 @@ LAYOUT_WAIT = 1.0
 #: only its final picture: a widget on screen for a blink costs more to make, send and store
 #: than the run itself. ``--background`` runs show their view at once.
 SHOW_AFTER = 0.25
+#: Log lines a ``--raise`` error shows of a failed step that left no Python traceback.
+TAIL_LINES = 20
+
+
+CELL_HELP = """\
+%%chronum [NAME] [OPTIONS]: run the cell's YAML as a flow, with a live view.
+
+The cell's result (``_``) is the finished Run: run.status, run.outputs, run.steps.
+
+Options:
+  NAME                      the flow's name (instead of the YAML's `name:`)
+  -p, --param NAME=VALUE    a value for a declared param; repeat for more
+  --max-parallel N          steps run at once
+  --retry N                 retries of a failed step, unless the step says otherwise
+  --stop-on-fail            start no step after the first failure
+  --background              return a handle at once; `%chronum wait` or
+                            `await handle.wait()` gives the Run
+  --dry-run                 check the flow (and its call: functions) and draw it
+  --raise                   raise RunFailedError when the run does not succeed
+  --db PATH                 the database the run is recorded in
+  --cache / --no-cache      reuse steps whose key is unchanged / run every step
+  --from STEP               re-run STEP and everything after it, reuse what came before
+  --only STEP [STEP ...]    run just these steps, with upstream values from earlier runs
+  --isolate                 run every call: step in a child process (cancel stops it)
+  -h, --help                this help
+
+$var and {var} in the line expand from the notebook's variables (papermill parameters
+reach -p so). Errors name the cell's line as the editor counts it (the %%chronum line is 1).
+
+Example:
+  %%chronum etl -p day={DAY} --max-parallel 2
+  params: {day: today}
+  steps:
+    - name: extract
+      call: extract              # a function defined in this notebook
+    - name: report
+      run: echo "rows for $CHRONUM_PARAM_DAY"
+      needs: [extract]
+
+Line commands (history, show, logs, graph, compare, resume, cancel, wait): %chronum --help.
+Settings (db, max_parallel, show_after, timeline): %config ChronumMagics.
+"""
+
+
+def expand_line(line: str) -> str:
+    """``$var`` and ``{var}`` in a magic line, from the notebook's variables, as IPython
+    expands the line of every other magic (a name it cannot find stays as written)."""
+    from IPython import get_ipython
+    from IPython.utils.text import DollarFormatter
+
+    ip = get_ipython()
+    if ip is None or ("$" not in line and "{" not in line):
+        return line
+    try:
+        return str(DollarFormatter().vformat(line, args=[], kwargs=ip.user_ns))
+    except Exception:  # as IPython does: an expression that fails leaves the line unchanged
+        return line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +115,9 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
+
+
+_non_negative.__name__ = "count"  # argparse names the type in its message: "invalid count"
 
 
 def cell_parser() -> _Parser:
@@ -94,7 +155,15 @@ class CellOptions:
     isolate: bool = False
 
 
+def wants_help(line: str) -> bool:
+    try:
+        return any(a in ("-h", "--help") for a in shlex.split(line))
+    except ValueError:
+        return False
+
+
 def parse_options(line: str) -> CellOptions:
+    """The magic line; what it leaves out comes from ``%config ChronumMagics``."""
     try:
         argv = shlex.split(line)
     except ValueError as exc:
@@ -102,17 +171,28 @@ def parse_options(line: str) -> CellOptions:
     ns = cell_parser().parse_args(argv)
     if ns.max_parallel is not None and ns.max_parallel < 1:
         raise UsageError(f"%%chronum: --max-parallel must be at least 1, got {ns.max_parallel}")
+    config = settings()
+    max_parallel = ns.max_parallel if ns.max_parallel is not None else config.max_parallel
     return CellOptions(
         name=ns.name, retry=ns.retry, params=tuple(ns.params), background=ns.background,
         dry_run=ns.dry_run, raise_=ns.raise_,
-        run=RunOptions(max_parallel=ns.max_parallel, stop_on_fail=ns.stop_on_fail, db=ns.db,
-                       cache=ns.cache, from_step=ns.from_step, only=tuple(ns.only)),
+        run=RunOptions(max_parallel=max_parallel, stop_on_fail=ns.stop_on_fail,
+                       db=ns.db or config.db, cache=ns.cache, from_step=ns.from_step,
+                       only=tuple(ns.only)),
         isolate=ns.isolate)
 
 
-def parse_flow(body: str, opts: CellOptions) -> Flow:
-    """The cell's YAML as a Flow; the magic line's NAME and ``--retry`` override the text."""
+def parse_flow(body: str, opts: CellOptions, namespace: Mapping[str, Any] | None = None
+               ) -> Flow:
+    """The cell's YAML as a Flow; the magic line's NAME and ``--retry`` override the text.
+
+    Lines are numbered as the editor numbers them: the ``%%chronum`` line is line 1. With a
+    ``namespace`` (the notebook's), ``call:`` steps are checked too: the function exists and
+    its parameters are fed (``chronum.spec._calls``)."""
     from ..spec import ParserRegistry, loads
+    from ..spec._calls import check_calls
+
+    text = "\n" + body  # the magic line, so YAML's line numbers are the editor's
 
     registry = ParserRegistry(entry_points=False)
     yaml_parser = registry.parser("yaml")
@@ -133,12 +213,23 @@ def parse_flow(body: str, opts: CellOptions) -> Flow:
 
     registry.register("yaml", parser, extensions=(".yaml", ".yml"))
     try:
-        flow = loads(body, filename="cell", default_name=opts.name or "cell",
+        flow = loads(text, filename="cell", default_name=opts.name or "cell",
                      params=dict(opts.params) or None, parsers=registry)
+        if namespace is not None:
+            problems = check_calls(flow, namespace, text=text)
+            if problems:
+                raise SpecError(problems)
     except SpecError as exc:
         raise UsageError(str(exc)) from None
     # A cell has no file: resume finds its flow in the kernel, or parses the kept cell text.
     return replace(flow, source=None)
+
+
+def _user_ns() -> Mapping[str, Any] | None:
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    return ip.user_ns if ip is not None else None
 
 
 def _execution_count() -> int:
@@ -174,7 +265,9 @@ class _Screen:
         self._display(self.view.bundle())
 
     def show_after(self, seconds: float) -> None:
-        if seconds <= 0:
+        if seconds < 0:
+            return  # %config ChronumMagics.show_after = -1: only the final picture
+        if seconds == 0:
             self.show()
         else:  # the callback keeps this cell's context, so its output lands in this cell
             self._timer = asyncio.get_running_loop().call_later(seconds, self.show)
@@ -260,7 +353,11 @@ async def _execute(flow: Flow, options: RunOptions, view: LiveView | None, scree
         interrupted = me is not None and me.cancelling() > 0
         _finish(view, screen, "cancelled", layout)
         if interrupted or view is None or not view.cancel_requested:
-            raise  # the Stop button: the cell ends interrupted, the run is recorded cancelled
+            # The Stop button: the cell ends interrupted, the run is recorded cancelled; one
+            # line says so, not a traceback through Chronum's frames.
+            raise _one_line(asyncio.CancelledError(
+                f"run {options.run_id} cancelled; `%chronum resume {options.run_id}` runs "
+                "the rest")) from None
         run = _cancelled_run(flow, options, view)
     except BaseException:
         _finish(view, screen, "failed", layout)
@@ -269,8 +366,65 @@ async def _execute(flow: Flow, options: RunOptions, view: LiveView | None, scree
         if layout is not None and not layout.done():
             # Usually done long before; a huge graph is sent later rather than hold the cell.
             await asyncio.wait({layout}, timeout=LAYOUT_WAIT)
+        if view is not None and settings().timeline:
+            view.footer = _timeline(run)
         _finish(view, screen, run.status, layout)
     return run
+
+
+def _one_line(exc: BaseException) -> BaseException:
+    """``exc`` shown by IPython as its message alone (IPython asks an exception for
+    ``_render_traceback_`` before drawing a traceback)."""
+    lines = str(exc).split("\n")
+    exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+    return exc
+
+
+def _timeline(run: api.Run) -> str:
+    from ..render.timeline import timeline_svg
+    from ..store import Store
+
+    with Store(run.db) as store:
+        attempts = store.attempts(run.run_id)
+    return f'<div class="chronum-timeline-box">{timeline_svg(attempts, run.flow.step_names)}</div>'
+
+
+def _user_traceback(lines: list[str]) -> list[str]:
+    """The last Python traceback in a step's log (the user's own frames: the executor drops
+    Chronum's), else the log's last lines."""
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("Traceback (most recent call last):"):
+            return lines[i:]
+    return lines[-TAIL_LINES:]
+
+
+def _run_failed(run: api.Run, view: LiveView | None) -> RunFailedError:
+    """``--raise``: one RunFailedError naming the failed steps and why, shown with each
+    step's own traceback (or log tail) rather than Chronum's frames."""
+    failed = {name: reason for name, reason in run.errors.items()}
+    summary = "; ".join(f"{name}: {reason}" for name, reason in failed.items()) or run.status
+    message = f"run {run.run_id} of {run.flow.name} {run.status}: {summary}"
+    shown = [f"RunFailedError: {message}"]
+    for name in failed:
+        logged = list(view.log_lines(name)) if view is not None else []
+        if not logged:
+            logged = _stored_tail(run, name)
+        if logged:
+            shown.append(f"--- step {name} ---")
+            shown.extend(_user_traceback(logged))
+    error = RunFailedError(message)
+    error._render_traceback_ = lambda: shown  # type: ignore[attr-defined]
+    return error
+
+
+def _stored_tail(run: api.Run, step: str) -> list[str]:
+    from ..store import Store
+
+    with Store(run.db) as store:
+        for row in store.step_rows(run.run_id):
+            if row["step"] == step:
+                return str(row.get("log_tail") or "").splitlines()
+    return []
 
 
 def _finish(view: LiveView | None, screen: _Screen, status: str,
@@ -314,11 +468,20 @@ def _dry_run(flow: Flow) -> None:
              "text/html": static_html(snap, graph, title="dry run")}, raw=True)
 
 
-async def run_cell(line: str, body: str) -> api.Run | RunHandle | None:
-    """The whole ``%%chronum`` cell; returns the Run (or a handle with ``--background``)."""
+async def run_cell(line: str, body: str, *, expand: bool = True
+                   ) -> api.Run | RunHandle | None:
+    """The whole ``%%chronum`` cell; returns the Run (or a handle with ``--background``).
+
+    ``expand``: whether ``$var``/``{var}`` in the line are still to be expanded (the magic
+    functions get the line from IPython already expanded)."""
     cell_started = time.monotonic()
+    if expand:
+        line = expand_line(line)
+    if wants_help(line):
+        print(CELL_HELP, end="")
+        return None
     opts = parse_options(line)
-    flow = parse_flow(body, opts)
+    flow = parse_flow(body, opts, _user_ns())
     current().last_flow = flow
     if opts.dry_run:
         _dry_run(flow)
@@ -326,8 +489,8 @@ async def run_cell(line: str, body: str) -> api.Run | RunHandle | None:
     # Kept with the run, so `%chronum resume` works in a later kernel too.
     options = replace(opts.run, origin={"kind": "cell", "line": line, "text": body})
     run = await run_with_view(flow, options, cell_started, background=opts.background)
-    if opts.raise_ and isinstance(run, api.Run):
-        run.raise_for_status()
+    if opts.raise_ and isinstance(run, api.Run) and not run.ok:
+        raise _run_failed(run, current().views.get(run.run_id)) from None
     return run
 
 
@@ -350,7 +513,7 @@ async def run_with_view(flow: Flow, options: RunOptions, cell_started: float, *,
         view.created_at = cell_started  # "time to first graph" counts from the cell's start
         state.views[run_id] = view
     screen = _Screen(view)
-    screen.show_after(0.0 if background else SHOW_AFTER)
+    screen.show_after(0.0 if background else settings().show_after)
     coro = _execute(flow, options, view, screen, plan)
     if background:
         handle = RunHandle(flow, run_id, view, screen)

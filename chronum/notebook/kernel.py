@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from .cell import RunHandle
     from .view import LiveView
 
-__all__ = ["SHUTDOWN_REASON", "KernelState", "current", "install_shutdown", "state_of",
-           "stop_runs"]
+__all__ = ["SHUTDOWN_REASON", "KernelState", "Settings", "current", "install_shutdown",
+           "settings", "state_of", "stop_runs"]
 
 #: The reason the steps of a run stopped by a kernel shutdown are recorded with.
 SHUTDOWN_REASON = "kernel shut down"
@@ -58,6 +58,17 @@ def _views() -> LRU[str, LiveView]:
 
 
 @dataclass
+class Settings:
+    """What ``%config ChronumMagics`` sets (the magics object stands in for this once the
+    extension is loaded: the same attribute names, as traitlets)."""
+
+    db: str | None = None
+    max_parallel: int | None = None
+    show_after: float = 0.25
+    timeline: bool = False
+
+
+@dataclass
 class KernelState:
     """Chronum's memory in one shell."""
 
@@ -71,6 +82,8 @@ class KernelState:
     last_flow: Flow | None = None
     #: Objects whose picture their cell already shows: id -> execution count.
     shown: dict[int, int] = field(default_factory=dict)
+    #: ``%config ChronumMagics`` settings: the ``ChronumMagics`` object once loaded.
+    settings: Any = field(default_factory=Settings)
 
 
 _STATES: weakref.WeakKeyDictionary[Any, KernelState] = weakref.WeakKeyDictionary()
@@ -205,3 +218,6 @@ def _ended_since(since: float) -> list[tuple[str, Any]]:
     from ..session import ended_runs
 
     return ended_runs(since)
+def settings() -> Settings:
+    """The running shell's ``%config ChronumMagics`` settings."""
+    return current().settings  # type: ignore[no-any-return]

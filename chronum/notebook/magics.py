@@ -9,6 +9,7 @@ the background and return its handle.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shlex
 import time
@@ -18,13 +19,15 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
+from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 
 from .. import api
 from ..errors import ChronumError
 from ..model import Flow
 from ..session import RunOptions, prepare_resume
 from . import cell
-from .kernel import current, state_of
+from .cell import SHOW_AFTER
+from .kernel import current, settings, state_of
 
 __all__ = ["ChronumMagics", "load_ipython_extension", "transform", "unload_ipython_extension"]
 
@@ -54,35 +57,101 @@ def transform(lines: list[str]) -> list[str]:
 
 # -- %chronum line commands -----------------------------------------------------------------
 
+LINE_HELP = """\
+%chronum COMMAND [ARGS] [--db PATH]: Chronum's line commands.
 
-def _split(line: str) -> tuple[str, list[str], str | None]:
+  history [N] [--flow NAME] [--status STATE]
+                          the last N runs (all without N), newest first, as a DataFrame
+  show RUN                a past run redrawn: graph, table, logs, timeline
+  logs RUN [STEP]         the logs of a run, or of one of its steps
+  graph [RUN]             the graph of a run, or of the last %%chronum cell
+  compare RUN_A [RUN_B]   two runs side by side, one row per step (RUN_B: the latest)
+  resume RUN              run again what did not succeed, with the live view
+  cancel RUN [--force]    stop a run (one started in another process too)
+  cache list|clear [--flow NAME] [--older-than AGE]
+                          the kept step values (a DataFrame), or remove them
+  wait                    wait for the last --background run and show its result
+
+RUN is a run id, a unique prefix of one, or 'last'. $var and {var} expand from the
+notebook's variables. Settings: %config ChronumMagics (db, max_parallel, show_after,
+timeline). Help for the cell magic: %%chronum? or %%chronum --help.
+"""
+
+
+def _line_parser() -> cell._Parser:
+    p = cell._Parser(prog="%chronum", add_help=False)
+    sub = p.add_subparsers(dest="command", parser_class=cell._Parser)
+    history = sub.add_parser("history", add_help=False, prog="%chronum history")
+    history.add_argument("limit", nargs="?", type=cell._non_negative)
+    history.add_argument("--flow")
+    history.add_argument("--status")
+    for name in ("show", "resume"):
+        sub.add_parser(name, add_help=False, prog=f"%chronum {name}").add_argument("run")
+    logs = sub.add_parser("logs", add_help=False, prog="%chronum logs")
+    logs.add_argument("run")
+    logs.add_argument("step", nargs="?")
+    sub.add_parser("graph", add_help=False, prog="%chronum graph").add_argument(
+        "run", nargs="?")
+    compare = sub.add_parser("compare", add_help=False, prog="%chronum compare")
+    compare.add_argument("run")
+    compare.add_argument("other", nargs="?", default="last")
+    cache = sub.add_parser("cache", add_help=False, prog="%chronum cache")
+    cache.add_argument("action", choices=("list", "clear"))
+    cache.add_argument("--flow")
+    cache.add_argument("--older-than", dest="older_than")
+    cancel = sub.add_parser("cancel", add_help=False, prog="%chronum cancel")
+    cancel.add_argument("run")
+    cancel.add_argument("--force", action="store_true")
+    sub.add_parser("wait", add_help=False, prog="%chronum wait")
+    return p
+
+
+_COMMANDS = ("history", "show", "logs", "graph", "compare", "resume", "cancel", "cache",
+             "wait")
+
+
+_OPTIONS = {"history": ("--flow", "--status"), "cancel": ("--force",),
+            "cache": ("--flow", "--older-than")}
+
+
+def _known_options(argv: list[str]) -> None:
+    """An option the command does not take, named as such (argparse would first complain
+    about the value after it, which is not the mistake)."""
+    command = next((a for a in argv if a in _COMMANDS), None)
+    if command is None:
+        return
+    known = ("--db", *_OPTIONS.get(command, ()))
+    for arg in argv:
+        if arg.startswith("-") and arg.split("=", 1)[0] not in known:
+            choices = f"; it takes {', '.join(known)}" if len(known) > 1 else ""
+            raise UsageError(f"%chronum {command}: unknown option {arg}{choices}")
+
+
+def _parse_line(line: str) -> argparse.Namespace | None:
+    """The line's command and arguments; None when it asked for help (printed here)."""
     try:
         argv = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"%chronum: {exc}") from None
-    db = None
-    if "--db" in argv:
+    if not argv or argv[0] in ("help", "-h", "--help") or "--help" in argv or "-h" in argv:
+        if argv:
+            print(LINE_HELP, end="")
+            return None
+        raise UsageError("%chronum: expected one of: " + ", ".join(_COMMANDS)
+                         + " (%chronum --help says more)")
+    db = settings().db
+    if "--db" in argv:  # anywhere on the line, before or after the command
         i = argv.index("--db")
         if i + 1 >= len(argv):
             raise UsageError("%chronum: --db needs a path")
         db = argv[i + 1]
         del argv[i:i + 2]
-    if not argv:
-        raise UsageError("%chronum: expected one of: history, show RUN, resume RUN, "
-                         "logs RUN [STEP], graph [RUN], cancel RUN [--force], cache list|clear, "
-                         "wait")
-    return argv[0], argv[1:], db
-
-
-def _need_run(command: str, args: list[str]) -> str:
-    if not args:
-        raise UsageError(f"%chronum {command}: expected a run id, a prefix of one, or 'last'")
-    return args[0]
-
-
-def _logs(args: list[str], db: str | None) -> None:
-    ref = _need_run("logs", args)
-    api.show_logs(ref, args[1] if len(args) > 1 else None, db=db)
+    _known_options(argv)
+    ns = _line_parser().parse_args(argv)
+    if ns.command is None:
+        raise UsageError("%chronum: expected one of: " + ", ".join(_COMMANDS))
+    ns.db = db
+    return ns
 
 
 def _show(ref: str, db: str | None, *, timeline: bool = True) -> Any:
@@ -132,7 +201,7 @@ async def _wait() -> Any:
     return await handles[-1].wait()
 
 
-def _cache(args: list[str], db: str | None) -> Any:
+def _cache(action: str, flow: str | None, older_than: str | None, db: str | None) -> Any:
     """``%chronum cache list [--flow NAME]``: the kept values as a DataFrame;
     ``%chronum cache clear [--flow NAME] [--older-than AGE]``: remove them (as ``chronum
     cache``)."""
@@ -140,24 +209,12 @@ def _cache(args: list[str], db: str | None) -> Any:
     from ..store import Store, resolve_db_path
     from ..store import keys as cache_rows
 
-    if not args or args[0] not in ("list", "clear"):
-        raise UsageError("%chronum cache: expected list or clear "
-                         "(clear [--flow NAME] [--older-than 7d])")
-    action, rest = args[0], list(args[1:])
-    flow = older = None
-    while rest:
-        option = rest.pop(0)
-        if option not in ("--flow", "--older-than") or not rest:
-            raise UsageError(f"%chronum cache {action}: unexpected {option!r}; options: "
-                             "--flow NAME, --older-than AGE")
-        value = rest.pop(0)
-        if option == "--flow":
-            flow = value
-        else:
-            older = parse_duration(value)
-            if older is None or action != "clear":
-                raise UsageError(f"%chronum cache: --older-than takes a duration like 7d, "
-                                 f"got {value!r}")
+    older = None
+    if older_than is not None:
+        older = parse_duration(older_than)
+        if older is None or action != "clear":
+            raise UsageError(f"%chronum cache: --older-than takes a duration like 7d and "
+                             f"goes with clear, got {older_than!r}")
     with Store(resolve_db_path(db)) as store:
         if action == "clear":
             n, freed = cache_rows.clear_values(store, flow, older)
@@ -172,36 +229,39 @@ def _cache(args: list[str], db: str | None) -> Any:
     return frame
 
 
-def _sync_command(command: str, args: list[str], db: str | None) -> Any:
+def _sync_command(ns: argparse.Namespace) -> Any:
+    command, db = ns.command, ns.db
     if command == "history":
-        limit = int(args[0]) if args else None
-        return api.history(limit, db=db)
+        return api.history(ns.limit, flow=ns.flow, status=ns.status, db=db)
     if command == "show":
-        return _show(_need_run("show", args), db)
+        return _show(ns.run, db, timeline=True)
     if command == "logs":
-        return _logs(args, db)
-    if command == "graph":
-        return _graph(args, db)
-    if command == "cache":
-        return _cache(args, db)
-    if command == "cancel":
-        force = "--force" in args
-        print(api.cancel(_need_run("cancel", [a for a in args if a != "--force"]), db=db,
-                         force=force))
+        api.show_logs(ns.run, ns.step, db=db)
         return None
-    raise UsageError(f"%chronum: unknown command {command!r}; expected history, show, "
-                     "resume, logs, graph, cancel, cache or wait")
+    if command == "graph":
+        return _graph([ns.run] if ns.run else [], db)
+    if command == "compare":
+        return api.compare(ns.run, ns.other, db=db)
+    if command == "cache":
+        return _cache(ns.action, ns.flow, ns.older_than, db)
+    if command == "cancel":
+        print(api.cancel(ns.run, db=db, force=ns.force))
+        return None
+    raise UsageError(f"%chronum {command} must be the only line of its cell "
+                     f"(or use `await chronum.aresume(...)`)")
 
 
-async def run_line(line: str) -> Any:
+async def run_line(line: str, *, expand: bool = True) -> Any:
     """A ``%chronum`` line, awaited on the kernel loop (resume and wait need the loop)."""
-    command, args, db = _split(line)
+    ns = _parse_line(cell.expand_line(line) if expand else line)
+    if ns is None:
+        return None
     try:
-        if command == "resume":
-            return await _resume(_need_run("resume", args), db)
-        if command == "wait":
+        if ns.command == "resume":
+            return await _resume(ns.run, ns.db)
+        if ns.command == "wait":
             return await _wait()
-        return _sync_command(command, args, db)
+        return _sync_command(ns)
     except ChronumError as exc:
         raise UsageError(str(exc)) from None
 
@@ -216,32 +276,64 @@ def _in_loop() -> bool:
 
 @magics_class
 class ChronumMagics(Magics):
-    """Fallbacks for the transformer: used when a magic is called as a function."""
+    """Chronum's magics and their settings: ``%config ChronumMagics.max_parallel = 4``."""
+
+    db = Unicode(None, allow_none=True, help="The database runs are recorded in (a path); "
+                 "--db overrides it. Default: CHRONUM_DB, else .chronum/chronum.db.").tag(
+                     config=True)
+    max_parallel = Int(None, allow_none=True, help="Steps run at once when the magic line "
+                       "has no --max-parallel. Default: what the flow says.").tag(config=True)
+    show_after = Float(SHOW_AFTER, help="Seconds a cell's run lasts before its live view "
+                       "appears (0: at once; negative: never, only the final picture).").tag(
+                           config=True)
+    timeline = Bool(False, help="Whether a cell's final picture includes the timeline of "
+                    "its attempts.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        state_of(shell).settings = self
+
+    @validate("max_parallel")
+    def _at_least_one(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and value < 1:
+            raise TraitError(f"max_parallel must be at least 1, got {value}")
+        return value
 
     @cell_magic
     def chronum(self, line: str, body: str) -> Any:
-        if not _in_loop():
-            return asyncio.run(cell.run_cell(line, body))
-        opts = cell.parse_options(line)
-        if not opts.background:
-            line += " --background"  # a running loop cannot be blocked on from here
-        return _start(cell.run_cell(line, body))
+        return self._cell(line, body)
 
     @line_magic("chronum")  # type: ignore[arg-type]
     def chronum_line(self, line: str) -> Any:
-        command, args, db = _split(line)
-        if command in ("resume", "wait"):
+        ns = _parse_line(line)  # IPython expanded $var and {var} already
+        if ns is None:
+            return None
+        if ns.command in ("resume", "wait"):
             if not _in_loop():
-                return asyncio.run(run_line(line))
+                return asyncio.run(run_line(line, expand=False))
             handles = current().handles
-            if command == "wait" and handles and handles[-1].done:
+            if ns.command == "wait" and handles and handles[-1].done:
                 return handles[-1].run
-            raise UsageError(f"%chronum {command} must be the only line of its cell "
+            raise UsageError(f"%chronum {ns.command} must be the only line of its cell "
                              f"(or use `await chronum.aresume(...)`)")
         try:
-            return _sync_command(command, args, db)
+            return _sync_command(ns)
         except ChronumError as exc:
             raise UsageError(str(exc)) from None
+
+    def _cell(self, line: str, body: str) -> Any:
+        if not _in_loop():
+            return asyncio.run(cell.run_cell(line, body, expand=False))
+        opts = cell.parse_options(line)
+        if not opts.background:
+            line += " --background"  # a running loop cannot be blocked on from here
+        return _start(cell.run_cell(line, body, expand=False))
+
+
+# The help ``%%chronum?`` and ``%chronum?`` show (IPython shows the magic's docstring).
+ChronumMagics.chronum.__doc__ = cell.CELL_HELP
+ChronumMagics.chronum_line.__doc__ = LINE_HELP  # type: ignore[assignment]
 
 
 def _start(coro: Any) -> Any:
@@ -268,7 +360,10 @@ def _handle_bundle(handle: cell.RunHandle) -> dict[str, Any]:
 
 def load_ipython_extension(ip: Any) -> None:
     state_of(ip)  # hooks the kernel's shutdown: it stops the runs of this kernel first
-    ip.register_magics(ChronumMagics)
+    magics = ChronumMagics(shell=ip)
+    ip.register_magics(magics)
+    if magics not in ip.configurables:  # so that %config ChronumMagics... reaches it
+        ip.configurables.append(magics)
     if transform not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(transform)
     formatter = ip.display_formatter.ipython_display_formatter

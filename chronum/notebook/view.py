@@ -38,7 +38,7 @@ from ..eventbus import (
 from ..executors.python import on_thread_end, still_running
 from ..model import Flow
 from ..render import svg
-from ..render.html import Snapshot, plain_text, static_html, table_html
+from ..render.html import Snapshot, plain_text, reason_label, static_html, table_html
 from ..render.svg import prefix_for, remember_graph
 from ..state import FINISHED, RunState, StepState
 
@@ -80,6 +80,13 @@ class LiveView:
         self.started_at_epoch: float | None = None  # the run's own start, from its event
         #: The step whose log is shown (the dropdown's value once built).
         self._selected: str | None = None
+        #: The log panel follows the step printing, then the first that fails, until the
+        #: user picks one in the dropdown.
+        self._picked = False
+        self._failed_shown = False
+        self._last_logged: str | None = None
+        #: clock() at each running step's current attempt start: its elapsed time.
+        self._step_started: dict[str, float] = {}
         self._syncing_options = False
         #: What the dropdown's steps were made from at its last update (see _log_options_key).
         self._log_options_seen: tuple[int, str | None] = (0, None)
@@ -87,6 +94,8 @@ class LiveView:
         #: Sends the final picture again (set by the cell): a step's thread that outlived its
         #: cancel ended after the run did.
         self.refresh: Callable[[], None] | None = None
+        #: HTML the final picture ends with (the timeline, with %config ChronumMagics.timeline).
+        self.footer = ""
         if build:
             self.build()
 
@@ -143,6 +152,7 @@ class LiveView:
         self._log_options_seen = self._log_options_key()
         self.log_select.observe(self._on_select, names="value")
         self.log_output = widgets.Output(layout=layout, **_classes("chronum-log"))
+        self._show_log()
         header = widgets.HBox([self.title, self.run_label, self.state_label, self.elapsed_label,
                                self.progress, self.cancel_button], layout=layout,
                               **_classes("chronum-header"))
@@ -166,8 +176,12 @@ class LiveView:
         self.snap.logs = {k: "\n".join(v) for k, v in self._log_lines.items()}
         return {
             "text/plain": plain_text(self.flow.name, self.snap.status, len(self.flow.steps)),
-            "text/html": static_html(self.snap, self.graph),
+            "text/html": static_html(self.snap, self.graph) + self.footer,
         }
+
+    def log_lines(self, step: str) -> tuple[str, ...]:
+        """The kept tail of ``step``'s log."""
+        return tuple(self._log_lines.get(step, ()))
 
     # -- graph ----------------------------------------------------------------------------
 
@@ -188,10 +202,18 @@ class LiveView:
     def _style(self) -> str:
         if self.graph is None:
             return ""
-        return svg.stylesheet(self.graph, self.snap.states, self.snap.attempts)
+        return svg.stylesheet(self.graph, self.snap.states, self.snap.attempts,
+                              self.snap.timed_out())
 
     def _table(self) -> str:
-        return table_html(self.snap.rows(), limit=TABLE_LIMIT)
+        rows = self.snap.rows()
+        if self._step_started and not self.finished:
+            now = self.clock()
+            for row in rows:
+                started = self._step_started.get(row["step"])
+                if started is not None:
+                    row["elapsed_s"] = now - started
+        return table_html(rows, limit=TABLE_LIMIT)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -206,7 +228,8 @@ class LiveView:
                     lines = self._log_lines[step] = deque(maxlen=LOG_TAIL)
                 lines.append(event.line)
                 self._log_dirty.add(step)
-                if step == self._selected:
+                self._last_logged = step
+                if step == self._selected or self._following():
                     self._mark()
             return
         changed = self.state.apply(event)
@@ -224,16 +247,24 @@ class LiveView:
     def _show_step(self, step: str, changed: StepState, event: Event) -> None:
         snap = self.snap
         snap.states[step] = changed.status
+        if changed.reason:
+            snap.reasons[step] = changed.reason
+        else:
+            snap.reasons.pop(step, None)
+        if changed.status == "running":
+            self._step_started[step] = self.clock()
+        else:
+            self._step_started.pop(step, None)
         if changed.attempts:
             snap.attempts[step] = changed.attempts
         if changed.exit_code is not None or changed.status != "running":
             snap.exit_codes[step] = changed.exit_code
         if changed.duration_s is not None:
             snap.durations[step] = changed.duration_s
-        snap.reasons[step] = changed.reason
         if changed.status in ("cancelled", "failed") and step in still_running(self.run_id):
             self._watch_thread(step, changed.status)
-        if isinstance(event, StepFailed) and self._selected is None:
+        if isinstance(event, StepFailed) and not self._picked and not self._failed_shown:
+            self._failed_shown = True
             self._select(step)  # show why it failed without a click
 
     def _watch_thread(self, step: str, status: str) -> None:
@@ -289,6 +320,8 @@ class LiveView:
         if self.finished or not self.built:
             return
         self._set(self.elapsed_label, "value", self._elapsed())
+        if self._step_started:  # the running steps' elapsed time, in the table
+            self._set(self.table, "value", self._table())
         self._schedule_tick()
 
     def _elapsed(self) -> str:
@@ -319,22 +352,35 @@ class LiveView:
         if self.graph is not None:
             self._set(self.style_box, "value", self._style())
         self._set(self.table, "value", self._table())
+        if self._following() and self._last_logged is not None:
+            self._select(self._last_logged)
         if self._log_dirty:
             self._sync_log_options()
         if self._selected in self._log_dirty:
             self._show_log()
         self._log_dirty.clear()
 
+    def _following(self) -> bool:
+        """Whether the log panel moves to the step printing now."""
+        return not self._picked and not self._failed_shown \
+            and self._last_logged != self._selected
+
     def _select(self, step: str | None) -> None:
-        """Show ``step``'s log (a click in the dropdown, or the first failure)."""
+        """Show ``step``'s log (a click in the dropdown, the step printing, or the first
+        failure)."""
         self._selected = step
         if self.built:
             self._sync_log_options()
-            self._set(self.log_select, "value", step)
+            self._syncing_options = True  # not a click: the panel keeps following
+            try:
+                self._set(self.log_select, "value", step)
+            finally:
+                self._syncing_options = False
             self._show_log()
 
     def _on_select(self, change: dict[str, Any]) -> None:
         if not self._syncing_options:  # a click, not the options being brought up to date
+            self._picked = True
             self._select(change["new"])
 
     def _log_options(self) -> list[str]:
@@ -367,8 +413,14 @@ class LiveView:
             self._syncing_options = False
 
     def _show_log(self) -> None:
+        """The selected step's log; never an empty panel: a failed step without output
+        shows why, and before any step printed the panel says so."""
         name = self._selected
         text = "\n".join(self._log_lines.get(name, ())) if name else ""
+        if not text:
+            reason = self.snap.reasons.get(name) if name else None
+            text = (f"{name}: {reason_label(reason)}" if reason
+                    else f"{name}: no output yet" if name else "no step has printed yet")
         outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},) if text \
             else ()
         self._set(self.log_output, "outputs", outputs)

@@ -64,8 +64,11 @@ def to_dot(flow: Flow, states: Mapping[str, str] | None = None, *,
             attrs = [f"label={quote(step.name)}", f"tooltip={quote(step.executor)}"]
         else:
             attrs = [f"id={quote(node_id(prefix, index))}", f"label={quote(step.name)}"]
-            if step.retry.limit:
-                attrs.append("height=0.6")
+            rows = bool(step.retry.limit) + (step.timeout is not None)
+            if rows:  # room under the name for "try N" and "timed out after N s"
+                attrs.append("height=0.6" if rows == 1 else "height=0.8")
+            if step.timeout is not None:
+                attrs.append("width=1.4")
         if states and step.name in states:
             state = states[step.name]
             attrs.append(f"fillcolor={quote(STATE_COLORS.get(state, PENDING_FILL))}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +22,8 @@ from ..model import Flow
 from .dot import STATE_COLORS
 from .svg import Layout, bake
 
-__all__ = ["Snapshot", "logs_html", "plain_text", "run_bundle", "snapshot_from_rows",
-           "static_html", "table_html"]
+__all__ = ["Snapshot", "failed_steps", "is_timeout", "logs_html", "plain_text",
+           "reason_label", "run_bundle", "snapshot_from_rows", "static_html", "table_html"]
 
 #: Log tails shown in a static picture: per step, and in all.
 LOG_LINES = 40
@@ -44,8 +45,9 @@ class Snapshot:
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
     elapsed_s: float | None = None
-    #: Why each step ran or was reused (a cache hit, a changed input...).
-    reasons: dict[str, str | None] = field(default_factory=dict)
+    #: Why a step ran, was reused, failed, was cancelled or skipped (the state fold's
+    #: ``reason``).
+    reasons: dict[str, str] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         return [{"step": name, "status": self.states.get(name, "pending"),
@@ -53,6 +55,24 @@ class Snapshot:
                  "duration_s": self.durations.get(name),
                  "exit_code": self.exit_codes.get(name),
                  "reason": self.reasons.get(name)} for name in self.flow.step_names]
+
+    def timed_out(self) -> set[str]:
+        """The steps whose last attempt ran past its timeout."""
+        return {name for name, reason in self.reasons.items() if is_timeout(reason)}
+
+
+_TIMEOUT = re.compile(r"^timed out after (\d+(?:\.\d+)?)\s?s\b")
+
+
+def is_timeout(reason: str | None) -> bool:
+    return bool(reason) and _TIMEOUT.match(reason or "") is not None
+
+
+def reason_label(reason: str | None) -> str:
+    """A reason as pictures show it: "timed out after 3 s" (the engine writes "3s")."""
+    if not reason:
+        return ""
+    return _TIMEOUT.sub(lambda m: f"timed out after {m.group(1)} s", reason, count=1)
 
 
 def snapshot_from_rows(flow: Flow, run_id: str, status: str, elapsed_s: float | None,
@@ -67,7 +87,8 @@ def snapshot_from_rows(flow: Flow, run_id: str, status: str, elapsed_s: float | 
         snap.durations[name] = row["duration_s"]
         snap.exit_codes[name] = row["exit_code"]
         snap.logs[name] = row.get("log_tail") or ""
-        snap.reasons[name] = row.get("reason")
+        if row.get("reason"):
+            snap.reasons[name] = row["reason"]
     return snap
 
 
@@ -91,10 +112,8 @@ STATE_LABELS = {"background": "cancelled — still running in the background"}
 
 def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -> str:
     """The step table; over ``limit`` rows, state counts plus the rows worth looking at."""
-    # why a step ran or was reused (a cache hit, a failure): a column once a step has one
-    why = any(r.get("reason") for r in rows)
     head = ("<tr><th>step</th><th>state</th><th>attempts</th><th>duration</th><th>exit</th>"
-            + ("<th>reason</th>" if why else "") + "</tr>")
+            "<th>why</th></tr>")
     shown = list(rows)
     summary = ""
     if limit is not None and len(shown) > limit:
@@ -112,26 +131,50 @@ def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -
         f'{STATE_LABELS.get(r["status"], r["status"])}</td>'
         f'<td>{_cell(r["attempts"])}</td><td>{_cell(r["duration_s"])}</td>'
         f'<td>{_cell(r["exit_code"])}</td>'
-        + (f'<td class="chronum-step-reason">{_cell(r.get("reason"))}</td>' if why else "")
-        + "</tr>"
+        f'<td class="chronum-reason">{_why(r)}</td></tr>'
         for r in shown)
     return (f'{summary}<table class="chronum-table" style="border-collapse:collapse">'
             f"{head}{body}</table>")
 
 
-def logs_html(logs: Mapping[str, str], order: Sequence[str]) -> str:
-    """The tail of each step's log, in file order (not the order their lines arrived in)."""
+def _why(row: Mapping[str, Any]) -> str:
+    """The table's "why" cell: why a step ran or was reused (caching), why it did not succeed,
+    or what a running step has been doing (``elapsed_s``, the live view's)."""
+    if row.get("elapsed_s") is not None and row["status"] in ("running", "retrying"):
+        return f"running for {row['elapsed_s']:.0f} s"
+    if row["status"] in ("pending", "running"):
+        return ""
+    return html.escape(reason_label(row.get("reason")))
+
+
+def logs_html(logs: Mapping[str, str], order: Sequence[str],
+              failed: Mapping[str, str] | None = None) -> str:
+    """The tail of each step's log, in file order (not the order their lines arrived in).
+
+    ``failed`` (step -> reason) are shown open, reason first, even without a log: why a run
+    failed is read without a click."""
     parts, budget = [], LOG_BUDGET
+    failed = failed or {}
     for name in order:
         text = logs.get(name, "")
-        if not text or budget <= 0:
+        reason = failed.get(name)
+        if (not text and reason is None) or budget <= 0:
             continue
         tail = "\n".join(text.splitlines()[-LOG_LINES:])[-budget:]
         budget -= len(tail)
-        parts.append(f'<details class="chronum-log" data-step="{html.escape(name)}">'
-                     f"<summary>{html.escape(name)}</summary><pre>{html.escape(tail)}</pre>"
-                     "</details>")
+        opened = " open" if reason is not None else ""
+        why = (f' <span class="chronum-reason">{html.escape(reason_label(reason))}</span>'
+               if reason else "")
+        pre = f"<pre>{html.escape(tail)}</pre>" if tail else ""
+        parts.append(f'<details class="chronum-log" data-step="{html.escape(name)}"{opened}>'
+                     f"<summary>{html.escape(name)}{why}</summary>{pre}</details>")
     return "".join(parts)
+
+
+def failed_steps(snap: Snapshot) -> dict[str, str]:
+    """The steps that failed (and why), for the picture to show open."""
+    return {name: snap.reasons.get(name, "") for name in snap.flow.step_names
+            if snap.states.get(name) == "failed"}
 
 
 def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> str:
@@ -142,7 +185,7 @@ def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> 
     if graph is not None:
         # An image, not inline SVG: a notebook opened from disk is untrusted, and JupyterLab's
         # sanitizer strips inline <svg> (and data-* attributes) but keeps a data: image.
-        baked = bake(graph, snap.states, snap.attempts).encode()
+        baked = bake(graph, snap.states, snap.attempts, snap.timed_out()).encode()
         picture = (f'<div class="chronum-graph" style="overflow:auto;max-height:480px">'
                    f'<img class="chronum-graph-img" alt="graph of {html.escape(snap.flow.name)}"'
                    f' src="data:image/svg+xml;base64,{base64.b64encode(baked).decode()}"/>'
@@ -155,7 +198,7 @@ def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> 
         f'<span class="chronum-elapsed">{elapsed}</span> '
         f'<span class="chronum-progress">{done}/{len(snap.flow.steps)}</span></div>'
         f"{picture}{table_html(snap.rows(), limit=STATIC_ROWS)}"
-        f"{logs_html(snap.logs, snap.flow.step_names)}</div>"
+        f"{logs_html(snap.logs, snap.flow.step_names, failed_steps(snap))}</div>"
     )
 
 

@@ -31,7 +31,7 @@ import asyncio
 import html
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -137,6 +137,8 @@ class Layout:
         #: Per step, the last "try N" badge drawn (0 for steps that do not retry).
         self.badges = tuple(min(step.retry.limit + 1, MAX_BADGE) if step.retry.limit else 0
                             for step in flow.steps)
+        #: Per step, its timeout (None: none): a hidden "timed out after N s" text is drawn.
+        self.timeouts = tuple(step.timeout for step in flow.steps)
         self._drawing = drawing
 
     @cached_property
@@ -152,7 +154,17 @@ def _badge(group: str, n: int, node: _Node, hidden: bool) -> str:
             f'font-size="9">try {n}</text>\n')
 
 
-def _join(graph: Layout, states: Mapping[str, str] | None, attempts: Mapping[str, int]) -> str:
+def _timeout_text(group: str, node: _Node, seconds: float, below_badge: bool,
+                  hidden: bool) -> str:
+    display = ' display="none"' if hidden else ""
+    y = node.label_y + (24 if below_badge else 13)
+    return (f'<text id="{group}_t" class="chronum-timeout"{display} text-anchor="middle" '
+            f'x="{node.label_x}" y="{y:g}" font-family="Helvetica,sans-Serif" font-size="9" '
+            f'fill="#8a1c1c">timed out after {seconds:g} s</text>\n')
+
+
+def _join(graph: Layout, states: Mapping[str, str] | None, attempts: Mapping[str, int],
+          timed_out: Collection[str] = ()) -> str:
     """The picture: the live one (``states`` None) or one with ``states`` baked in."""
     drawing = graph._drawing
     parts = [drawing.around[0]]
@@ -165,6 +177,9 @@ def _join(graph: Layout, states: Mapping[str, str] | None, attempts: Mapping[str
             parts.append(f'<g id="{group}" class="node" data-step="{step}">'
                          f"{node.head}{PENDING_FILL}{node.tail}")
             parts.extend(_badge(group, n, node, hidden=True) for n in range(2, last + 1))
+            seconds = graph.timeouts[node.index]
+            if seconds is not None and node.label_x is not None:
+                parts.append(_timeout_text(group, node, seconds, bool(last), hidden=True))
         else:
             state = states.get(name, "pending")
             parts.append(f'<g id="{group}" class="node state-{state}" data-step="{step}" '
@@ -173,18 +188,24 @@ def _join(graph: Layout, states: Mapping[str, str] | None, attempts: Mapping[str
             tries = attempts.get(name, 0)
             if last and tries >= 2:  # only the badge of the attempt reached, shown
                 parts.append(_badge(group, min(tries, last), node, hidden=False))
+            seconds = graph.timeouts[node.index]
+            if name in timed_out and seconds is not None and node.label_x is not None:
+                parts.append(_timeout_text(group, node, seconds, bool(last), hidden=False))
         parts.append("</g>")
         parts.append(after)
     return "".join(parts)
 
 
-def bake(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, int]) -> str:
+def bake(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, int],
+         timed_out: Collection[str] = ()) -> str:
     """The SVG with the states written in: fills, ``data-state``, ``state-<word>`` classes,
-    and the badge of the attempt each step reached."""
-    return _join(graph, states, attempts)
+    the badge of the attempt each step reached, and "timed out after N s" under the steps
+    in ``timed_out``."""
+    return _join(graph, states, attempts, timed_out)
 
 
-def stylesheet(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, int]) -> str:
+def stylesheet(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, int],
+               timed_out: Collection[str] = ()) -> str:
     """The ``<style>`` that paints ``states`` onto the live picture: one rule per state."""
     p = graph.prefix
     by_state: dict[str, list[str]] = {}
@@ -202,6 +223,8 @@ def stylesheet(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, 
         color = STATE_COLORS.get(state, PENDING_FILL)
         rules.append(f"{','.join(by_state[state])}"
                      f"{{--chronum-state:{state};--chronum-fill:{color}}}")
+    badges.extend(f"#{node_id(p, i)}_t" for i, name in enumerate(graph.steps)
+                  if name in timed_out and graph.timeouts[i] is not None)
     if badges:
         rules.append(f"{','.join(badges)}{{display:inline}}")
     return "<style>" + "\n".join(rules) + "</style>"

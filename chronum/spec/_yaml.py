@@ -22,7 +22,7 @@ from ..errors import Location, Problem, SpecError
 from ._checks import describe
 from ._nodes import YList, YMap
 
-__all__ = ["MAX_DEPTH", "MAX_VALUES", "parse"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "explain", "parse"]
 
 #: Deepest nesting accepted; real flows need about six levels.
 MAX_DEPTH = 100
@@ -218,6 +218,10 @@ class _Converter:
 def _syntax_error(exc: yaml.YAMLError, text: str, filename: str) -> SpecError:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            explained = explain(text, mark.line, mark.column, exc.problem or "")
+            if explained is not None:
+                return SpecError([Problem(Location(filename, *explained[:2]), *explained[2:])])
         message = exc.problem or exc.context or "invalid YAML"
         hint = ""
         if exc.problem and exc.context:
@@ -230,6 +234,83 @@ def _syntax_error(exc: yaml.YAMLError, text: str, filename: str) -> SpecError:
     reason = getattr(exc, "reason", "") or str(exc)
     line, col = _line_col(text, position)
     return SpecError([Problem(Location(filename, line, col), reason)])
+
+
+# -- PyYAML's syntax errors, said as a person would ----------------------------------------
+
+#: PyYAML (and libyaml) problems that mean "this line is not where the block expects it".
+_INDENT_PROBLEMS = ("expected <block end>", "did not find expected '-' indicator",
+                    "did not find expected key", "mapping values are not allowed",
+                    "could not find expected ':'")
+_BLOCK_SCALAR = re.compile(r"(?:^|[:\-]\s)\s*[|>][-+0-9]*\s*(?:#.*)?$")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _meaningful(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def _open_levels(lines: list[str]) -> dict[int, int]:
+    """The indentations a next line may take after ``lines``: each open block's column,
+    mapped to the last line (1-based) written at it. Block scalar bodies (``run: |``) are text,
+    not structure, and are skipped."""
+    levels: dict[int, int] = {}
+    scalar_at: int | None = None  # the indentation of the key that opened a block scalar
+    for number, line in enumerate(lines, 1):
+        if not _meaningful(line):
+            continue
+        column = _indent(line)
+        if scalar_at is not None:
+            if column > scalar_at:
+                continue
+            scalar_at = None
+        for level in [lv for lv in levels if lv > column]:
+            del levels[level]
+        levels[column] = number
+        rest = line[column:]
+        while rest.startswith("- ") or rest == "-":  # a list item opens its content deeper
+            column += 1 + len(rest[1:]) - len(rest[1:].lstrip(" "))
+            rest = rest[1:].lstrip(" ")
+            if rest:
+                levels[column] = number
+        if _BLOCK_SCALAR.search(line):
+            scalar_at = _indent(line)
+    return levels
+
+
+def explain(text: str, line0: int, col0: int, problem: str) -> tuple[int, int, str, str] | None:
+    """(line, column, message, hint) for a syntax error PyYAML reports at 0-based ``line0``,
+    ``col0`` with ``problem``, when a plainer account exists: a tab in the indentation, a line
+    indented to no open block, a ``: `` inside an unquoted value. None otherwise."""
+    lines = text.split("\n")
+    if line0 >= len(lines):
+        return None
+    # The problem's own line first: PyYAML sometimes stops a line after the tab.
+    for number in (line0, *range(line0 + 1)):
+        line = lines[number]
+        lead = line[:len(line) - len(line.lstrip(" \t"))]
+        if "\t" in lead:
+            return (number + 1, lead.index("\t") + 1,
+                    "tabs are not allowed in YAML indentation; use spaces", "")
+    if not any(p in problem for p in _INDENT_PROBLEMS):
+        return None
+    line = lines[line0]
+    found = _indent(line)
+    levels = _open_levels(lines[:line0])
+    if levels and found not in levels:
+        # The nearest open block; between two, the deeper one (the line just above).
+        expected = min(levels, key=lambda lv: (abs(lv - found), -lv))
+        return (line0 + 1, found + 1,
+                f"bad indentation: expected {expected} spaces, found {found}",
+                f"indent it as line {levels[expected]} is")
+    if "mapping values are not allowed" in problem:
+        return (line0 + 1, col0 + 1, "a ': ' inside an unquoted value starts a mapping",
+                "put the value in quotes")
+    return None
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:

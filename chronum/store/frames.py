@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..model import RUN_STATES, STEP_STATES
 from . import queries
@@ -27,7 +27,8 @@ from .queries import Table
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["attempts_frame", "events_frame", "history_frame", "steps_frame", "to_json_rows"]
+__all__ = ["RunSelection", "attempts_frame", "compare_frames", "events_frame", "history_frame",
+           "steps_frame", "to_epoch", "to_json_rows"]
 
 TIMESTAMP_DTYPE = "datetime64[us, UTC]"
 
@@ -39,7 +40,12 @@ _KINDS: dict[str, str] = {
     "duration_s": "float64", "delay_s": "float64",
     "n_steps": "int64", "n_failed": "int64", "attempts": "int64", "seq": "int64",
     "exit_code": "Int64", "data": "object",
+    "stream": "text", "line": "text", "executor": "text", "from_run": "text",
 }
+#: Kinds of the event data columns where the plain kind would be wrong: an event's ``status``
+#: mixes run and step words (so plain text, not a category), and its ``n_failed`` is missing
+#: on all but one event.
+_EVENT_DATA_KINDS = {"status": "text", "n_failed": "Int64", "attempt": "Int64"}
 
 
 def _column(pd: Any, kind: str, values: Sequence[Any], statuses: Sequence[str]) -> Any:
@@ -71,7 +77,7 @@ def _frame(table: Table, wanted: Sequence[str], statuses: Sequence[str] = STEP_S
     data = {}
     for i, name in enumerate(columns):
         values = list(map(itemgetter(i), rows))  # a third of the time of zip(*rows)
-        kind = "status" if name == "status" else (kinds or {}).get(name) or _KINDS[name]
+        kind = (kinds or {}).get(name) or ("status" if name == "status" else _KINDS[name])
         data[name] = _column(pd, kind, values, statuses)
     if "run_id" in wanted and "run_id" not in data:
         data["run_id"] = _column(pd, "text", [run_id] * len(rows), statuses)
@@ -81,9 +87,50 @@ def _frame(table: Table, wanted: Sequence[str], statuses: Sequence[str] = STEP_S
     return pd.DataFrame({name: data[name] for name in wanted}, columns=list(wanted))
 
 
-def history_frame(store: Store, limit: int | None = None) -> pd.DataFrame:
-    """One row per run, newest first."""
-    table = store._query(queries.history_table, limit, sweep=True)
+def to_epoch(value: Any, *, now: float | None = None) -> float | None:
+    """``since=``/``until=`` as epoch seconds: a datetime (naive means local time, as
+    Python's own ``timestamp()`` does), a date (its midnight), an ISO 8601 string, epoch
+    seconds, or a timedelta meaning that long ago."""
+    import time
+    from datetime import date, timedelta
+
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return (time.time() if now is None else now) - value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"cannot read {value!r} as a time; give ISO 8601, like "
+                             "'2026-11-29' or '2026-11-29T13:00'") from None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day).timestamp()
+    raise TypeError(f"expected a datetime, a date, an ISO 8601 string, epoch seconds or a "
+                    f"timedelta, got {type(value).__name__}")
+
+
+class RunSelection(NamedTuple):
+    """Which runs a frame covers: all four None means "one run" (``run_id``, or the latest)."""
+
+    flow: str | None = None
+    since: float | None = None
+    until: float | None = None
+    status: str | None = None
+
+    @property
+    def many(self) -> bool:
+        return any(v is not None for v in self)
+
+
+def history_frame(store: Store, limit: int | None = None, *, flow: str | None = None,
+                  status: str | None = None) -> pd.DataFrame:
+    """One row per run, newest first; only runs of ``flow`` and with ``status`` if given."""
+    table = store._query(queries.history_table, limit, flow, status, sweep=True)
     return _frame(table, queries.HISTORY_COLUMNS, RUN_STATES)
 
 
@@ -91,23 +138,112 @@ def _run_id(store: Store, run_id: str | None) -> str:
     return store.resolve_run("last" if run_id is None else run_id)
 
 
-def steps_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
-    """One row per step of a run (the latest when ``run_id`` is None), in file order."""
+def _runs(store: Store, run_id: str | None, select: RunSelection | None
+          ) -> list[tuple[str, str]] | None:
+    """The (run id, flow) pairs of a many-run frame, or None for a frame of one run."""
+    if select is None or not select.many:
+        return None
+    runs: list[tuple[str, str]] = store._query(queries.select_runs, *select, sweep=True)
+    if run_id is not None:
+        wanted = _run_id(store, run_id)
+        runs = [r for r in runs if r[0] == wanted]
+    return runs
+
+
+def _many(store: Store, runs: list[tuple[str, str]], table_of: Any, *args: Any) -> Table:
+    """One table of several runs: each run's rows with its ``run_id`` and ``flow`` first."""
+    columns: tuple[str, ...] = ()
+    rows: list[tuple[Any, ...]] = []
+    for run_id, flow in runs:
+        cols, part = store._query(table_of, run_id, *args)
+        skip = 1 if cols[0] == "run_id" else 0
+        columns = ("run_id", "flow", *cols[skip:])
+        rows.extend((run_id, flow, *row[skip:]) for row in part)
+    if not columns:  # no run matched: the columns of an empty run
+        cols = store._query(table_of, "", *args)[0]
+        columns = ("run_id", "flow", *(c for c in cols if c != "run_id"))
+    return columns, rows
+
+
+def _with_flow(columns: Sequence[str]) -> tuple[str, ...]:
+    return ("run_id", "flow", *(c for c in columns if c != "run_id"))
+
+
+def steps_frame(store: Store, run_id: str | None = None, *,
+                select: RunSelection | None = None) -> pd.DataFrame:
+    """One row per step of a run (the latest when ``run_id`` is None), in file order; with a
+    ``select``ion, the steps of every run it matches, oldest run first, with a ``flow``
+    column."""
+    runs = _runs(store, run_id, select)
+    if runs is not None:
+        table = _many(store, runs, queries.steps_table, STEP_STATES)
+        return _frame(table, _with_flow(queries.STEP_COLUMNS))
     resolved = _run_id(store, run_id)
     table = store._query(queries.steps_table, resolved, STEP_STATES)
     return _frame(table, queries.STEP_COLUMNS, run_id=resolved)
 
 
-def attempts_frame(store: Store, run_id: str | None = None) -> pd.DataFrame:
-    """One row per attempt, by step (file order) then attempt number."""
+def attempts_frame(store: Store, run_id: str | None = None, *,
+                   select: RunSelection | None = None) -> pd.DataFrame:
+    """One row per attempt, by step (file order) then attempt number; with a ``select``ion,
+    of every run it matches, with a ``flow`` column."""
+    kinds = {"attempt": "int64"}
+    runs = _runs(store, run_id, select)
+    if runs is not None:
+        table = _many(store, runs, queries.attempts_table)
+        return _frame(table, _with_flow(queries.ATTEMPT_COLUMNS), kinds=kinds)
     table = store._query(queries.attempts_table, _run_id(store, run_id))
-    return _frame(table, queries.ATTEMPT_COLUMNS, kinds={"attempt": "int64"})
+    return _frame(table, queries.ATTEMPT_COLUMNS, kinds=kinds)
 
 
-def events_frame(store: Store, run_id: str) -> pd.DataFrame:
-    """The run's events in order; ``data`` holds each event's own fields as a dict."""
-    table = store._query(queries.events_table, _run_id(store, run_id))
-    return _frame(table, queries.EVENT_COLUMNS, kinds={"attempt": "Int64"})
+def _split_data(table: Table) -> Table:
+    """The event table with the known fields of ``data`` as columns of their own (missing
+    where an event has no such field); ``data`` keeps the whole dict."""
+    columns, rows = table
+    at = columns.index("data")
+    fields = queries.EVENT_DATA_COLUMNS
+    split = [(*row, *(row[at].get(f) for f in fields)) for row in rows]
+    return (*columns, *fields), split
+
+
+def events_frame(store: Store, run_id: str | None = None, *,
+                 select: RunSelection | None = None) -> pd.DataFrame:
+    """The run's events in order; ``data`` holds each event's own fields as a dict, and the
+    common ones are columns too (``EVENT_DATA_COLUMNS``). With a ``select``ion, the events
+    of every run it matches, with ``run_id`` and ``flow`` columns."""
+    runs = _runs(store, run_id, select)
+    if runs is not None:
+        table = _split_data(_many(store, runs, queries.events_table))
+    else:
+        table = _split_data(store._query(queries.events_table, _run_id(store, run_id)))
+    return _frame(table, table[0], kinds=_EVENT_DATA_KINDS)
+
+
+def compare_frames(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """``chronum.compare``: two runs' step frames side by side, one row per step."""
+    import pandas as pd
+
+    order = list(a["step"]) + [s for s in b["step"] if s not in set(a["step"])]
+    keep = ["step", "status", "duration_s", "attempts"]
+    left = a[keep].set_index("step").reindex(order)
+    right = b[keep].set_index("step").reindex(order)
+    status = pd.CategoricalDtype(list(STEP_STATES))
+    out = pd.DataFrame({
+        "step": pd.Series(order, dtype="str"),
+        "status_a": pd.Series(left["status"].to_numpy(), dtype=status),
+        "status_b": pd.Series(right["status"].to_numpy(), dtype=status),
+        "duration_a_s": pd.Series(left["duration_s"].to_numpy(), dtype="float64"),
+        "duration_b_s": pd.Series(right["duration_s"].to_numpy(), dtype="float64"),
+        "attempts_a": pd.Series(left["attempts"].to_numpy(), dtype="Int64"),
+        "attempts_b": pd.Series(right["attempts"].to_numpy(), dtype="Int64"),
+    })
+    out["duration_diff_s"] = out["duration_b_s"] - out["duration_a_s"]
+    out["attempts_diff"] = out["attempts_b"] - out["attempts_a"]
+    out["status_changed"] = (out["status_a"].astype("object")
+                             != out["status_b"].astype("object")).astype("bool")
+    out.attrs["run_a"] = a["run_id"].iloc[0] if len(a) else None
+    out.attrs["run_b"] = b["run_id"].iloc[0] if len(b) else None
+    return out
 
 
 def _iso(value: object) -> object:

@@ -18,6 +18,7 @@ from .liveness import host_name, is_alive
 __all__ = [
     "ATTEMPT_COLUMNS",
     "EVENT_COLUMNS",
+    "EVENT_DATA_COLUMNS",
     "HISTORY_COLUMNS",
     "STEP_COLUMNS",
     "Table",
@@ -34,6 +35,7 @@ __all__ = [
     "resumes_of",
     "run",
     "runner",
+    "select_runs",
     "step_rows",
     "steps",
     "steps_table",
@@ -44,8 +46,13 @@ HISTORY_COLUMNS = ("run_id", "flow", "status", "started_at", "finished_at", "dur
 STEP_COLUMNS = ("run_id", "step", "status", "attempts", "exit_code", "started_at",
                 "finished_at", "duration_s", "reason", "cache_key")
 ATTEMPT_COLUMNS = ("run_id", "step", "attempt", "status", "exit_code", "started_at",
-                   "finished_at", "duration_s", "delay_s")
+                   "finished_at", "duration_s", "delay_s", "reason")
 EVENT_COLUMNS = ("seq", "at", "kind", "step", "attempt", "data")
+#: The fields of event ``data`` that ``events()`` also gives as columns of their own.
+EVENT_DATA_COLUMNS = ("status", "exit_code", "reason", "delay_s", "duration_s", "stream",
+                      "line", "executor", "from_run", "n_failed")
+#: Event kinds that end an attempt with a reason.
+_ENDS_WITH_REASON = ("step.retrying", "step.failed", "step.cancelled")
 _RAW_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",
                      "reason", "cache_key")
 
@@ -96,16 +103,56 @@ def steps_table(conn: sqlite3.Connection, run_id: str,
     return _RAW_STEP_COLUMNS, rows
 
 
+def _attempt_reasons(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, int], str]:
+    """Why each attempt that ended badly ended so, from its event (the attempts table keeps
+    no reason: the step row has only the last one)."""
+    marks = ", ".join("?" * len(_ENDS_WITH_REASON))
+    rows = conn.execute(
+        f"SELECT step, attempt, data FROM events WHERE run_id = ? AND kind IN ({marks}) "
+        "ORDER BY seq", (run_id, *_ENDS_WITH_REASON)).fetchall()
+    reasons = {}
+    for step, attempt, data in rows:
+        reason = json.loads(data).get("reason")
+        if reason:
+            reasons[(step, attempt)] = reason
+    return reasons
+
+
 def attempts_table(conn: sqlite3.Connection, run_id: str) -> Table:
-    return ATTEMPT_COLUMNS, conn.execute(_ATTEMPTS_SQL, (run_id,)).fetchall()
+    rows = conn.execute(_ATTEMPTS_SQL, (run_id,)).fetchall()
+    reasons = _attempt_reasons(conn, run_id) if rows else {}
+    return ATTEMPT_COLUMNS, [(*row, reasons.get((row[1], row[2]))) for row in rows]
 
 
-def history_table(conn: sqlite3.Connection, limit: int | None = None) -> Table:
+def select_runs(conn: sqlite3.Connection, flow: str | None = None,
+                since: float | None = None, until: float | None = None,
+                status: str | None = None) -> list[tuple[str, str]]:
+    """(run id, flow) of the runs that match, oldest first: ``flow`` by name, started in
+    ``[since, until)`` (epoch seconds), with run ``status``."""
+    where, args = [], []
+    for clause, value in (("flow = ?", flow), ("started_at >= ?", since),
+                          ("started_at < ?", until), ("status = ?", status)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    sql = "SELECT run_id, flow FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return [(r[0], r[1]) for r in conn.execute(sql + " ORDER BY started_at, rowid", args)]
+
+
+def history_table(conn: sqlite3.Connection, limit: int | None = None,
+                  flow: str | None = None, status: str | None = None) -> Table:
     sql = _HISTORY_SQL
-    args: tuple[int, ...] = ()
+    args: list[Any] = []
+    where = [clause for clause, value in (("r.flow = ?", flow), ("r.status = ?", status))
+             if value is not None]
+    if where:
+        sql = sql.replace("FROM runs r ", f"FROM runs r WHERE {' AND '.join(where)} ")
+        args.extend(v for v in (flow, status) if v is not None)
     if limit is not None:
         sql += " LIMIT ?"
-        args = (max(int(limit), 0),)
+        args.append(max(int(limit), 0))
     return HISTORY_COLUMNS, conn.execute(sql, args).fetchall()
 
 

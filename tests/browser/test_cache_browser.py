@@ -33,7 +33,7 @@ ROWS = """() => {
       step: tr.querySelector("td").innerText.trim(),
       state: ((tr.getAttribute("class") || "").match(/state-([a-z_]+)/) || [])[1] || null,
       background: getComputedStyle(tr).backgroundColor,
-      reason: (tr.querySelector(".chronum-step-reason") || {innerText: ""}).innerText.trim(),
+      reason: (tr.querySelector("td.chronum-reason") || {innerText: ""}).innerText.trim(),
     }));
 }"""
 

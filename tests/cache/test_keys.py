@@ -171,6 +171,6 @@ def test_the_step_table_shows_why_once_a_step_has_a_reason() -> None:
              "exit_code": 0, "reason": None}]
     page = table_html(rows)
     assert "<th>reason</th>" in page
-    assert '<td class="chronum-step-reason">cached: same key as run 3fa2…, step a</td>' in page
+    assert '<td class="chronum-reason">cached: same key as run 3fa2…, step a</td>' in page
     assert 'data-state="cached"' in page
     assert "<th>reason</th>" not in table_html([{**rows[1]}])

@@ -66,7 +66,7 @@ def test_spec_error_shows_the_location_without_a_traceback(notebook):
                    "%%chronum\nsteps:\n  - name: a\n    rnu: echo hi\n",
                    "print('still going')"], allow_errors=True)
     shown = text_of(nb.cells[1])
-    assert "cell:3:5: steps[0]: unknown key 'rnu' (did you mean 'run'?)" in shown
+    assert "cell:4:5: steps[0]: unknown key 'rnu' (did you mean 'run'?)" in shown
     assert "Traceback" not in shown and "File " not in shown
     assert text_of(nb.cells[2]) == "still going\n"
 

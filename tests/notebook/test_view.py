@@ -94,7 +94,9 @@ def test_view_follows_retries_logs_and_failure(tmp_path, sends):
     assert all(m["state"] != {} for m in sends if m.get("method") == "update")
     bundle = view.static_bundle()
     assert bundle["text/plain"] == "<chronum run f: failed (2 steps)>"
-    assert '<details class="chronum-log" data-step="bad">' in bundle["text/html"]
+    # The failed step's log is shown open, its reason in the summary.
+    assert ('<details class="chronum-log" data-step="bad" open><summary>bad '
+            '<span class="chronum-reason">exited with code 3</span>') in bundle["text/html"]
 
 
 def test_the_log_dropdown_offers_the_steps_that_printed_and_keeps_the_one_shown(tmp_path):
@@ -110,9 +112,11 @@ def test_the_log_dropdown_offers_the_steps_that_printed_and_keeps_the_one_shown(
         return view
 
     view = asyncio.run(main())
-    # file order; `quiet` printed nothing; `d` printed nothing either but failed, so it is shown
+    # file order; `quiet` printed nothing; `d` printed nothing either but failed, so it is
+    # shown, with why (the panel is never blank)
     assert view.log_select.options == ("a", "c", "d")
-    assert view.log_select.value == "d" and view.log_output.outputs == ()
+    assert view.log_select.value == "d"
+    assert view.log_output.outputs[0]["text"] == "d: exited with code 4\n"
     view.log_select.value = "a"  # a click in the dropdown
     assert view.log_output.outputs[0]["text"] == "A\n"
 

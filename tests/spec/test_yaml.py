@@ -15,7 +15,7 @@ from chronum.spec import MAX_BYTES, load, loads
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("name: f\nsteps: [a\n", "flow.yaml:3:1: did not find expected ',' or ']'"),
-     ("name: f\n  x: 1\n", "flow.yaml:2:4: mapping values are not allowed in this context"),
+     ("name: f\n  x: 1\n", "flow.yaml:2:3: bad indentation: expected 0 spaces, found 2"),
      ("name: f\nsteps: []\n---\nname: g\n",
       "flow.yaml:3:1: but found another document"),
      ("name: *nope\n", "flow.yaml:1:7: found undefined alias"),

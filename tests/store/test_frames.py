@@ -33,9 +33,11 @@ STEPS = {"run_id": TEXT, "step": TEXT, "status": STEP_CAT, "attempts": "int64",
          "reason": TEXT, "cache_key": TEXT}
 ATTEMPTS = {"run_id": TEXT, "step": TEXT, "attempt": "int64", "status": STEP_CAT,
             "exit_code": "Int64", "started_at": TS, "finished_at": TS, "duration_s": "float64",
-            "delay_s": "float64"}
+            "delay_s": "float64", "reason": TEXT}
 EVENTS = {"seq": "int64", "at": TS, "kind": TEXT, "step": TEXT, "attempt": "Int64",
-          "data": "object"}
+          "data": "object", "status": TEXT, "exit_code": "Int64", "reason": TEXT,
+          "delay_s": "float64", "duration_s": "float64", "stream": TEXT, "line": TEXT,
+          "executor": TEXT, "from_run": TEXT, "n_failed": "Int64"}
 
 
 def _dtypes(frame: pd.DataFrame) -> dict[str, object]:

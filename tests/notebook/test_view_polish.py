@@ -1,0 +1,79 @@
+"""The live view's polish without a kernel: the log panel follows the step printing (then the
+failure) until the user picks one, a timeout is labelled, running steps show their time."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import shutil
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from chronum import api
+from chronum.eventbus import LogLine, RunStarted, StepStarted
+from chronum.notebook.view import LiveView
+from chronum.spec import loads
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is needed")
+
+
+def _run(flow, tmp_path, view: LiveView, run_id: str):
+    async def main():
+        await view.layout()
+        run = await api.arun(flow, db=tmp_path / "v.db", subscribers=[view], run_id=run_id)
+        view.finish(run.status)
+        return run
+
+    return asyncio.run(main())
+
+
+def test_the_log_panel_follows_the_printing_step_until_the_user_picks_one():
+    flow = loads("name: f\nsteps:\n  - name: a\n    run: x\n  - name: b\n    run: x\n",
+                 filename="f.yaml")
+    view = LiveView(flow, "r1", interval=60)
+    assert view.log_output.outputs[0]["text"] == "no step has printed yet\n"
+    view(RunStarted(run_id="r1", flow="f", steps=("a", "b")))
+    view(StepStarted(run_id="r1", step="a", attempt=1))
+    view(LogLine(run_id="r1", step="a", stream="stdout", line="from a"))
+    view.flush()
+    assert view.log_select.value == "a"
+    view(LogLine(run_id="r1", step="b", stream="stdout", line="from b"))
+    view.flush()
+    assert (view.log_select.value, view.log_output.outputs[0]["text"]) == ("b", "from b\n")
+    view.log_select.value = "a"  # the user picks a step: the panel stays there
+    view(LogLine(run_id="r1", step="b", stream="stdout", line="more b"))
+    view.flush()
+    assert (view.log_select.value, view.log_output.outputs[0]["text"]) == ("a", "from a\n")
+
+
+def test_running_steps_show_their_elapsed_time_in_the_table():
+    flow = loads("name: f\nsteps:\n  - name: a\n    run: x\n", filename="f.yaml")
+    now = [100.0]
+    view = LiveView(flow, "r1", interval=60, clock=lambda: now[0])
+    view(RunStarted(run_id="r1", flow="f", steps=("a",)))
+    view(StepStarted(run_id="r1", step="a", attempt=1))
+    now[0] = 107.4
+    view._tick()  # the once-a-second tick that moves the clocks on screen
+    assert '<td class="chronum-reason">running for 7 s</td>' in view.table.value
+
+
+@needs_dot
+def test_a_timeout_is_labelled_in_the_table_the_graph_and_the_final_picture(tmp_path):
+    flow = loads("name: slow\nsteps:\n  - name: nap\n    run: sleep 5\n    timeout: 0.3\n",
+                 filename="f.yaml")
+    view = LiveView(flow, "r1", interval=0.01)
+    run = _run(flow, tmp_path, view, "r1")
+    assert run.status == "failed"
+    assert '<td class="chronum-reason">timed out after 0.3 s</td>' in view.table.value
+    # The live graph: its stylesheet shows the node's hidden timeout text.
+    assert "timed out after 0.3 s</text>" in view.graph_box.value
+    assert re.search(r"#chronum_r1_0_t\b[^{]*\{display:inline\}", view.style_box.value)
+    page = view.static_bundle()["text/html"]
+    (image,) = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
+    baked = base64.b64decode(image).decode()
+    assert re.search(r'class="chronum-timeout" text-anchor[^>]*>timed out after 0.3 s<', baked)
+    assert ('<details class="chronum-log" data-step="nap" open><summary>nap '
+            '<span class="chronum-reason">timed out after 0.3 s</span>') in page
