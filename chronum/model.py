@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .conditions import Condition
 from .errors import Location
 
 __all__ = [
@@ -32,6 +33,8 @@ STEP_STATES = (
 )
 #: Run states, as stored; these words never change meaning.
 RUN_STATES = ("running", "succeeded", "failed", "cancelled", "interrupted")
+#: A step whose attempt ran past its timeout ends with this code, like coreutils' timeout(1).
+TIMEOUT_EXIT_CODE = 124
 
 def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
@@ -54,9 +57,14 @@ class RetryPolicy:
     limit: int = 0
     backoff: Backoff = field(default_factory=Backoff)
     exit_codes: tuple[int, ...] | None = None
+    #: ``onTimeout: false``: an attempt that ran past the step's timeout (exit code 124) is
+    #: not retried.
+    on_timeout: bool = True
 
     def should_retry(self, attempt: int, exit_code: int) -> bool:
         if attempt > self.limit:
+            return False
+        if exit_code == TIMEOUT_EXIT_CODE and not self.on_timeout:
             return False
         return self.exit_codes is None or exit_code in self.exit_codes
 
@@ -79,6 +87,8 @@ class Step:
     #: Names of environment variables whose values the step gets and Chronum masks (``***``).
     secrets: tuple[str, ...] = ()
     location: Location | None = field(default=None, compare=False)
+    #: ``if:``: the step runs only when this holds (``chronum.conditions``).
+    condition: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,8 @@ class Flow:
     #: The file the flow came from, if any; relative paths resolve against ``base_dir``.
     source: str | None = field(default=None, compare=False)
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
+    #: ``timeout:``: seconds the whole run may take; then it is cancelled and fails.
+    timeout: float | None = None
 
     def step(self, name: str) -> Step:
         for s in self.steps:
