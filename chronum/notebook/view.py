@@ -39,7 +39,7 @@ from ..model import Flow
 from ..render import svg
 from ..render.html import Snapshot, plain_text, static_html, table_html
 from ..render.svg import prefix_for, remember_graph
-from ..state import FINISHED, RunState, StepState
+from ..state import FINISHED, RunState, StepState, run_words
 
 __all__ = ["LiveView"]
 
@@ -226,6 +226,11 @@ class LiveView:
             snap.exit_codes[step] = changed.exit_code
         if changed.duration_s is not None:
             snap.durations[step] = changed.duration_s
+        if changed.outputs and changed.status in FINISHED:
+            # The step detail shows its outputs under its log: listed even without a log.
+            if step not in self._log_lines:
+                self._log_lines[step] = deque(maxlen=LOG_TAIL)
+            self._log_dirty.add(step)
         if isinstance(event, StepFailed) and self._selected is None:
             self._select(step)  # show why it failed without a click
 
@@ -281,7 +286,7 @@ class LiveView:
         # From the picture's states: ``finish`` marks steps a cancelled task never reported.
         done = sum(1 for s in snap.states.values() if s in FINISHED)
         self._set(self.progress, "value", done)
-        self._set(self.state_label, "value", snap.status)
+        self._set(self.state_label, "value", self._status_words())
         self._set(self.elapsed_label, "value", self._elapsed())
         if self.graph is not None:
             self._set(self.style_box, "value", self._style())
@@ -291,6 +296,14 @@ class LiveView:
         if self._selected in self._log_dirty:
             self._show_log()
         self._log_dirty.clear()
+
+    def _status_words(self) -> str:
+        """The run's state; a warning mark when failures were passed over (continueOnError)."""
+        state = self.state
+        if not state.n_continued and not state.reason:
+            return self.snap.status
+        words = run_words(self.snap.status, state.n_continued, state.reason)
+        return f"⚠ {words}" if state.n_continued else words
 
     def _select(self, step: str | None) -> None:
         """Show ``step``'s log (a click in the dropdown, or the first failure)."""
@@ -336,6 +349,10 @@ class LiveView:
     def _show_log(self) -> None:
         name = self._selected
         text = "\n".join(self._log_lines.get(name, ())) if name else ""
+        step = self.state.steps.get(name) if name else None
+        if step is not None and step.outputs:
+            listed = "\n".join(f"  {key} = {value}" for key, value in step.outputs.items())
+            text = f"{text}\n\noutputs:\n{listed}" if text else f"outputs:\n{listed}"
         outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},) if text \
             else ()
         self._set(self.log_output, "outputs", outputs)
