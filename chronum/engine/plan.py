@@ -42,6 +42,8 @@ class ReusePlan:
     kept: Mapping[str, str] = field(default_factory=_frozen)
     values: Mapping[str, Any] = field(default_factory=_frozen)
     reasons: Mapping[str, str] = field(default_factory=_frozen)
+    #: The outputs (``$CHRONUM_OUTPUT``, ``ctx.output``) of kept steps that wrote some.
+    outputs: Mapping[str, Mapping[str, str]] = field(default_factory=_frozen)
 
 
 class _Takes:

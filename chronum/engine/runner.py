@@ -661,6 +661,11 @@ async def run_flow(
             run.states[step.name] = "cached"
             if step.name in plan.values:
                 run.outputs[step.name] = plan.values[step.name]
+            written = plan.outputs.get(step.name)
+            if written:  # for CHRONUM_OUT_* and if:, and as the value of a process step
+                run.step_outputs[step.name] = written
+                if step.call is None:
+                    run.outputs.setdefault(step.name, dict(written))
             bus.emit(StepCached(run_id=run_id, at=clock.now(), step=step.name,
                                 from_run=from_run))
     for step in flow.steps:

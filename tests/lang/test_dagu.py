@@ -382,3 +382,33 @@ def test_always_cleanup_runs_after_ctrl_c(chronum: Chronum, tmp_path: Path) -> N
     assert "the run was cancelled" in chronum("logs", "last", "on-cancel").stdout
     wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=10)
     assert os.path.exists(tmp_path / "state" / "runs.db")
+
+
+def test_resume_hands_kept_outputs_to_env_and_conditions(chronum: Chronum) -> None:
+    chronum.write("f.yaml", """
+        name: resumed
+        steps:
+          - name: produce
+            run: echo "rows=7" >> "$CHRONUM_OUTPUT"
+          - name: gate
+            needs: produce
+            if: steps.produce.outputs.rows == 7
+            run: test -e ok
+          - name: flaky
+            needs: gate
+            run: test -e ok2
+          - name: final
+            needs: [flaky, produce]
+            run: echo "$CHRONUM_OUT_PRODUCE_ROWS" > seen
+    """)
+    assert chronum("run", "f.yaml").returncode == 1
+    (chronum.cwd / "ok").touch()
+    assert chronum("resume", "last").returncode == 1  # gate ran on the kept output; flaky not
+    assert states(chronum.json("show", "last"))["gate"] == "succeeded"
+    (chronum.cwd / "ok2").touch()
+    proc = chronum("resume", "last")  # produce is now kept from the first run, via the second
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    obj = chronum.json("show", "last")
+    assert states(obj) == {"produce": "cached", "gate": "cached", "flaky": "succeeded",
+                           "final": "succeeded"}
+    assert (chronum.cwd / "seen").read_text() == "7\n"
