@@ -7,7 +7,8 @@
     ├── StoreError               the SQLite store cannot be opened or written
     ├── ExecutorError            an executor is unknown or cannot be constructed
     ├── DotNotFoundError         a picture needs graphviz's ``dot``, which is not installed
-    └── RunFailedError           ``Run.raise_for_status()`` on a run that did not succeed
+    ├── RunFailedError           ``Run.raise_for_status()`` on a run that did not succeed
+    └── ConditionError           an ``if:`` condition that cannot be parsed (spec reports it)
 
 A user mistake is always a ``ChronumError``: front ends print ``str(error)`` and exit with
 ``error.exit_code``, never a traceback.
@@ -20,6 +21,7 @@ from typing import NamedTuple
 
 __all__ = [
     "ChronumError",
+    "ConditionError",
     "DotNotFoundError",
     "ExecutorError",
     "Location",
@@ -127,3 +129,15 @@ class RunFailedError(ChronumError):
 class StepCancelledError(ChronumError):
     """Raised by ``ctx.check()`` in a step function whose step was cancelled or timed out:
     the function stops there, and its thread ends."""
+
+
+class ConditionError(ChronumError):
+    """An ``if:`` condition that cannot be parsed: ``column`` is 1-based inside its text."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, column: int, hint: str = "") -> None:
+        self.message = message
+        self.column = column
+        self.hint = hint
+        super().__init__(f"column {column}: {message}" + (f" ({hint})" if hint else ""))

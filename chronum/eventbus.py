@@ -171,35 +171,41 @@ class StepRetrying(Event):
 
 
 class StepSucceeded(Event):
-    __slots__ = FIELDS = ("exit_code", "duration_s")
+    __slots__ = FIELDS = ("exit_code", "duration_s", "outputs")
     kind: ClassVar[str] = "step.succeeded"
     exit_code: int | None
     duration_s: float
+    #: What the attempt wrote to ``$CHRONUM_OUTPUT`` or gave ``ctx.output`` (masked).
+    outputs: Mapping[str, str] | None
 
     def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
                  attempt: int | None = None, exit_code: int | None = 0,
-                 duration_s: float = 0.0) -> None:
+                 duration_s: float = 0.0, outputs: Mapping[str, str] | None = None) -> None:
         Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
         _set(self, "exit_code", exit_code)
         _set(self, "duration_s", duration_s)
+        _set(self, "outputs", outputs)
 
 
 class StepFailed(Event):
-    __slots__ = FIELDS = ("exit_code", "duration_s", "reason", "continued")
+    __slots__ = FIELDS = ("exit_code", "duration_s", "reason", "continued", "outputs")
     kind: ClassVar[str] = "step.failed"
     exit_code: int | None
     duration_s: float
     reason: str
     continued: bool
+    outputs: Mapping[str, str] | None
 
     def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
                  attempt: int | None = None, exit_code: int | None = None,
-                 duration_s: float = 0.0, reason: str = "", continued: bool = False) -> None:
+                 duration_s: float = 0.0, reason: str = "", continued: bool = False,
+                 outputs: Mapping[str, str] | None = None) -> None:
         Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
         _set(self, "exit_code", exit_code)
         _set(self, "duration_s", duration_s)
         _set(self, "reason", reason)
         _set(self, "continued", continued)
+        _set(self, "outputs", outputs)
 
 
 class StepSkipped(Event):
@@ -269,19 +275,26 @@ class StepSpawned(Event):
 
 
 class RunFinished(Event):
-    __slots__ = FIELDS = ("status", "duration_s", "n_failed")
+    __slots__ = FIELDS = ("status", "duration_s", "n_failed", "reason", "n_continued")
     kind: ClassVar[str] = "run.finished"
     status: str
     duration_s: float
     n_failed: int
+    #: Why the run ended so, when a step's state does not say it ("run timed out after 2h").
+    reason: str
+    #: Failed steps with ``continueOnError``: a run with only those stays ``succeeded``.
+    n_continued: int
 
     def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
                  attempt: int | None = None, status: str = "succeeded",
-                 duration_s: float = 0.0, n_failed: int = 0) -> None:
+                 duration_s: float = 0.0, n_failed: int = 0, reason: str = "",
+                 n_continued: int = 0) -> None:
         Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
         _set(self, "status", status)
         _set(self, "duration_s", duration_s)
         _set(self, "n_failed", n_failed)
+        _set(self, "reason", reason)
+        _set(self, "n_continued", n_continued)
 
 
 EVENT_KINDS = tuple(

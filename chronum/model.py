@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .conditions import Condition
 from .errors import Location
 
 __all__ = [
@@ -32,6 +33,8 @@ STEP_STATES = (
 )
 #: Run states, as stored; these words never change meaning.
 RUN_STATES = ("running", "succeeded", "failed", "cancelled", "interrupted")
+#: A step whose attempt ran past its timeout ends with this code, like coreutils' timeout(1).
+TIMEOUT_EXIT_CODE = 124
 
 def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
@@ -54,9 +57,14 @@ class RetryPolicy:
     limit: int = 0
     backoff: Backoff = field(default_factory=Backoff)
     exit_codes: tuple[int, ...] | None = None
+    #: ``onTimeout: false``: an attempt that ran past the step's timeout (exit code 124) is
+    #: not retried.
+    on_timeout: bool = True
 
     def should_retry(self, attempt: int, exit_code: int) -> bool:
         if attempt > self.limit:
+            return False
+        if exit_code == TIMEOUT_EXIT_CODE and not self.on_timeout:
             return False
         return self.exit_codes is None or exit_code in self.exit_codes
 
@@ -89,6 +97,8 @@ class Step:
     inputs: tuple[str, ...] = ()
     #: ``outputs:``: the files the step writes (declared output files, checked on reuse).
     output_files: tuple[str, ...] = ()
+    #: ``if:``: the step runs only when this holds (``chronum.conditions``).
+    condition: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +119,8 @@ class Flow:
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
     #: ``cache: true``: every step without its own ``cache:`` is cached.
     cache: bool = False
+    #: ``timeout:``: seconds the whole run may take; then it is cancelled and fails.
+    timeout: float | None = None
 
     def step(self, name: str) -> Step:
         for s in self.steps:

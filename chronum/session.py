@@ -508,6 +508,23 @@ def _same_flow(run_id: str, info: Mapping[str, Any], rows: Sequence[Mapping[str,
     return None
 
 
+def _recorded_outputs(store: Store, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The outputs of each step of a run, by step; a step kept from an earlier run has them
+    in the run that ran it (``cached_from``)."""
+    found = {row["step"]: row["outputs"] for row in rows if row.get("outputs")}
+    earlier: dict[str, list[str]] = {}
+    for row in rows:
+        if row["status"] == "cached" and row.get("cached_from") and row["step"] not in found:
+            earlier.setdefault(row["cached_from"], []).append(row["step"])
+    for from_run, names in earlier.items():
+        try:
+            before = {r["step"]: r.get("outputs") for r in store.step_rows(from_run)}
+        except ChronumError:
+            continue  # the earlier run was deleted: its steps had no outputs to give
+        found.update({name: before[name] for name in names if before.get(name)})
+    return found
+
+
 def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser | None = None,
                    functions: Functions | None = None, again: bool = False,
                    kill: bool = True) -> Resumption:
@@ -525,6 +542,7 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
         run_id = store.resolve_run(ref)
         info = {**store.run(run_id), **store.runner(run_id)}
         rows = store.step_rows(run_id)
+        outputs = _recorded_outputs(store, rows)
         conflict = store.resume_conflict(run_id, again)
         alive = _alive_leftovers(store, run_id) if not kill else []
     if info["status"] == "running":
@@ -560,6 +578,9 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
                        changed=edited)
     if keys:
         plan = replace(plan, keys=keys)
+    kept_outputs = {name: outputs[name] for name in plan.kept if name in outputs}
+    if kept_outputs:
+        plan = replace(plan, outputs=kept_outputs)
     if note is not None:
         logger.warning("%s; the steps that run use its current commands", note)
         reasons = {n: f"{note}; ran with its current command" for n in flow.step_names

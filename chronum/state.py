@@ -10,7 +10,8 @@ a step shown ``failed`` in the notebook is ``failed`` in the database too.
   attempt's start.
 - ``step.retrying``: the attempt ``failed``; the step is ``retrying`` with the exit code and
   reason of that attempt.
-- ``step.succeeded`` / ``step.failed`` / ``step.cancelled``: the attempt and the step end so.
+- ``step.succeeded`` / ``step.failed`` / ``step.cancelled``: the attempt and the step end so;
+  the outputs an attempt wrote are kept on it.
 - ``step.skipped``: the step never ran; ``skipped`` or ``upstream_failed`` with the reason.
 - ``step.cached``: kept from an earlier run; ``cached`` with ``cached_from`` and the event's
   reason (a cache hit says which run and step it reuses).
@@ -23,7 +24,7 @@ Log lines change no state. ``apply`` returns the step it changed, so a caller th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ from .eventbus import (
     StepSucceeded,
 )
 
-__all__ = ["ACTIVE", "FINISHED", "AttemptState", "RunState", "StepState"]
+__all__ = ["ACTIVE", "FINISHED", "AttemptState", "RunState", "StepState", "run_words"]
 
 #: Step states that will not change any more in this run.
 FINISHED = frozenset({"succeeded", "failed", "skipped", "upstream_failed", "cancelled",
@@ -59,6 +60,8 @@ class AttemptState:
     started_at: float | None = None
     finished_at: float | None = None
     delay_s: float = 0.0
+    #: What the attempt wrote to ``$CHRONUM_OUTPUT`` or gave ``ctx.output`` (masked).
+    outputs: Mapping[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -74,6 +77,11 @@ class StepState:
     cached_from: str | None = None
     #: The latest attempt (running, or how it ended).
     current: AttemptState | None = None
+
+    @property
+    def outputs(self) -> Mapping[str, str] | None:
+        """The outputs of the latest attempt, if it wrote any."""
+        return self.current.outputs if self.current is not None else None
 
     @property
     def duration_s(self) -> float | None:
@@ -99,6 +107,10 @@ class RunState:
     duration_s: float | None = None
     #: How many steps are in each state; kept as events arrive, so progress costs nothing.
     counts: dict[str, int] = field(default_factory=dict)
+    #: Why the run ended so when no step says it ("run timed out after 2h").
+    reason: str | None = None
+    #: Failed steps under ``continueOnError`` (a ``succeeded`` run may have some).
+    n_continued: int = 0
 
     @classmethod
     def new(cls, run_id: str, steps: Iterable[str]) -> RunState:
@@ -148,6 +160,17 @@ class RunState:
         return step
 
 
+def run_words(status: str, n_continued: int = 0, reason: str | None = None) -> str:
+    """How every view says a run ended: ``succeeded with 2 failures (continued)``,
+    ``failed: run timed out after 2h``."""
+    words = status
+    if n_continued and status == "succeeded":
+        words += f" with {n_continued} failure{'s' if n_continued != 1 else ''} (continued)"
+    if reason:
+        words += f": {reason}"
+    return words
+
+
 def _end_attempt(step: StepState, status: str, exit_code: int | None, at: float) -> None:
     current = step.current
     if current is not None and current.status == "running":
@@ -168,6 +191,8 @@ def _run_finished(run: RunState, _: StepState | None, event: RunFinished) -> Non
     run.status = event.status
     run.finished_at = event.at
     run.duration_s = event.duration_s
+    run.reason = event.reason or None
+    run.n_continued = event.n_continued
 
 
 def _started(run: RunState, step: StepState, event: StepStarted) -> None:
@@ -192,6 +217,9 @@ def _ended(status: str) -> Callable[[RunState, StepState, Any], None]:
     def end(run: RunState, step: StepState, event: StepSucceeded | StepFailed | StepCancelled
             ) -> None:
         _end_attempt(step, status, event.exit_code, event.at)
+        written = getattr(event, "outputs", None)
+        if written is not None and step.current is not None:
+            step.current.outputs = written
         step.status = status
         step.exit_code = event.exit_code
         step.finished_at = event.at

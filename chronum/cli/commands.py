@@ -17,6 +17,7 @@ from typing import Any
 from ..api import Run, cancel, cancel_on_signals, execute, load, resume_with, show_logs
 from ..errors import RunNotFoundError, UsageError
 from ..session import RunOptions
+from ..state import run_words
 from ..store.queries import HISTORY_COLUMNS, STEP_COLUMNS
 from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .display import Printer, format_table, printer_for
@@ -203,9 +204,11 @@ def _show_object(ref: str, db: str | None) -> dict[str, Any]:
     store = _store(db)
     try:
         info = store.run(store.resolve_run(ref))
+        rows = store.step_rows(info["run_id"])
     finally:
         store.close()
     head = to_json_rows([{k: v for k, v in info.items() if k != "steps"}])[0]
+    outputs = {row["step"]: row["outputs"] for row in rows if row.get("outputs")}
     return {
         "run_id": head["run_id"],
         "flow": head["flow"],
@@ -214,6 +217,9 @@ def _show_object(ref: str, db: str | None) -> dict[str, Any]:
         "finished_at": head["finished_at"],
         "steps": [{k: row.get(k) for k in _STEP_COLUMNS}
                   for row in to_json_rows(info["steps"])],
+        "reason": head.get("reason"),
+        "n_continued": head.get("n_continued") or 0,
+        "outputs": outputs,
     }
 
 
@@ -222,9 +228,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(_json(obj))
         return EXIT_OK
-    print(f"run {obj['run_id']}  flow {obj['flow']}  {obj['status']}  "
+    words = run_words(obj["status"], obj["n_continued"], obj["reason"])
+    print(f"run {obj['run_id']}  flow {obj['flow']}  {words}  "
           f"started {obj['started_at']}  finished {obj['finished_at'] or '-'}")
     print(format_table(obj["steps"], _STEP_COLUMNS))
+    for step, written in obj["outputs"].items():
+        for key, value in written.items():
+            print(f"{step}.outputs.{key} = {value if chr(10) not in value else repr(value)}")
     return EXIT_OK
 
 

@@ -29,7 +29,7 @@ from ..eventbus import (
     StepSucceeded,
 )
 from ..executors import capture
-from ..state import FINISHED, RunState
+from ..state import FINISHED, RunState, run_words
 
 if TYPE_CHECKING:
     from ..api import Run
@@ -133,7 +133,10 @@ class Printer:
         parts = ", ".join(f"{n} {state}" for state, n in sorted(self.state.counts.items())
                           if n and state in FINISHED)
         took = f" in {_fmt_s(run.duration_s)}" if run.duration_s is not None else ""
-        self.out.write(f"{SYMBOLS.get(run.status, '')} run {run.run_id} {run.status}{took}"
+        state = self.state
+        words = run_words(run.status, state.n_continued)
+        why = f": {state.reason}" if state.reason else ""
+        self.out.write(f"{SYMBOLS.get(run.status, '')} run {run.run_id} {words}{took}{why}"
                        f" ({parts or 'no steps'})\n")
         if run.status != "succeeded":
             self.out.write(f"  see `chronum show {run.run_id}`, `chronum logs {run.run_id} "

@@ -1,9 +1,9 @@
 """The async engine: ``await run_flow(flow, run_id=..., bus=...)``, and the reuse plan."""
 
+from ..model import TIMEOUT_EXIT_CODE
 from .plan import ReusePlan, plan_resume
 from .retry import backoff_delay, seed_for
 from .runner import (
-    TIMEOUT_EXIT_CODE,
     Clock,
     RunOutcome,
     SystemClock,

@@ -51,6 +51,8 @@ class ReusePlan:
     skipped: Mapping[str, str] = field(default_factory=_frozen)
     #: Each step's cache key (``engine.cache.StepKey``) when the run deals with the cache.
     keys: Mapping[str, StepKey] = field(default_factory=_frozen)
+    #: The outputs (``$CHRONUM_OUTPUT``, ``ctx.output``) of kept steps that wrote some.
+    outputs: Mapping[str, Mapping[str, str]] = field(default_factory=_frozen)
 
 
 class _Takes:

@@ -36,7 +36,9 @@ from ..eventbus import (
     StepSucceeded,
 )
 from ..executors import Executor, ExecutorRegistry, Result, StepContext, default_registry
-from ..model import Flow, Step
+from ..model import TIMEOUT_EXIT_CODE, Flow, Step
+from . import outputs as _outputs
+from .handlers import Handlers, describe_timeout
 from .masking import Masker, missing_secrets, read_secrets, secret_names
 from .plan import ReusePlan
 from .retry import backoff_delay, seed_for
@@ -45,8 +47,6 @@ logger = logging.getLogger("chronum")
 
 __all__ = ["Clock", "RunOutcome", "SystemClock", "run_environment", "run_flow", "step_environment"]
 
-#: A step whose attempt ran past its timeout ends with this code, like coreutils' timeout(1).
-TIMEOUT_EXIT_CODE = 124
 
 _DONE_OK = frozenset({"succeeded", "cached"})
 
@@ -110,14 +110,18 @@ def run_environment(flow: Flow, run_id: str, params: Mapping[str, str],
 
 
 def step_environment(run_env: Mapping[str, str], step: Step, attempt: int,
-                     secrets: Mapping[str, str] | None = None) -> Mapping[str, str]:
+                     secrets: Mapping[str, str] | None = None,
+                     extra: Mapping[str, str] | None = None) -> Mapping[str, str]:
     """The whole environment of one attempt: the run's, the step's own env, then the
-    ``secrets`` (name to value) it gets.
+    ``secrets`` (name to value) it gets; ``extra`` (``CHRONUM_OUTPUT``, the outputs of the
+    steps it needs) over all of them.
 
     A layered view, not a copy: most steps (in-process calls) never read it, and a process
     step copies it once when it spawns.
     """
     own = {"CHRONUM_STEP": step.name, "CHRONUM_ATTEMPT": str(attempt)}
+    if extra:
+        own.update(extra)
     layers: list[Mapping[str, str]] = [own]
     if secrets:
         layers.append(secrets)
@@ -224,6 +228,15 @@ class _Run:
         self._executor_cache: dict[str, Executor] = {}
         #: Why each step runs (the reuse plan's reasons), said when it starts.
         self.why: Mapping[str, str] = {}
+        #: Outputs of each step that wrote some (masked): for env, ``if:`` and the record.
+        self.step_outputs: dict[str, Mapping[str, str]] = {}
+        self.output_files = _outputs.OutputFiles()
+        #: ``if:`` conditions and the handlers (``if: failure()``, ``if: always()``).
+        self.handlers = Handlers(self)
+        #: Why the run ended as it did when no step says it (a run timeout).
+        self.run_reason = ""
+        #: The run was cancelled (Ctrl-C, Stop, its timeout): ``cancelled()`` holds.
+        self.cancelled = False
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -243,28 +256,49 @@ class _Run:
     def step(self, name: str) -> Step:
         return self.flow.steps[self.position[name]]
 
-    def halt_downstream(self, failed: str) -> None:
-        """Mark everything downstream of ``failed`` upstream_failed, in file order."""
+    def halt_downstream(self, failed: str, status: str = "upstream_failed") -> None:
+        """Mark everything downstream of ``failed`` ``status`` (``upstream_failed``, or
+        ``skipped`` below a step whose condition was false), in file order.
+
+        A handler (a step whose ``if:`` checks status: ``failure()``, ``always()``) is not
+        marked: it counts ``failed`` as done and decides for itself once all its needs ended;
+        what lies below it waits for it.
+        """
+        handlers = self.handlers.waiting
         seen: set[str] = set()
+        released: list[str] = []
         stack = list(self.dependents[failed])
         while stack:
             name = stack.pop()
+            if name in handlers:
+                released.append(name)  # once per edge from a step that did not succeed
+                continue
             if name in seen:
                 continue
             seen.add(name)
-            stack.extend(self.dependents[name])
+            if self.states[name] == "pending":
+                stack.extend(self.dependents[name])
         for name in sorted(seen, key=self.position.__getitem__):
             if self.states[name] == "pending":
-                self.states[name] = "upstream_failed"
+                self.states[name] = status
                 culprit = next((n for n in self.step(name).needs
-                                if self.states.get(n) in ("failed", "upstream_failed")), failed)
+                                if self.states.get(n) in ("failed", "upstream_failed",
+                                                          "skipped", "cancelled")), failed)
+                reason = (f"upstream {culprit} skipped" if status == "skipped"
+                          else f"needs '{culprit}', which did not succeed")
                 self.bus.emit(StepSkipped(run_id=self.run_id, at=self.clock.now(), step=name,
-                                          status="upstream_failed",
-                                          reason=f"needs '{culprit}', which did not succeed"))
+                                          status=status, reason=reason))
+        for name in released:
+            self.waiting_on[name] -= 1
+            if self.waiting_on[name] == 0 and self.states[name] == "pending":
+                heapq.heappush(self.ready, self.position[name])
 
-    def skip_pending(self, reason: str) -> None:
+    def skip_pending(self, reason: str, keep_handlers: bool = False) -> None:
+        """Every step not started is ``skipped``; ``keep_handlers`` leaves the handlers
+        (``if: always()``, ``if: failure()``) pending, to run once the others stopped."""
+        waiting = self.handlers.waiting if keep_handlers else ()
         for step in self.flow.steps:
-            if self.states[step.name] == "pending":
+            if self.states[step.name] == "pending" and step.name not in waiting:
                 self.states[step.name] = "skipped"
                 self.bus.emit(StepSkipped(run_id=self.run_id, at=self.clock.now(),
                                           step=step.name, status="skipped", reason=reason))
@@ -279,6 +313,17 @@ class _Run:
             base = Path(self.flow.base_dir)
             cwd = self._cwd[step.cwd] = base if step.cwd is None else base / step.cwd
         inputs = {n: self.outputs[n] for n in step.needs if n in self.outputs}
+        extra: dict[str, str] | None = None
+        if step.call is None:  # a process: it may write outputs to a file
+            extra = {"CHRONUM_OUTPUT": self.output_files.path(self.position[step.name],
+                                                              attempt)}
+        if self.step_outputs:
+            for need in step.needs:
+                written = self.step_outputs.get(need)
+                if written:
+                    extra = extra if extra is not None else {}
+                    for key, value in written.items():
+                        extra[_outputs.env_name(need, key)] = value
 
         def spawned(pgid: int | None, proc_start: str | None, container: str | None) -> None:
             self.emit_log(StepSpawned(run_id=self.run_id, at=self.clock.now(), step=step.name,
@@ -287,7 +332,7 @@ class _Run:
 
         return StepContext(
             run_id=self.run_id, flow=self.flow, attempt=attempt,
-            env=step_environment(self.run_env, step, attempt, self.step_secrets(step)),
+            env=step_environment(self.run_env, step, attempt, self.step_secrets(step), extra),
             cwd=cwd, params=self.params, inputs=inputs, log=log, grace=self.grace,
             extras=self.extras, on_spawn=spawned,
         )
@@ -392,12 +437,16 @@ class _Run:
                     duration_s=self.clock.monotonic() - started, reason=self.cancel_reason))
                 raise
             duration = self.clock.monotonic() - started
+            written: Mapping[str, str] | None = None
+            if ctx.outputs or step.call is None:
+                result, written = self.collect(step, ctx, result)
             if result.ok and self.on_output is not None:
                 result = self.keep(step, result)
             if result.ok:
                 self.bus.emit(StepSucceeded(run_id=self.run_id, at=self.clock.now(),
                                             step=step.name, attempt=attempt,
-                                            exit_code=result.exit_code, duration_s=duration))
+                                            exit_code=result.exit_code, duration_s=duration,
+                                            outputs=written))
                 return result
             reason = self.mask(result.error or f"exit code {result.exit_code}")
             if unset is not None:
@@ -424,8 +473,35 @@ class _Run:
             self.bus.emit(StepFailed(run_id=self.run_id, at=self.clock.now(), step=step.name,
                                      attempt=attempt, exit_code=result.exit_code,
                                      duration_s=duration, reason=reason,
-                                     continued=step.continue_on_error))
+                                     continued=step.continue_on_error, outputs=written))
             return result
+
+    def collect(self, step: Step, ctx: StepContext, result: Result
+                ) -> tuple[Result, Mapping[str, str] | None]:
+        """The attempt's outputs (its ``$CHRONUM_OUTPUT`` file, then ``ctx.output``), masked;
+        outputs that cannot be kept fail the attempt. A step that starts a process and wrote
+        outputs has them as its value."""
+        path = ctx.env.get("CHRONUM_OUTPUT") if step.call is None else None
+        try:
+            written = _outputs.read(path) if path else {}
+            if ctx.outputs:
+                written.update(ctx.outputs)
+            _outputs.check(written)
+        except _outputs.OutputError as exc:
+            message = self.mask(str(exc))
+            ctx.log("stderr", f"chronum: {message}")
+            return (Result(1, error=message) if result.ok else result), None
+        finally:
+            if path:
+                self.output_files.discard(path)
+        if not written:
+            return result, None
+        if self.mask:
+            written = {key: self.mask(value) for key, value in written.items()}
+        self.step_outputs[step.name] = written
+        if result.ok and result.value is None and step.call is None:
+            result = Result(result.exit_code, value=dict(written), error=result.error)
+        return result, written
 
     def keep(self, step: Step, result: Result) -> Result:
         """``on_output`` before success is recorded, so a recorded success has its value kept;
@@ -475,6 +551,10 @@ class _Run:
                 except asyncio.CancelledError:
                     return
                 continue
+            if step.condition is not None and not self.handlers.admit(step):
+                if self.ready:
+                    self.wake_all()  # skipped: what it released is ready now
+                continue
             name = step.name
             self.states[name] = "running"
             self.running[me] = name
@@ -515,18 +595,25 @@ class _Run:
             self.cancel_reason = f"stopOnFail: step '{name}' failed"
             for other in self.running:
                 other.cancel()
-            self.skip_pending(f"stopOnFail: step '{name}' failed")
+            self.skip_pending(f"stopOnFail: step '{name}' failed", keep_handlers=True)
 
     def final_status(self, cancelled: bool) -> str:
         if cancelled:
             return "cancelled"
+        if self.run_reason:  # the run's own timeout
+            return "failed"
+        any_failed = any_ok = False
         for step in self.flow.steps:
             state = self.states[step.name]
             if state == "failed" and not step.continue_on_error:
                 return "failed"
             if state in ("upstream_failed", "cancelled"):
                 return "failed"
-        return "succeeded"
+            any_failed = any_failed or state == "failed"
+            any_ok = any_ok or state in _DONE_OK
+        # Failures under continueOnError leave the run succeeded, as in GitHub Actions, but
+        # not when nothing succeeded at all.
+        return "failed" if any_failed and not any_ok else "succeeded"
 
 
 async def run_flow(
@@ -578,6 +665,11 @@ async def run_flow(
             run.states[step.name] = "cached"
             if step.name in plan.values:
                 run.outputs[step.name] = plan.values[step.name]
+            written = plan.outputs.get(step.name)
+            if written:  # for CHRONUM_OUT_* and if:, and as the value of a process step
+                run.step_outputs[step.name] = written
+                if step.call is None:
+                    run.outputs.setdefault(step.name, dict(written))
             bus.emit(StepCached(run_id=run_id, at=clock.now(), step=step.name,
                                 from_run=from_run, reason=plan.cached_reasons.get(step.name, "")))
         elif step.name in plan.skipped:  # not selected (``--only``)
@@ -596,37 +688,61 @@ async def run_flow(
     slots = [asyncio.ensure_future(run.slot()) for _ in range(min(run.max_parallel, to_run))]
     try:
         if slots:
-            done, _ = await asyncio.wait(slots, return_when=asyncio.FIRST_EXCEPTION)
+            done, left = await asyncio.wait(slots, timeout=flow.timeout,
+                                            return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 error = None if task.cancelled() else task.exception()
                 if error is not None:
                     raise error  # the store could not write, or the engine has a bug
+            if left:
+                await _time_out(run, slots)
         if run.fatal is not None:
             raise run.fatal
+        if run.handlers.pending():  # stopOnFail halted the run: its handlers still run
+            await run.handlers.drain(None, run.cancel_reason)
     except asyncio.CancelledError as exc:
         cancelled = True
         run.halted = True
+        run.cancelled = True
         # ``task.cancel(msg)`` gives the reason its steps are recorded with ("kernel shut
         # down", say); a plain cancel keeps "run cancelled".
         why = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
         if why:
             run.cancel_reason = why
         await _stop_all(run, slots)
+        if run.handlers.pending():
+            run.skip_pending("run cancelled", keep_handlers=True)
+            await run.handlers.drain(run.grace, "run cancelled")
         await _finish_executors(run)
         run.skip_pending(why or "run cancelled")
+        run.output_files.close()
         _emit_finished(run, "cancelled", started)
         raise
     except BaseException:
         run.halted = True
         await _stop_all(run, slots)
         await _finish_executors(run)
+        run.output_files.close()
         raise
+    run.output_files.close()
     await _finish_executors(run)
     status = run.final_status(cancelled)
     _emit_finished(run, status, started)
     return RunOutcome(run_id=run_id, status=status, states=dict(run.states),
                       outputs=dict(run.outputs), started_at=started_at,
                       finished_at=clock.now(), errors=dict(run.errors))
+
+
+async def _time_out(run: _Run, slots: list[asyncio.Task[None]]) -> None:
+    """The run's ``timeout:`` passed: stop its steps, give the handlers the kill grace."""
+    assert run.flow.timeout is not None
+    reason = f"run timed out after {describe_timeout(run.flow.timeout)}"
+    run.halted = run.cancelled = True
+    run.cancel_reason = run.run_reason = reason
+    await _stop_all(run, slots)
+    run.skip_pending(reason, keep_handlers=True)
+    if run.handlers.pending():
+        await run.handlers.drain(run.grace, reason)
 
 
 async def _stop_all(run: _Run, slots: list[asyncio.Task[None]]) -> None:
@@ -662,5 +778,8 @@ async def _finish_executors(run: _Run) -> None:
 
 def _emit_finished(run: _Run, status: str, started: float) -> None:
     n_failed = sum(1 for s in run.states.values() if s == "failed")
+    n_continued = sum(1 for s in run.flow.steps
+                      if s.continue_on_error and run.states[s.name] == "failed")
     run.bus.emit(RunFinished(run_id=run.run_id, at=run.clock.now(), status=status,
-                             duration_s=run.clock.monotonic() - started, n_failed=n_failed))
+                             duration_s=run.clock.monotonic() - started, n_failed=n_failed,
+                             reason=run.run_reason, n_continued=n_continued))

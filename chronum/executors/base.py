@@ -71,6 +71,20 @@ class StepContext:
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: Told what the attempt started (``spawned``); None where nobody records it.
     on_spawn: SpawnSink | None = None
+    #: What ``output(key, value)`` was given; the engine keeps it with the attempt.
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def output(self, key: str, value: Any) -> None:
+        """Set output ``key`` of this step, as a line in ``$CHRONUM_OUTPUT`` would: steps
+        that need it read ``CHRONUM_OUT_<STEP>_<KEY>``, and ``if:`` reads
+        ``steps.<step>.outputs.<key>``. A value that is not text is kept as JSON."""
+        if not isinstance(key, str):
+            raise TypeError(f"an output name is a string, not {type(key).__name__}")
+        if not isinstance(value, str):
+            import json
+
+            value = json.dumps(value, default=str)
+        self.outputs[key] = value
 
     #: Set when the attempt is cancelled or times out (``cancelled``, ``check()``).
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False,

@@ -1,4 +1,9 @@
-"""The ``shell`` executor: ``run:`` through ``/bin/sh -c``, or the shell named by ``shell:``."""
+"""The ``shell`` executor: ``run:`` through ``/bin/sh -e -c``, or the shell named by ``shell:``.
+
+Scripts stop at the first failing line, as GitHub Actions runs them: ``sh -e``, and
+``bash -e -o pipefail`` (also zsh and ksh, which know ``pipefail``). ``set +e`` in the script
+opts out. A shell not known to take these options runs the script as it is.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,18 @@ from ..model import Step
 from .base import Result, StepContext
 from .process import describe_exit, run_process
 
-__all__ = ["DEFAULT_SHELL", "ShellExecutor"]
+__all__ = ["DEFAULT_SHELL", "ShellExecutor", "shell_options"]
 
 DEFAULT_SHELL = "/bin/sh"
+
+_ERREXIT = {"sh": ("-e",), "dash": ("-e",), "ash": ("-e",),
+            "bash": ("-e", "-o", "pipefail"), "zsh": ("-e", "-o", "pipefail"),
+            "ksh": ("-e", "-o", "pipefail")}
+
+
+def shell_options(shell: str) -> tuple[str, ...]:
+    """The options that make ``shell`` stop at the first failing command."""
+    return _ERREXIT.get(shell.rsplit("/", 1)[-1], ())
 
 
 class ShellExecutor:
@@ -40,7 +54,8 @@ class ShellExecutor:
                 return Result(127, error=message)
             shell = found
         code = await run_process(
-            [shell, "-c", step.run], env=ctx.env, cwd=ctx.cwd, log=ctx.log, grace=ctx.grace,
+            [shell, *shell_options(shell), "-c", step.run], env=ctx.env, cwd=ctx.cwd,
+            log=ctx.log, grace=ctx.grace,
             detach=step.options.get("detach") == "allow",
             on_spawn=ctx.spawned,
         )

@@ -40,7 +40,7 @@ from ..model import Flow
 from ..render import svg
 from ..render.html import Snapshot, plain_text, reason_label, static_html, table_html
 from ..render.svg import prefix_for, remember_graph
-from ..state import FINISHED, RunState, StepState
+from ..state import FINISHED, RunState, StepState, run_words
 
 __all__ = ["LiveView"]
 
@@ -263,6 +263,11 @@ class LiveView:
             snap.durations[step] = changed.duration_s
         if changed.status in ("cancelled", "failed") and step in still_running(self.run_id):
             self._watch_thread(step, changed.status)
+        if changed.outputs and changed.status in FINISHED:
+            # The step detail shows its outputs under its log: listed even without a log.
+            if step not in self._log_lines:
+                self._log_lines[step] = deque(maxlen=LOG_TAIL)
+            self._log_dirty.add(step)
         if isinstance(event, StepFailed) and not self._picked and not self._failed_shown:
             self._failed_shown = True
             self._select(step)  # show why it failed without a click
@@ -347,7 +352,7 @@ class LiveView:
         # From the picture's states: ``finish`` marks steps a cancelled task never reported.
         done = sum(1 for s in snap.states.values() if s in FINISHED)
         self._set(self.progress, "value", done)
-        self._set(self.state_label, "value", snap.status)
+        self._set(self.state_label, "value", self._status_words())
         self._set(self.elapsed_label, "value", self._elapsed())
         if self.graph is not None:
             self._set(self.style_box, "value", self._style())
@@ -364,6 +369,14 @@ class LiveView:
         """Whether the log panel moves to the step printing now."""
         return not self._picked and not self._failed_shown \
             and self._last_logged != self._selected
+
+    def _status_words(self) -> str:
+        """The run's state; a warning mark when failures were passed over (continueOnError)."""
+        state = self.state
+        if not state.n_continued and not state.reason:
+            return self.snap.status
+        words = run_words(self.snap.status, state.n_continued, state.reason)
+        return f"⚠ {words}" if state.n_continued else words
 
     def _select(self, step: str | None) -> None:
         """Show ``step``'s log (a click in the dropdown, the step printing, or the first
@@ -421,6 +434,10 @@ class LiveView:
             reason = self.snap.reasons.get(name) if name else None
             text = (f"{name}: {reason_label(reason)}" if reason
                     else f"{name}: no output yet" if name else "no step has printed yet")
+        step = self.state.steps.get(name) if name else None
+        if step is not None and step.outputs:
+            listed = "\n".join(f"  {key} = {value}" for key, value in step.outputs.items())
+            text = f"{text}\n\noutputs:\n{listed}" if text else f"outputs:\n{listed}"
         outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},) if text \
             else ()
         self._set(self.log_output, "outputs", outputs)

@@ -4,7 +4,8 @@ One function writes DOT for every picture of a flow: ``chronum graph`` (optional
 step states) and the notebook's layout source (with an ``id`` per node, which the live view's
 stylesheet and the baked pictures find nodes by). DOT is deterministic, nodes in file order and
 edges sorted, so it is compared byte for byte. Styling is said to ``dot`` in DOT (rounded filled
-boxes, fonts, ids, classes) rather than patched into its SVG afterwards.
+boxes, fonts, ids, classes, the dashed edges into steps with ``if:``) rather than patched into
+its SVG afterwards.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ def to_dot(flow: Flow, states: Mapping[str, str] | None = None, *,
             attrs.append(f"class={quote('state-' + state)}")
         lines.append(f"  {quote(step.name)} [{', '.join(attrs)}];")
     edges = sorted((need, step.name) for step in flow.steps for need in set(step.needs))
-    lines.extend(f"  {quote(need)} -> {quote(name)};" for need, name in edges)
+    # An edge into a step with ``if:`` is dashed: the step may be skipped, or (a handler)
+    # run when the step it needs failed.
+    conditional = {step.name for step in flow.steps if step.condition is not None}
+    lines.extend(f"  {quote(need)} -> {quote(name)}"
+                 f"{' [style=dashed]' if name in conditional else ''};" for need, name in edges)
     lines.append("}")
     return "\n".join(lines) + "\n"
 

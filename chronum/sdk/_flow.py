@@ -113,7 +113,8 @@ class Flow:
                  default_timeout: float | None = None,
                  backoff: Mapping[str, Any] | Backoff | None = None,
                  env: Mapping[str, Any] | None = None,
-                 params: Mapping[str, Any] | None = None, cache: bool | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, cache: bool | None = None,
+                 timeout: float | None = None) -> None:
         frame = sys._getframe(1)
         self._file, self._line = frame.f_code.co_filename, frame.f_lineno
         self.name = name
@@ -122,7 +123,7 @@ class Flow:
                            ("defaultRetry", default_retry), ("defaultTimeout", default_timeout),
                            ("env", dict(env) if env is not None else None),
                            ("params", dict(params) if params is not None else None),
-                           ("cache", cache)):
+                           ("cache", cache), ("timeout", timeout)):
             if value is not None:
                 doc[key] = value
         if backoff is not None:
@@ -147,6 +148,7 @@ class Flow:
              cache: bool | None = None, cache_key: str | None = None,
              cache_for: float | str | None = None, inputs: Paths = None,
              outputs: Paths = None, isolate: bool = False,
+             if_: str | None = None,
              ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def step(self, name: Any = None, *, needs: Needs = None, retry: Retry = None,
@@ -155,18 +157,18 @@ class Flow:
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
              cache: bool | None = None, cache_key: str | None = None,
              cache_for: float | str | None = None, inputs: Paths = None,
-             outputs: Paths = None, isolate: bool = False) -> Any:
+             outputs: Paths = None, isolate: bool = False, if_: str | None = None) -> Any:
         """Register a function as a step: ``@flow.step()`` or ``@flow.step("name", retry=2)``.
 
         Its parameters named like other steps receive their return values (and make it need
         them); ``ctx``/``context`` receives the step context. ``isolate=True`` runs it in a
-        child process, which cancel and timeout stop (``isolate: process``). Returns the
-        function unchanged.
+        child process, which cancel and timeout stop (``isolate: process``). ``if_`` is the
+        step's ``if:`` condition (``if`` is a Python keyword). Returns the function unchanged.
         """
         file, line = _caller()
         options = {"retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
                    "persist": persist, "env": env, "cwd": cwd,
-                   "isolate": "process" if isolate else None,
+                   "isolate": "process" if isolate else None, "if": if_,
                    **_caching(cache, cache_key, cache_for, inputs, outputs)}
 
         def register(func: Callable[P, R]) -> Callable[P, R]:
@@ -185,24 +187,25 @@ class Flow:
               env: Mapping[str, Any] | None = None, cwd: str | None = None,
               shell: str | None = None, cache: bool | None = None,
               cache_key: str | None = None, cache_for: float | str | None = None,
-              inputs: Paths = None, outputs: Paths = None) -> str:
+              inputs: Paths = None, outputs: Paths = None, if_: str | None = None) -> str:
         """Add a shell step; returns its name, to use in another step's ``needs``."""
         file, line = _caller()
         doc = _with({"name": name, "run": command}, {
             "retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
-            "env": env, "cwd": cwd, "shell": shell,
+            "env": env, "cwd": cwd, "shell": shell, "if": if_,
             **_caching(cache, cache_key, cache_for, inputs, outputs)})
         self._add(_Spec(name, file, line, doc, _needs(needs)))
         return name
 
     def script(self, name: str, path: str, *, needs: Needs = None, retry: Retry = None,
                timeout: float | None = None, continue_on_error: bool = False,
-               env: Mapping[str, Any] | None = None, cwd: str | None = None) -> str:
+               env: Mapping[str, Any] | None = None, cwd: str | None = None,
+               if_: str | None = None) -> str:
         """Add a python script step (run with this interpreter, relative to the flow's folder)."""
         file, line = _caller()
         doc = _with({"name": name, "executor": "python", "run": path}, {
             "retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
-            "env": env, "cwd": cwd})
+            "env": env, "cwd": cwd, "if": if_})
         self._add(_Spec(name, file, line, doc, _needs(needs)))
         return name
 

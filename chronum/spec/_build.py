@@ -19,6 +19,7 @@ from .._args import parse_duration
 from ..errors import ExecutorError, Location, SpecError
 from ..model import Backoff, Flow, RetryPolicy, Step
 from ._checks import Checker, describe, field_path
+from ._conditions import check_references, condition
 from ._nodes import Pos, child_pos, pos_of
 
 __all__ = [
@@ -42,18 +43,20 @@ __all__ = [
 ]
 
 FLOW_KEYS = frozenset({"name", "maxParallel", "stopOnFail", "defaultRetry", "defaultTimeout",
-                       "backoff", "env", "params", "dask", "secrets", "steps", "cache"})
+                       "backoff", "env", "params", "dask", "secrets", "steps", "cache",
+                       "timeout"})
 DASK_KEYS = frozenset({"address"})
 #: Where the dask executor reads the scheduler address: ``dask: {address: ...}`` lands here.
 DASK_ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
                        "continueOnError", "env", "cwd", "shell", "persist", "secrets", "detach",
-                       "cache", "cacheKey", "cacheFor", "inputs", "outputs", "isolate"})
+                       "cache", "cacheKey", "cacheFor", "inputs", "outputs", "isolate",
+                       "if"})
 #: ``detach:``: whether processes that left a step's process group may outlive it.
 DETACH = ("allow", "stop")
 #: ``isolate:``: where a ``call:`` step's function runs (its own process: cancel stops it).
 ISOLATE = ("process", "thread")
-RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
+RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes", "onTimeout"})
 BACKOFF_KEYS = frozenset({"base", "factor", "max", "jitter"})
 JITTERS = ("full", "equal", "none")
 #: Executors that run Python callables, so ``call:`` makes sense for them.
@@ -99,6 +102,8 @@ class _Builder(Checker):
         self.executors = executors
         self._step_keys: dict[str, frozenset[str] | None] = {}
         self._all_keys: dict[str, frozenset[str]] | None = None
+        #: Declared params, for the ``params.NAME`` of ``if:`` conditions.
+        self.declared: Mapping[str, str] = {}
 
     # -- flow --------------------------------------------------------------------------------
 
@@ -138,6 +143,9 @@ class _Builder(Checker):
         params = {} if get("params") is None else self.str_map(doc, "params", "", pos)
         if params:
             self.param_names(doc, params, pos)
+        self.declared = params or {}
+        run_timeout = None if get("timeout") is None else self.number(
+            doc, "timeout", "", pos, 0, exclusive=True, maximum=MAX_TIMEOUT)
         secrets = self.secrets(doc, "", pos)
         defaults = _Defaults(retry or 0, timeout, backoff)
         steps = self.steps(doc, pos, defaults)
@@ -148,7 +156,7 @@ class _Builder(Checker):
             name=name, steps=steps, max_parallel=max_parallel or 1, stop_on_fail=bool(stop),
             default_retry=retry or 0, default_timeout=timeout, backoff=backoff,
             env=MappingProxyType(env or {}), params=MappingProxyType(params or {}),
-            secrets=secrets, cache=bool(cache),
+            secrets=secrets, cache=bool(cache), timeout=run_timeout,
         )
 
     def dask(self, doc: Mapping[Any, Any], pos: Pos) -> str | None:
@@ -262,6 +270,7 @@ class _Builder(Checker):
                 self.at(m, "persist", path, pos, "'persist' keeps a function's return value; "
                         "only a step with 'call' has one")
             options["persist"] = True  # the run keeps the value on disk, for resume
+        cond = None if get("if") is None else condition(self, m, path, pos)
         detach = self.detach(m, path, pos, run, call)
         if detach == "allow":
             options["detach"] = detach  # read by the executors that start processes
@@ -272,7 +281,7 @@ class _Builder(Checker):
             needs=tuple(dict.fromkeys(needs)), retry=retry, timeout=timeout,
             continue_on_error=bool(coe), env=MappingProxyType(env or {}), cwd=cwd, shell=shell,
             options=MappingProxyType(options), location=Location(self.file, *pos, path),
-            secrets=secrets, **self.caching(m, path, pos),
+            secrets=secrets, condition=cond, **self.caching(m, path, pos),
         )
         return step
 
@@ -511,8 +520,10 @@ class _Builder(Checker):
         elif codes is not None:
             self.at(raw, "exitCodes", rpath, rpos,
                     f"expected a list of exit codes, got {describe(codes)}")
+        on_timeout = True if raw.get("onTimeout") is None else self.boolean(
+            raw, "onTimeout", rpath, rpos)
         return RetryPolicy(limit=d.retry if limit is None else limit, backoff=backoff,
-                           exit_codes=exit_codes)
+                           exit_codes=exit_codes, on_timeout=on_timeout is not False)
 
     # -- the graph ---------------------------------------------------------------------------
 
@@ -538,6 +549,8 @@ class _Builder(Checker):
         if cycle:
             loc = first[cycle[0]].location or Location(self.file)
             self.add((loc.line, loc.col), loc.path, "cycle: " + " -> ".join(cycle))
+        else:
+            check_references(self, steps, first, mappings)
 
     def need(self, step: Step, mappings: dict[int, Mapping[Any, Any]], name: str,
              message: str, hint: str = "") -> None:

@@ -72,6 +72,7 @@ _MAGIC = "chronum-flow"
 _ALLOWED = {
     ("chronum.model", "Flow"), ("chronum.model", "Step"), ("chronum.model", "RetryPolicy"),
     ("chronum.model", "Backoff"), ("chronum.errors", "Location"),
+    ("chronum.conditions", "Condition"),
     ("chronum.spec._nodes", "YMap"), ("chronum.spec._nodes", "YList"),
     ("chronum.spec._cache", "_proxy"), ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"),
 }
@@ -109,7 +110,8 @@ def _code_fingerprint() -> bytes:
             with os.scandir(os.path.join(root, folder)) as entries:
                 files = sorted(e.path for e in entries if e.name.endswith(".py"))
             parts.extend(_stamp(f) for f in files)
-        parts.extend(_stamp(os.path.join(root, f)) for f in ("model.py", "errors.py", "dag.py"))
+        parts.extend(_stamp(os.path.join(root, f)) for f in ("model.py", "errors.py", "dag.py",
+                                                             "conditions.py"))
         yaml = importlib.util.find_spec("yaml")  # finds PyYAML without importing it
         parts.append(_stamp(yaml.origin) if yaml and yaml.origin else "no yaml")
         _fingerprint = "\n".join(parts).encode("utf-8", "surrogateescape")

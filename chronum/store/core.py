@@ -100,12 +100,13 @@ WHERE run_id = ? AND step = ?
 """
 _UPDATE_LOGS = "UPDATE steps SET log_path = ?, log_tail = ? WHERE run_id = ? AND step = ?"
 _UPSERT_ATTEMPTS = """
-INSERT INTO attempts (run_id, step, attempt, status, exit_code, started_at, finished_at, delay_s)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO attempts (run_id, step, attempt, status, exit_code, started_at, finished_at, delay_s,
+                      outputs)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id, step, attempt) DO UPDATE SET
     status = excluded.status, exit_code = excluded.exit_code,
     started_at = excluded.started_at, finished_at = excluded.finished_at,
-    delay_s = excluded.delay_s
+    delay_s = excluded.delay_s, outputs = COALESCE(excluded.outputs, outputs)
 """
 _UPDATE_SPAWNS = """
 UPDATE attempts SET pgid = COALESCE(?, pgid), proc_start = COALESCE(?, proc_start),
@@ -115,7 +116,8 @@ WHERE run_id = ? AND step = ? AND attempt = ?
 _INSERT_EVENTS = """
 INSERT INTO events (run_id, seq, at, kind, step, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)
 """
-_UPDATE_RUNS = "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?"
+_UPDATE_RUNS = ("UPDATE runs SET status = ?, finished_at = ?, reason = ?, n_continued = ? "
+                "WHERE run_id = ?")
 _INSERT_RUN = """
 INSERT INTO runs (run_id, flow, status, started_at, parent_run_id, source, params, n_steps,
                   pid, host, proc_token, origin, flow_path, flow_hash, flow_shape)

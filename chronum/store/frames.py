@@ -39,6 +39,7 @@ _KINDS: dict[str, str] = {
     "started_at": "time", "finished_at": "time", "at": "time",
     "duration_s": "float64", "delay_s": "float64",
     "n_steps": "int64", "n_failed": "int64", "attempts": "int64", "seq": "int64",
+    "n_continued": "int64",
     "exit_code": "Int64", "data": "object",
     "stream": "text", "line": "text", "executor": "text", "from_run": "text",
 }

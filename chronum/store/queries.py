@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 HISTORY_COLUMNS = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-                   "n_steps", "n_failed", "parent_run_id")
+                   "n_steps", "n_failed", "parent_run_id", "n_continued")
 STEP_COLUMNS = ("run_id", "step", "status", "attempts", "exit_code", "started_at",
                 "finished_at", "duration_s", "reason", "cache_key")
 ATTEMPT_COLUMNS = ("run_id", "step", "attempt", "status", "exit_code", "started_at",
@@ -64,13 +64,16 @@ SELECT r.run_id, r.flow, r.status, r.started_at, r.finished_at,
        r.n_steps,
        (SELECT COUNT(*) FROM steps s INDEXED BY steps_failed
         WHERE s.run_id = r.run_id AND s.status = 'failed'),
-       r.parent_run_id
+       r.parent_run_id, COALESCE(r.n_continued, 0)
 FROM runs r ORDER BY r.started_at DESC, r.rowid DESC
 """
 _STEPS_SQL = """
 SELECT step, status, attempts, exit_code, started_at, finished_at, reason, cache_key{extra}
 FROM steps WHERE run_id = ? ORDER BY position
 """
+# The outputs of a step's latest attempt (steps.outputs in the notebook and ``chronum show``).
+_LAST_OUTPUTS = ("(SELECT a.outputs FROM attempts a WHERE a.run_id = steps.run_id "
+                 "AND a.step = steps.step ORDER BY a.attempt DESC LIMIT 1)")
 _ATTEMPTS_SQL = """
 SELECT a.run_id, a.step, a.attempt, a.status, a.exit_code, a.started_at, a.finished_at,
        a.finished_at - a.started_at, a.delay_s
@@ -184,13 +187,14 @@ def steps(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
 
 def step_rows(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     """``steps`` plus ``cached_from``, ``log_path`` (as stored: relative) and ``log_tail``."""
-    sql = _STEPS_SQL.format(extra=", cached_from, log_path, log_tail")
+    sql = _STEPS_SQL.format(extra=", cached_from, log_path, log_tail, " + _LAST_OUTPUTS)
     rows = conn.execute(sql, (run_id,)).fetchall()
-    extra = ("cached_from", "log_path", "log_tail")
+    extra = ("cached_from", "log_path", "log_tail", "outputs")
     width = len(_RAW_STEP_COLUMNS)
     result = _step_dicts(run_id, [row[:width] for row in rows])
     for out, row in zip(result, rows, strict=True):
         out.update(zip(extra, row[width:], strict=True))
+        out["outputs"] = json.loads(out["outputs"]) if out["outputs"] else None
     return result
 
 
@@ -205,13 +209,14 @@ def events(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
 def run(conn: sqlite3.Connection, run_id: str, where: str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT run_id, flow, status, started_at, finished_at, finished_at - started_at, "
-        "parent_run_id, params, source, origin FROM runs WHERE run_id = ?",
+        "parent_run_id, params, source, origin, reason, COALESCE(n_continued, 0) "
+        "FROM runs WHERE run_id = ?",
         (run_id,),
     ).fetchone()
     if row is None:
         raise RunNotFoundError(f"no run {run_id!r} in {where}")
     keys = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-            "parent_run_id", "params", "source", "origin")
+            "parent_run_id", "params", "source", "origin", "reason", "n_continued")
     result = dict(zip(keys, row, strict=True))
     result["params"] = json.loads(result["params"] or "{}")
     result["origin"] = json.loads(result["origin"]) if result["origin"] else None

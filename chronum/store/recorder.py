@@ -79,7 +79,7 @@ class Recorder:
         self._dirty_attempts: dict[tuple[str, str, int], AttemptState] = {}
         self._events: list[tuple[Any, ...]] = []
         self._logs: list[tuple[Any, ...]] = []
-        self._runs_done: dict[str, tuple[str, float]] = {}
+        self._runs_done: dict[str, tuple[str, float, str | None, int]] = {}
         self._spawns: list[tuple[Any, ...]] = []
 
     def add_run(self, run_id: str, steps: tuple[str, ...]) -> None:
@@ -116,7 +116,8 @@ class Recorder:
             return
         if isinstance(event, RunFinished):
             self._close_logs(run_id)
-            self._runs_done[run_id] = (event.status, event.at)
+            self._runs_done[run_id] = (event.status, event.at, event.reason or None,
+                                       event.n_continued)
             return
         if step is None or event.step is None:
             return
@@ -182,12 +183,13 @@ class Recorder:
             ],
             attempts=[
                 (run_id, step, a.attempt, a.status, a.exit_code, a.started_at, a.finished_at,
-                 a.delay_s)
+                 a.delay_s, None if a.outputs is None else to_json(a.outputs))
                 for (run_id, step, _), a in self._dirty_attempts.items()
             ],
             events=self._events,
             logs=self._logs,
-            runs=[(status, at, run_id) for run_id, (status, at) in self._runs_done.items()],
+            runs=[(status, at, reason, n_continued, run_id)
+                  for run_id, (status, at, reason, n_continued) in self._runs_done.items()],
             spawns=self._spawns,
         )
         self._spawns = []

@@ -148,9 +148,21 @@ def _v5_cache(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE steps ADD COLUMN cache_key TEXT")
 
 
+# Version 6: step outputs and the run's own end.
+# - attempts.outputs: what the attempt wrote to $CHRONUM_OUTPUT or ctx.output, as JSON;
+# - runs.reason: why the run ended so when no step says it ("run timed out after 2h");
+# - runs.n_continued: failed steps under continueOnError (a succeeded run may have some).
+def _v6_outputs(conn: sqlite3.Connection) -> None:
+    for table, column, kind in (("attempts", "outputs", "TEXT"), ("runs", "reason", "TEXT"),
+                                ("runs", "n_continued", "INTEGER")):
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 #: Applied in order; never edit one that has shipped, append a new one instead.
 MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIGIN, _v4_resume,
-                                     _v5_cache)
+                                     _v5_cache, _v6_outputs)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -66,7 +66,8 @@ def test_dataframes_have_exactly_the_documented_columns(tmp_path: Path, db: Path
         run.raise_for_status()
     hist = chronum.history(db=db)
     assert list(hist.columns) == ["run_id", "flow", "status", "started_at", "finished_at",
-                                  "duration_s", "n_steps", "n_failed", "parent_run_id"]
+                                  "duration_s", "n_steps", "n_failed", "parent_run_id",
+                                  "n_continued"]
     assert str(hist["started_at"].dtype) .startswith("datetime64") and \
         hist["started_at"].dt.tz is not None
     assert hist["status"].dtype == "category"

@@ -50,7 +50,8 @@ def test_json_output_has_the_documented_shape(chronum: Chronum):
     proc = chronum("run", "f.yaml", "--format", "json")
     assert proc.returncode == 1
     obj = json.loads(proc.stdout)
-    assert list(obj) == ["run_id", "flow", "status", "started_at", "finished_at", "steps"]
+    assert list(obj) == ["run_id", "flow", "status", "started_at", "finished_at", "steps",
+                         "reason", "n_continued", "outputs"]
     assert obj["status"] == "failed" and obj["flow"] == "shape"
     assert [list(s) for s in obj["steps"]] == [[
         "step", "status", "attempts", "exit_code", "started_at", "finished_at", "duration_s",
@@ -60,7 +61,8 @@ def test_json_output_has_the_documented_shape(chronum: Chronum):
     assert obj == chronum.json("show", obj["run_id"][:6])
     history = chronum.json("history")
     assert list(history[0]) == ["run_id", "flow", "status", "started_at", "finished_at",
-                                "duration_s", "n_steps", "n_failed", "parent_run_id"]
+                                "duration_s", "n_steps", "n_failed", "parent_run_id",
+                                "n_continued"]
     assert history[0]["run_id"] == obj["run_id"] and history[0]["n_failed"] == 1
 
 
@@ -233,7 +235,7 @@ def test_history_formats(chronum: Chronum):
     chronum("run", "f.yaml")
     csv_out = chronum("history", "--format", "csv").stdout.splitlines()
     assert csv_out[0] == ("run_id,flow,status,started_at,finished_at,duration_s,n_steps,"
-                          "n_failed,parent_run_id")
+                          "n_failed,parent_run_id,n_continued")
     assert ",hist,succeeded," in csv_out[1]
     table = chronum("history").stdout
     assert "hist" in table and "succeeded" in table

@@ -27,7 +27,7 @@ RUN_CAT = pd.CategoricalDtype(list(RUN_STATES))
 
 HISTORY = {"run_id": TEXT, "flow": TEXT, "status": RUN_CAT, "started_at": TS,
            "finished_at": TS, "duration_s": "float64", "n_steps": "int64", "n_failed": "int64",
-           "parent_run_id": TEXT}
+           "parent_run_id": TEXT, "n_continued": "int64"}
 STEPS = {"run_id": TEXT, "step": TEXT, "status": STEP_CAT, "attempts": "int64",
          "exit_code": "Int64", "started_at": TS, "finished_at": TS, "duration_s": "float64",
          "reason": TEXT, "cache_key": TEXT}

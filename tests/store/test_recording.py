@@ -71,7 +71,7 @@ def test_a_failed_run_with_a_retry(store: Store, flow: Flow) -> None:
     assert row == {"run_id": "r1", "flow": "deploy-api", "status": "failed",
                    "started_at": row["started_at"], "finished_at": t0 + 9,
                    "duration_s": row["duration_s"], "n_steps": 4, "n_failed": 1,
-                   "parent_run_id": None}
+                   "parent_run_id": None, "n_continued": 0}
 
 
 def test_events_are_numbered_per_run_and_logs_are_not_events(store: Store, flow: Flow) -> None:
@@ -104,7 +104,8 @@ def test_run_dict_and_resume_links(store: Store, flow: Flow) -> None:
          ev.RunFinished(run_id="r2", status="cancelled"))
     run = store.run("r2")
     assert list(run) == ["run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-                         "parent_run_id", "params", "source", "origin", "steps"]
+                         "parent_run_id", "params", "source", "origin", "reason",
+                         "n_continued", "steps"]
     assert (run["status"], run["parent_run_id"], run["params"], run["source"], run["origin"]) == (
         "cancelled", "r1", {"region": "eu"}, "flow.yaml", None)
     assert [(s["step"], s["status"], s["reason"]) for s in run["steps"]] == [

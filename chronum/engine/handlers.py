@@ -1,0 +1,187 @@
+"""``if:`` in a run: conditions evaluated as steps become ready, and the handlers.
+
+A step whose condition checks status (``failure()``, ``always()``, ``cancelled()``,
+``steps.X.status``) is a *handler*: a failed or skipped upstream does not mark it
+``upstream_failed``; it waits until every step it needs has ended and then decides. Any other
+condition means ``success() and (condition)``, as GitHub Actions' ``if:`` does: it is
+evaluated only once all its needs succeeded. A false condition makes the step ``skipped``
+("condition false: ..."), and the steps below it are skipped too unless they are handlers.
+
+When the run stops early (``stopOnFail``, Ctrl-C or Stop, the run's ``timeout:``), handlers
+still pending run after the other steps were stopped: one after another, in file order, and
+after a cancel only within the kill grace, so a cleanup cannot hold the terminal forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ..conditions import evaluate
+from ..eventbus import StepSkipped
+from ..model import Step
+
+if TYPE_CHECKING:
+    from .runner import _Run
+
+__all__ = ["Handlers", "StepScope", "describe_timeout"]
+
+_OK = frozenset({"succeeded", "cached"})
+_ENDED = frozenset({"succeeded", "cached", "failed", "skipped", "upstream_failed",
+                    "cancelled"})
+
+
+def describe_timeout(seconds: float) -> str:
+    """``7200`` -> ``2h``, ``90`` -> ``90s``, ``5400`` -> ``90m``: as a person writes it."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+class StepScope:
+    """What the condition of one step reads (``chronum.conditions.Scope``)."""
+
+    __slots__ = ("_run", "_step")
+
+    def __init__(self, run: _Run, step: Step) -> None:
+        self._run = run
+        self._step = step
+
+    def param(self, name: str) -> str:
+        return self._run.params.get(name, "")
+
+    def env(self, name: str) -> str:
+        value = self._step.env.get(name)
+        return value if value is not None else self._run.run_env.get(name, "")
+
+    def status(self, step: str) -> str:
+        return self._run.states.get(step, "")
+
+    def output(self, step: str, key: str) -> str:
+        return self._run.step_outputs.get(step, {}).get(key, "")
+
+    def function(self, name: str) -> bool:
+        if name == "always":
+            return True
+        run = self._run
+        if name == "cancelled":
+            return run.cancelled
+        failed, not_ok = run.handlers.upstream(self._step)
+        if name == "failure":
+            return failed
+        return not not_ok and not run.cancelled  # success()
+
+
+class Handlers:
+    """The conditions of one run's steps."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        #: Steps that wait for all their needs to end, whatever the outcome.
+        self.waiting = frozenset(s.name for s in run.flow.steps
+                                 if s.condition is not None and s.condition.status_check)
+        self._upstream: dict[str, tuple[bool, bool]] = {}
+
+    def upstream(self, step: Step) -> tuple[bool, bool]:
+        """(a step upstream failed, a step upstream did not end ok), over all ancestors.
+
+        A failure with ``continueOnError`` counts as ok, as in GitHub Actions. Every ancestor
+        has ended when a handler is evaluated, so the answer per step is kept.
+        """
+        known = self._upstream
+        run = self._run
+        order: list[str] = []
+        stack = list(step.needs)
+        seen: set[str] = set()
+        while stack:  # ancestors not yet known; reversed, needs come before their dependents
+            name = stack.pop()
+            if name in seen or name in known:
+                continue
+            seen.add(name)
+            order.append(name)
+            stack.extend(run.step(name).needs)
+        for name in reversed(order):
+            known[name] = self._fold(run.step(name).needs, self._own(name))
+        return self._fold(step.needs, (False, False))
+
+    def _own(self, name: str) -> tuple[bool, bool]:
+        state = self._run.states[name]
+        if state == "failed":
+            continued = self._run.step(name).continue_on_error
+            return not continued, not continued
+        return False, state not in _OK
+
+    def _fold(self, needs: tuple[str, ...], own: tuple[bool, bool]) -> tuple[bool, bool]:
+        failed, not_ok = own
+        known = self._upstream
+        for need in needs:  # what is known of a step includes its own end
+            f, n = known[need]
+            failed, not_ok = failed or f, not_ok or n
+        return failed, not_ok
+
+    def admit(self, step: Step) -> bool:
+        """Whether ``step`` runs; when not, it is recorded skipped with its condition."""
+        condition = step.condition
+        if condition is None or evaluate(condition, StepScope(self._run, step)):
+            return True
+        self.skip(step, f"condition false: {condition.text}")
+        return False
+
+    def skip(self, step: Step, reason: str) -> None:
+        run = self._run
+        run.states[step.name] = "skipped"
+        run.bus.emit(StepSkipped(run_id=run.run_id, at=run.clock.now(), step=step.name,
+                                 status="skipped", reason=run.mask(reason)))
+        run.halt_downstream(step.name, "skipped")
+
+    def pending(self) -> bool:
+        states = self._run.states
+        return any(states[name] == "pending" for name in self.waiting)
+
+    async def drain(self, limit: float | None, reason: str) -> None:
+        """Run the handlers left pending when the run stopped early, in file order.
+
+        ``limit`` bounds them all (the kill grace after a cancel); what cannot run in it, or
+        is not a handler, is skipped with ``reason``.
+        """
+        run = self._run
+        try:
+            if limit is None:
+                await self._drain()
+            else:
+                async with asyncio.timeout(limit):
+                    await self._drain()
+        except (TimeoutError, asyncio.CancelledError):
+            pass  # the grace ran out, or a second Ctrl-C: what did not run is skipped
+        finally:
+            run.skip_pending(reason)
+
+    async def _drain(self) -> None:
+        run = self._run
+        states = run.states
+        me = asyncio.current_task()
+        assert me is not None
+        progress = True
+        while progress:
+            progress = False
+            for step in run.flow.steps:
+                name = step.name
+                if states[name] != "pending" or name not in self.waiting:
+                    continue
+                if any(states[need] not in _ENDED for need in step.needs):
+                    continue  # a handler it needs runs first
+                progress = True
+                if not self.admit(step):
+                    continue
+                states[name] = "running"
+                run.running[me] = name
+                try:
+                    result = await run.run_step(step)
+                except asyncio.CancelledError:
+                    states[name] = "cancelled"
+                    raise
+                finally:
+                    run.running.pop(me, None)
+                run.finish(step, result)
