@@ -14,6 +14,9 @@ a step shown ``failed`` in the notebook is ``failed`` in the database too.
 - ``step.skipped``: the step never ran; ``skipped`` or ``upstream_failed`` with the reason.
 - ``step.cached``: kept from an earlier run; ``cached`` with ``cached_from``.
 - ``run.started`` / ``run.finished``: the run's own status and times.
+- ``step.expanded``: a fan-out step's instances join the run, ``pending``, each with its item
+  (JSON) and the name of the step it belongs to (``fanouts``); the fan-out step is ``running``
+  until its own end event, once all of them ended.
 
 Log lines change no state. ``apply`` returns the step it changed, so a caller that writes rows
 (the recorder) knows which one is dirty without comparing.
@@ -31,6 +34,7 @@ from .eventbus import (
     RunStarted,
     StepCached,
     StepCancelled,
+    StepExpanded,
     StepFailed,
     StepRetrying,
     StepSkipped,
@@ -72,6 +76,8 @@ class StepState:
     cached_from: str | None = None
     #: The latest attempt (running, or how it ended).
     current: AttemptState | None = None
+    #: An instance of a fan-out step: its item as JSON (None for every other step).
+    item: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -97,6 +103,8 @@ class RunState:
     duration_s: float | None = None
     #: How many steps are in each state; kept as events arrive, so progress costs nothing.
     counts: dict[str, int] = field(default_factory=dict)
+    #: Fan-out steps that expanded, and their instances in item order.
+    fanouts: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def new(cls, run_id: str, steps: Iterable[str]) -> RunState:
@@ -202,6 +210,19 @@ def _skipped(run: RunState, step: StepState, event: StepSkipped) -> None:
     step.reason = event.reason or None
 
 
+def _expanded(run: RunState, step: StepState, event: StepExpanded) -> None:
+    step.status = "running"
+    step.started_at = event.at
+    names = run.fanouts.setdefault(event.step or "", [])
+    steps = run.steps
+    before = len(steps)
+    for name, item in zip(event.instances, event.items, strict=True):
+        if name not in steps:
+            names.append(name)
+            steps[name] = StepState(item=item)
+    run.counts["pending"] = run.counts.get("pending", 0) + len(steps) - before
+
+
 def _cached(run: RunState, step: StepState, event: StepCached) -> None:
     step.status = "cached"
     step.cached_from = event.from_run
@@ -218,4 +239,5 @@ _HANDLERS: dict[type[Event], Callable[[RunState, Any, Any], None]] = {
     StepCancelled: _ended("cancelled"),
     StepSkipped: _skipped,
     StepCached: _cached,
+    StepExpanded: _expanded,
 }

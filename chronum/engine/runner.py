@@ -37,6 +37,7 @@ from ..eventbus import (
 )
 from ..executors import Executor, ExecutorRegistry, Result, StepContext, default_registry
 from ..model import Flow, Step
+from .fanout import FanOuts
 from .masking import Masker, missing_secrets, read_secrets, secret_names
 from .plan import ReusePlan
 from .retry import backoff_delay, seed_for
@@ -222,6 +223,9 @@ class _Run:
         #: Steps whose log file could not be written, and why: each fails with that reason.
         self.log_failed: dict[str, str] = {}
         self._executor_cache: dict[str, Executor] = {}
+        self.plan = ReusePlan()
+        #: The fan-out steps (``engine/fanout.py``); None when the flow has none.
+        self.fan = FanOuts(self) if any(s.fans_out for s in flow.steps) else None
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -261,6 +265,8 @@ class _Run:
                                           reason=f"needs '{culprit}', which did not succeed"))
 
     def skip_pending(self, reason: str) -> None:
+        if self.fan is not None:
+            self.fan.skip_pending(reason)
         for step in self.flow.steps:
             if self.states[step.name] == "pending":
                 self.states[step.name] = "skipped"
@@ -277,6 +283,8 @@ class _Run:
             base = Path(self.flow.base_dir)
             cwd = self._cwd[step.cwd] = base if step.cwd is None else base / step.cwd
         inputs = {n: self.outputs[n] for n in step.needs if n in self.outputs}
+        if self.fan is not None and step.name in self.fan.of:
+            inputs.update(self.fan.inputs(step.name))
 
         def spawned(pgid: int | None, proc_start: str | None, container: str | None) -> None:
             self.emit_log(StepSpawned(run_id=self.run_id, at=self.clock.now(), step=step.name,
@@ -445,7 +453,15 @@ class _Run:
     def next_step(self) -> Step | None:
         """The first ready step in file order, or None (nothing ready, or the run halted)."""
         while self.ready and not self.halted:
-            step = self.flow.steps[heapq.heappop(self.ready)]
+            key = heapq.heappop(self.ready)
+            if key < len(self.flow.steps):
+                step = self.flow.steps[key]
+            else:  # an instance of a fan-out step
+                assert self.fan is not None
+                found = self.fan.instance(key)
+                if found is None:
+                    continue
+                step = found
             if self.states[step.name] == "pending":
                 return step
         return None
@@ -473,6 +489,10 @@ class _Run:
                     return
                 continue
             name = step.name
+            if self.fan is not None and step.fans_out:
+                self.fan.expand(step)  # its instances join the ready queue
+                self.wake_all()
+                continue
             self.states[name] = "running"
             self.running[me] = name
             try:
@@ -494,6 +514,8 @@ class _Run:
                 future.set_result(None)
 
     def finish(self, step: Step, result: Result) -> None:
+        if self.fan is not None and self.fan.finish(step, result):
+            return
         name = step.name
         if result.ok:
             self.states[name] = "succeeded"
@@ -563,6 +585,7 @@ async def run_flow(
         flow.stop_on_fail if stop_on_fail is None else stop_on_fail,
         grace, extras or {}, os.environ if base_env is None else base_env, on_output, durable,
     )
+    run.plan = plan
     started_at, started = clock.now(), clock.monotonic()
     bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,
                         params={k: run.mask(v) for k, v in run.params.items()},
@@ -585,6 +608,8 @@ async def run_flow(
 
     cancelled = False
     to_run = sum(1 for state in run.states.values() if state == "pending")
+    if run.fan is not None:  # instances are not counted yet
+        to_run = run.max_parallel
     slots = [asyncio.ensure_future(run.slot()) for _ in range(min(run.max_parallel, to_run))]
     try:
         if slots:

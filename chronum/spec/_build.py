@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Protocol
 from .. import dag
 from ..errors import ExecutorError, Location, SpecError
 from ..model import Backoff, Flow, RetryPolicy, Step
+from . import _fanout
 from ._checks import Checker, describe, field_path
 from ._nodes import Pos, child_pos, pos_of
 
@@ -46,7 +47,8 @@ DASK_KEYS = frozenset({"address"})
 #: Where the dask executor reads the scheduler address: ``dask: {address: ...}`` lands here.
 DASK_ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
-                       "continueOnError", "env", "cwd", "shell", "persist", "secrets", "detach"})
+                       "continueOnError", "env", "cwd", "shell", "persist", "secrets", "detach"}
+                      ) | _fanout.FANOUT_KEYS
 #: ``detach:``: whether processes that left a step's process group may outlive it.
 DETACH = ("allow", "stop")
 RETRY_KEYS = frozenset({"limit", "backoff", "exitCodes"})
@@ -95,6 +97,8 @@ class _Builder(Checker):
         self.executors = executors
         self._step_keys: dict[str, frozenset[str] | None] = {}
         self._all_keys: dict[str, frozenset[str]] | None = None
+        #: ``foreach: {param: NAME}`` of each step, checked once the params are known.
+        self._param_refs: list[tuple[_fanout.Fanout, str]] = []
 
     # -- flow --------------------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class _Builder(Checker):
         secrets = self.secrets(doc, "", pos)
         defaults = _Defaults(retry or 0, timeout, backoff)
         steps = self.steps(doc, pos, defaults)
+        _fanout.check_params(self, self._param_refs, params or {})
         if self.problems or name is None:
             return None
         return Flow(
@@ -249,6 +254,11 @@ class _Builder(Checker):
         if call is not None and not _CALL.match(call):
             self.at(m, "call", path, pos, f"expected 'module:function' or a function name, "
                     f"got {call!r}")
+        fan = _fanout.read(self, m, path, pos, name)
+        if fan.source is not None:
+            needs.append(fan.source)  # the items are its value: it finishes first
+        if fan.foreach is not None and fan.foreach[0] == "param":
+            self._param_refs.append((fan, fan.foreach[1]))
         if name is None:
             return None
         options = {k: v for k, v in m.items() if k in (extra or ()) and k not in STEP_KEYS}
@@ -265,7 +275,8 @@ class _Builder(Checker):
             needs=tuple(dict.fromkeys(needs)), retry=retry, timeout=timeout,
             continue_on_error=bool(coe), env=MappingProxyType(env or {}), cwd=cwd, shell=shell,
             options=MappingProxyType(options), location=Location(self.file, *pos, path),
-            secrets=secrets,
+            secrets=secrets, foreach=fan.foreach, matrix=fan.matrix,
+            concurrency=fan.concurrency,
         )
         return step
 
@@ -474,8 +485,11 @@ class _Builder(Checker):
         """Report ``name`` where the step's ``needs`` first mentions it."""
         loc = step.location or Location(self.file)
         m = mappings[id(step)]
-        raw = m["needs"]
-        if isinstance(raw, str):
+        raw = m.get("needs")
+        if raw is None or name not in (raw if isinstance(raw, list | tuple) else [raw]):
+            # only named by ``foreach: {from: ...}``
+            _fanout.report_source(self, m, loc.path, (loc.line, loc.col), message, hint)
+        elif isinstance(raw, str):
             self.at(m, "needs", loc.path, (loc.line, loc.col), message, hint)
         else:
             npos = child_pos(m, "needs", (loc.line, loc.col))

@@ -38,7 +38,7 @@ _KINDS: dict[str, str] = {
     "started_at": "time", "finished_at": "time", "at": "time",
     "duration_s": "float64", "delay_s": "float64",
     "n_steps": "int64", "n_failed": "int64", "attempts": "int64", "seq": "int64",
-    "exit_code": "Int64", "data": "object",
+    "exit_code": "Int64", "data": "object", "item": "text",
 }
 
 

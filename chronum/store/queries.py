@@ -42,12 +42,12 @@ __all__ = [
 HISTORY_COLUMNS = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
                    "n_steps", "n_failed", "parent_run_id")
 STEP_COLUMNS = ("run_id", "step", "status", "attempts", "exit_code", "started_at",
-                "finished_at", "duration_s", "reason")
+                "finished_at", "duration_s", "reason", "item")
 ATTEMPT_COLUMNS = ("run_id", "step", "attempt", "status", "exit_code", "started_at",
                    "finished_at", "duration_s", "delay_s")
 EVENT_COLUMNS = ("seq", "at", "kind", "step", "attempt", "data")
 _RAW_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",
-                     "reason")
+                     "reason", "item")
 
 # ``INDEXED BY`` the partial index of failed steps: without ANALYZE statistics the planner
 # would count through every step of the run (100,000 for a big one) on each history() call.
@@ -61,7 +61,7 @@ SELECT r.run_id, r.flow, r.status, r.started_at, r.finished_at,
 FROM runs r ORDER BY r.started_at DESC, r.rowid DESC
 """
 _STEPS_SQL = """
-SELECT step, status, attempts, exit_code, started_at, finished_at, reason{extra}
+SELECT step, status, attempts, exit_code, started_at, finished_at, reason, item{extra}
 FROM steps WHERE run_id = ? ORDER BY position
 """
 _ATTEMPTS_SQL = """
@@ -126,8 +126,8 @@ def _step_dicts(run_id: str, rows: list[Any]) -> list[dict[str, Any]]:
         {"run_id": run_id, "step": step, "status": status, "attempts": attempts,
          "exit_code": exit_code, "started_at": started, "finished_at": finished,
          "duration_s": None if started is None or finished is None else finished - started,
-         "reason": reason}
-        for step, status, attempts, exit_code, started, finished, reason in rows
+         "reason": reason, "item": item}
+        for step, status, attempts, exit_code, started, finished, reason, item in rows
     ]
 
 
@@ -140,9 +140,9 @@ def step_rows(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     sql = _STEPS_SQL.format(extra=", cached_from, log_path, log_tail")
     rows = conn.execute(sql, (run_id,)).fetchall()
     extra = ("cached_from", "log_path", "log_tail")
-    result = _step_dicts(run_id, [row[:7] for row in rows])
+    result = _step_dicts(run_id, [row[:8] for row in rows])
     for out, row in zip(result, rows, strict=True):
-        out.update(zip(extra, row[7:], strict=True))
+        out.update(zip(extra, row[8:], strict=True))
     return result
 
 
