@@ -67,11 +67,8 @@ def read(checker: Checker, m: Mapping[Any, Any], path: str, pos: Pos, name: str 
         checker.at(m, "matrix", path, pos, "a step takes 'foreach' or 'matrix', not both",
                    "a matrix is already a list of items: move the list into it")
         return out
-    if get("foreach") is not None:
+    if get("foreach") is not None:  # null means "not given", as for every optional key
         _foreach(checker, m, path, pos, out)
-    elif "foreach" in m:
-        checker.at(m, "foreach", path, pos, "expected a list, {param: NAME} or {from: STEP}, "
-                   "got null")
     if get("matrix") is not None:
         _matrix(checker, m, path, pos, name, out)
     if get("concurrency") is not None:
@@ -136,7 +133,8 @@ def _matrix(checker: Checker, m: Mapping[Any, Any], path: str, pos: Pos, name: s
     ok = True
     for key, values in raw.items():
         if not isinstance(key, str) or not _MATRIX_KEY.match(key):
-            checker.at(raw, key, mpath, mpos, f"invalid matrix key {describe(key)}",
+            shown = repr(key) if isinstance(key, str) else describe(key)
+            checker.at(raw, key, mpath, mpos, f"invalid matrix key {shown}",
                        "matrix keys become CHRONUM_MATRIX_<KEY> and parameter names: use "
                        "letters, digits and '_', not starting with a digit", of_key=True)
             ok = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -198,3 +199,34 @@ def test_items_that_cannot_be_worked_out_fail_the_step(chronum: Chronum, source:
     proc = chronum("run", "flow.yaml")
     assert proc.returncode == 1
     assert error in proc.stdout
+
+
+def test_plain_output_groups_the_instances(chronum: Chronum):
+    chronum.write("flow.yaml", """
+        name: grouped
+        steps:
+          - name: process
+            foreach: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+            run: test "$CHRONUM_ITEM" != 3
+            continueOnError: true
+    """)
+    proc = chronum("run", "flow.yaml")
+    assert proc.returncode == 0, proc.stderr
+    lines = [re.sub(r" in \d+\.\ds", " in Ns", line) for line in proc.stdout.splitlines()]
+    assert lines[1:14] == [
+        "[process] 10 instances",
+        "process[ 1/10 ] ✓1 ✗0",
+        "process[ 2/10 ] ✓2 ✗0",
+        "[process[2]] failed in Ns: exited with code 1 (continueOnError)",
+        "process[ 4/10 ] ✓3 ✗1",
+        "process[ 5/10 ] ✓4 ✗1",
+        "process[ 6/10 ] ✓5 ✗1",
+        "process[ 7/10 ] ✓6 ✗1",
+        "process[ 8/10 ] ✓7 ✗1",
+        "process[ 9/10 ] ✓8 ✗1",
+        "process[10/10 ] ✓9 ✗1",
+        "[process] failed in Ns: 1 of 10 instances failed: process[2] (continueOnError)",
+        "✓ run " + lines[0].split(" · run ")[1].split(" ")[0] + " succeeded in Ns "
+        "(2 failed, 9 succeeded)",
+    ]
+    assert not any("started" in line for line in lines)  # no line per instance start
