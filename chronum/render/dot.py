@@ -62,8 +62,9 @@ def to_dot(flow: Flow, states: Mapping[str, str] | None = None, *,
             attrs = [f"label={quote(step.name)}", f"tooltip={quote(step.executor)}"]
         else:
             attrs = [f"id={quote(node_id(prefix, index))}", f"label={quote(step.name)}"]
-            if step.retry.limit:
-                attrs.append("height=0.6")
+            if step.retry.limit or step.fans_out:  # room for the badges, the counter
+                attrs.append("height=0.8" if step.retry.limit and step.fans_out
+                             else "height=0.6")
         if states and step.name in states:
             state = states[step.name]
             attrs.append(f"fillcolor={quote(STATE_COLORS.get(state, PENDING_FILL))}")
