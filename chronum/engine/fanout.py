@@ -18,12 +18,11 @@ that many is parked, and put back when one of them ends.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..eventbus import (
@@ -48,10 +47,17 @@ class FanoutError(Exception):
     """The items of a fan-out step cannot be worked out; the message is the step's reason."""
 
 
+# One encoder built once: ``json.dumps`` with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+#: The fields of a Step, in constructor order (an instance is its step with a few replaced).
+_FIELDS = tuple(f.name for f in dataclasses.fields(Step))
+_NAME, _ENV = _FIELDS.index("name"), _FIELDS.index("env")
+
+
 def item_json(item: Any) -> str:
     """An item as the record keeps it (the ``item`` column): JSON, text for what JSON has no
     form for."""
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(item)
 
 
 def items_of_param(name: str, text: str) -> list[Any]:
@@ -94,6 +100,8 @@ def items_from_value(source: str, value: Any) -> list[Any]:
 def _env_text(value: Any) -> str:
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return item_json(value)
 
 
@@ -104,12 +112,17 @@ def _env_key(key: str) -> str:
 class _Fan:
     """One expanded fan-out step."""
 
-    __slots__ = ("deferred", "failed", "items", "left", "limit", "names", "running", "started",
-                 "step", "values")
+    __slots__ = ("deferred", "failed", "fields", "items", "left", "limit", "names", "running",
+                 "started", "step", "texts", "values")
 
     def __init__(self, step: Step, names: list[str], items: list[Any], started: float) -> None:
         self.step = step
         self.started = started
+        #: The step's fields, ``foreach``/``matrix`` dropped: each instance's, but for its name
+        #: and env (``dataclasses.replace`` would look the fields up again for every instance).
+        self.fields: list[Any] = [None if name in ("foreach", "matrix") else getattr(step, name)
+                       for name in _FIELDS]
+        self.texts: tuple[str, ...] = ()
         self.names = names
         self.items = items
         self.values: list[Any] = [None] * len(items)
@@ -158,7 +171,7 @@ class FanOuts:
             return
         names = instance_names(name, step.matrix, len(items))
         fan = self._fans[name] = _Fan(step, names, items, run.clock.monotonic())
-        texts = tuple(item_json(item) for item in items)
+        texts = fan.texts = tuple(item_json(item) for item in items)
         now = run.clock.now()
         run.bus.emit(StepExpanded(run_id=run.run_id, at=now, step=name,
                                   instances=tuple(names), items=texts))
@@ -196,9 +209,10 @@ class FanOuts:
         if parent.matrix is not None:
             for k, v in item.items():
                 env[_env_key(k)] = _env_text(v)
-        env["CHRONUM_ITEM"] = _env_text(item)
-        return replace(parent, name=fan.names[i], env=MappingProxyType(env), foreach=None,
-                       matrix=None)
+        env["CHRONUM_ITEM"] = item if isinstance(item, str) else fan.texts[i]
+        fields = fan.fields.copy()
+        fields[_NAME], fields[_ENV] = fan.names[i], env
+        return Step(*fields)
 
     def inputs(self, name: str) -> dict[str, Any]:
         """What a python ``call:`` instance gets by parameter name: ``item``, and for a matrix
