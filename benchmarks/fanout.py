@@ -9,10 +9,13 @@ view of a wide fan-out beside a small flow's.
    instance. Budget: per instance at most 1.1x per step.
 2. **Notebook view.** A ``LiveView`` (no kernel: widgets count their messages, as in
    ``tests/notebook/test_view.py``) over a real run of a fan-out of ``n`` no-op instances,
-   beside the same view over a 10-step flow. First paint: from the view's creation until its
-   graph is on screen and the first flush after the run started has sent the table, the
-   counter and the bar; and the slowest flush of the run. Budget: first paint at most 1 s,
-   and no slower than 1.5x the 10-step view's; updates batched (widget messages per event).
+   beside the same view over a 10-step flow, in one process (the 10-step run first, so it
+   pays the process's first imports). Measured: first paint, from the view's creation until
+   its graph is sent (as ``notebook_bench.py`` measures it); from the fan-out step's
+   expansion until a flush has sent its ``n`` instances (counter, bar, table); from the view's
+   creation until the first flush after the run started (session start included); the
+   slowest flush; widget messages per event. Budget: first paint at most 1 s, the instances
+   on screen within 1 s of their expansion, updates batched.
 
     python benchmarks/fanout.py [--n 10000] [--repeat 5] [--json PATH]
 """
@@ -84,7 +87,7 @@ def _view_run(flow_text: str, scratch: Path, run_id: str) -> dict[str, Any]:
     import ipywidgets as widgets
 
     from chronum import api
-    from chronum.eventbus import RunStarted
+    from chronum.eventbus import RunStarted, StepExpanded
     from chronum.notebook.view import LiveView
     from chronum.spec import loads
 
@@ -99,6 +102,8 @@ def _view_run(flow_text: str, scratch: Path, run_id: str) -> dict[str, Any]:
     widgets.Widget._send = counting
     flushes: list[float] = []
     painted: list[float] = []
+    expanded: list[float] = []
+    shown: list[float] = []
     events = 0
 
     async def main() -> tuple[float, float]:
@@ -115,25 +120,32 @@ def _view_run(flow_text: str, scratch: Path, run_id: str) -> dict[str, Any]:
             flushes.append(time.perf_counter() - start)
             if started and not painted:
                 painted.append(time.perf_counter() - created)
+            if expanded and not shown:
+                shown.append(time.perf_counter() - expanded[0])
 
         def count(event: object) -> None:
             nonlocal events, started
             events += 1
             if isinstance(event, RunStarted):
                 started = True
+            elif isinstance(event, StepExpanded) and not expanded:
+                expanded.append(time.perf_counter())
 
         view.flush = timed_flush  # type: ignore[method-assign]
         run = await api.arun(flow, db=scratch / f"{run_id}.db", namespace={"noop": _noop},
                              subscribers=[count, view], run_id=run_id)
         view.finish(run.status)
+        graph.append((view.first_graph_at or created) - created)
         return created, time.perf_counter()
 
+    graph: list[float] = []
     try:
         asyncio.run(main())
     finally:
         widgets.Widget._send = original
     updates = sum(1 for m in sent if isinstance(m, dict) and m.get("method") == "update")
-    return {"first_paint_s": painted[0] if painted else None,
+    return {"first_paint_s": graph[0], "instances_shown_s": shown[0] if shown else None,
+            "first_run_flush_s": painted[0] if painted else None,
             "slowest_flush_s": max(flushes) if flushes else None,
             "flushes": len(flushes), "events": events, "widget_updates": updates}
 
@@ -171,11 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "ok" if cost["ratio"] <= cost["budget"] else "OVER"
     print(f"   ratio         {cost['ratio']:.2f}x   budget <= {cost['budget']}x  {verdict}")
     fan, ten = view["fanout"], view["ten_steps"]
-    paint_ok = "ok" if fan["first_paint_s"] is not None and fan["first_paint_s"] <= 1.0 \
-        else "OVER"
+    paint_ok = "ok" if fan["first_paint_s"] <= 1.0 else "OVER"
+    shown_ok = "ok" if fan["instances_shown_s"] is not None \
+        and fan["instances_shown_s"] <= 1.0 else "OVER"
     print(f"view first paint {fan['first_paint_s']:.3f} s for {args.n:,} instances, "
           f"{ten['first_paint_s']:.3f} s for 10 steps ({view['first_paint_ratio']:.2f}x); "
           f"budget <= 1 s  {paint_ok}")
+    print(f"     instances on screen {fan['instances_shown_s']:.3f} s after their expansion; "
+          f"budget <= 1 s  {shown_ok}")
+    print(f"     creation to the first flush of the run: {fan['first_run_flush_s']:.3f} s, "
+          f"10 steps {ten['first_run_flush_s']:.3f} s")
     print(f"     slowest flush {fan['slowest_flush_s']:.3f} s; {fan['widget_updates']} widget "
           f"updates for {fan['events']:,} events in {fan['flushes']} flushes")
     if args.json is not None:

@@ -219,7 +219,8 @@ def _expanded(run: RunState, step: StepState, event: StepExpanded) -> None:
     for name, item in zip(event.instances, event.items, strict=True):
         if name not in steps:
             names.append(name)
-            steps[name] = StepState(item=item)
+            # positional: the keyword form costs a third more, ten thousand times
+            steps[name] = StepState("pending", 0, None, None, None, None, None, None, item)
     run.counts["pending"] = run.counts.get("pending", 0) + len(steps) - before
 
 
