@@ -10,7 +10,7 @@ recorded must not pretend to succeed.
 
 Event names are stable: ``run.started``, ``step.started``, ``step.log``, ``step.retrying``,
 ``step.succeeded``, ``step.failed``, ``step.skipped``, ``step.cached``, ``step.cancelled``,
-``step.spawned``, ``run.finished``.
+``step.spawned``, ``run.finished``, ``step.expanded``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "RunStarted",
     "StepCached",
     "StepCancelled",
+    "StepExpanded",
     "StepFailed",
     "StepRetrying",
     "StepSkipped",
@@ -297,10 +298,27 @@ class RunFinished(Event):
         _set(self, "n_continued", n_continued)
 
 
+class StepExpanded(Event):
+    """A fan-out step's items are known: it runs as ``instances`` (``step[0]``, ...), one per
+    item; ``items`` holds each item as JSON, in the same order."""
+
+    __slots__ = FIELDS = ("instances", "items")
+    kind: ClassVar[str] = "step.expanded"
+    instances: tuple[str, ...]
+    items: tuple[str, ...]
+
+    def __init__(self, *, run_id: str, at: float | None = None, step: str | None = None,
+                 attempt: int | None = None, instances: tuple[str, ...] = (),
+                 items: tuple[str, ...] = ()) -> None:
+        Event.__init__(self, run_id=run_id, at=at, step=step, attempt=attempt)
+        _set(self, "instances", instances)
+        _set(self, "items", items)
+
+
 EVENT_KINDS = tuple(
     cls.kind
     for cls in (RunStarted, StepStarted, LogLine, StepRetrying, StepSucceeded, StepFailed,
-                StepSkipped, StepCached, StepCancelled, StepSpawned, RunFinished)
+                StepSkipped, StepCached, StepCancelled, StepSpawned, RunFinished, StepExpanded)
 )
 
 Subscriber = Callable[[Event], None]

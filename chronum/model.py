@@ -99,6 +99,19 @@ class Step:
     output_files: tuple[str, ...] = ()
     #: ``if:``: the step runs only when this holds (``chronum.conditions``).
     condition: Condition | None = None
+    #: ``foreach:``: where the items of a fan-out step come from, one instance per item:
+    #: ``("items", (...))`` a literal list, ``("param", NAME)`` a param holding a JSON or comma
+    #: list, ``("from", STEP)`` the value of an upstream step (which is also in ``needs``).
+    foreach: tuple[str, Any] | None = None
+    #: ``matrix:``: (key, values) pairs; one instance per combination, GitHub Actions' order.
+    matrix: tuple[tuple[str, tuple[Any, ...]], ...] | None = None
+    #: ``concurrency:``: at most this many instances of this fan-out step run at once.
+    concurrency: int | None = None
+
+    @property
+    def fans_out(self) -> bool:
+        """Whether the step runs once per item (``foreach`` or ``matrix``)."""
+        return self.foreach is not None or self.matrix is not None
 
 
 @dataclass(frozen=True, slots=True)

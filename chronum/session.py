@@ -490,7 +490,7 @@ def _same_flow(run_id: str, info: Mapping[str, Any], rows: Sequence[Mapping[str,
     if flow.name != info["flow"]:
         raise UsageError(f"run {run_id} ran flow '{info['flow']}', but {what} is flow "
                          f"'{flow.name}'; resume a run with the flow it ran")
-    before = [row["step"] for row in rows]
+    before = [row["step"] for row in rows if row.get("item") is None]  # not instances
     added = [n for n in flow.step_names if n not in set(before)]
     gone = [n for n in before if n not in set(flow.step_names)]
     if added or gone:

@@ -22,6 +22,7 @@ from ..eventbus import (
     RunStarted,
     StepCached,
     StepCancelled,
+    StepExpanded,
     StepFailed,
     StepRetrying,
     StepSkipped,
@@ -55,8 +56,48 @@ def _fmt_s(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+class _Group:
+    """The instances of one fan-out step, counted as they end."""
+
+    __slots__ = ("counts", "n", "name", "shown")
+
+    def __init__(self, name: str, n: int) -> None:
+        self.name = name
+        self.n = n
+        self.counts: dict[str, int] = {}
+        #: Tenths of the instances that had ended when the last progress line was printed.
+        self.shown = 0
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def line(self) -> str:
+        """``process[ 37/100 ] ✓35 ✗2``."""
+        c = self.counts
+        width = len(str(self.n))
+        text = (f"{self.name}[{self.done:>{width}}/{self.n} ] ✓{c.get('succeeded', 0)}"
+                f" ✗{c.get('failed', 0)}")
+        for status in ("cached", "skipped", "cancelled"):
+            if c.get(status):
+                text += f" {SYMBOLS[status]}{c[status]}"
+        return text
+
+
+#: How an instance's end event counts in its group.
+_ENDS: dict[type[Event], str] = {
+    StepSucceeded: "succeeded", StepFailed: "failed", StepCached: "cached",
+    StepSkipped: "skipped", StepCancelled: "cancelled",
+}
+
+
 class Printer:
-    """Base printer: turns events into lines; subclasses decide where they go."""
+    """Base printer: turns events into lines; subclasses decide where they go.
+
+    The instances of a fan-out step are grouped: their starts, successes, skips and kept
+    results print no line each; a progress line (``process[ 37/100 ] ✓35 ✗2``) does, every
+    tenth of them, and a failed instance prints its own line with its reason.
+    """
 
     def __init__(self, out: IO[str] | None = None, quiet: bool = False,
                  colour: bool = False) -> None:
@@ -65,6 +106,9 @@ class Printer:
         self.colour = colour
         #: The run as its events so far describe it (made at ``run.started``).
         self.state = RunState.new("", ())
+        #: Fan-out steps by name, and each instance's group.
+        self.groups: dict[str, _Group] = {}
+        self.group_of: dict[str, _Group] = {}
 
     @property
     def out(self) -> IO[str]:
@@ -73,7 +117,9 @@ class Printer:
 
     def __call__(self, event: Event) -> None:
         self.fold(event)
-        line = self.describe(event)
+        instance, line = self.grouped(event)
+        if not instance:
+            line = self.describe(event)
         if line is not None:
             self.emit_line(self.paint(event, line))
 
@@ -84,7 +130,31 @@ class Printer:
     def fold(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.state = RunState.new(event.run_id, event.steps)
+            self.groups, self.group_of = {}, {}
+        elif type(event) is StepExpanded and event.step is not None:
+            group = self.groups[event.step] = _Group(event.step, len(event.instances))
+            for name in event.instances:
+                self.group_of[name] = group
         self.state.apply(event)
+
+    def grouped(self, event: Event) -> tuple[bool, str | None]:
+        """(whether ``event`` is about an instance, the line to print for it if any)."""
+        group = self.group_of.get(event.step or "") if self.group_of else None
+        if group is None:
+            return False, None
+        end = _ENDS.get(type(event))
+        if end is None:
+            if isinstance(event, LogLine):
+                return True, None if self.quiet else f"[{event.step}] {event.line}"
+            return True, None
+        group.counts[end] = group.counts.get(end, 0) + 1
+        tenth = group.done * 10 // max(group.n, 1)
+        if end == "failed":
+            return True, self.describe(event)
+        if tenth > group.shown:
+            group.shown = tenth
+            return True, group.line()
+        return True, None
 
     @property
     def total(self) -> int:
@@ -93,6 +163,9 @@ class Printer:
     def describe(self, event: Event) -> str | None:
         if isinstance(event, LogLine):
             return None if self.quiet else f"[{event.step}] {event.line}"
+        if isinstance(event, StepExpanded):
+            n = len(event.instances)
+            return f"[{event.step}] {n} instance" + ("" if n == 1 else "s")
         if isinstance(event, RunStarted):
             steps = f"{self.total} step" + ("" if self.total == 1 else "s")
             return (f"▶ {event.flow} · run {event.run_id} · {steps} · "
@@ -202,7 +275,11 @@ class LivePrinter(Printer):
         self.fold(event)
         if isinstance(event, LogLine) and event.step:
             self.last_line[event.step] = event.line
-        line = self.describe(event)
+        instance, line = self.grouped(event)
+        if not instance:
+            line = self.describe(event)
+        elif line is not None and not isinstance(event, LogLine | StepFailed):
+            line = None  # the block below shows the group's progress as it goes
         if line is not None and not isinstance(event, StepStarted):
             self.pending.append(self.paint(event, line))
         now = time.monotonic()
@@ -226,6 +303,16 @@ class LivePrinter(Printer):
     def _block(self, now: float, width: int) -> list[str]:
         lines = []
         running = self.state.active()
+        if self.group_of:  # a fan-out step is one line, however many instances run
+            shown: list[str] = []
+            for name in running:
+                group = self.group_of.get(name)
+                if group is None:
+                    shown.append(name)
+            running = shown
+            for group in self.groups.values():
+                if self.state.steps[group.name].status in ("running", "retrying"):
+                    lines.append(f"  ▶ {group.line()}"[: width - 1])
         wall = time.time()
         for name in running[:8]:
             step = self.state.steps[name]

@@ -53,6 +53,11 @@ class ReusePlan:
     keys: Mapping[str, StepKey] = field(default_factory=_frozen)
     #: The outputs (``$CHRONUM_OUTPUT``, ``ctx.output``) of kept steps that wrote some.
     outputs: Mapping[str, Mapping[str, str]] = field(default_factory=_frozen)
+    #: Instances of fan-out steps that run again, kept: step -> instance index ->
+    #: (the run that produced it, its item as JSON, its value). The engine keeps one only
+    #: when the step's items give the same item at that index again.
+    instances: Mapping[str, Mapping[int, tuple[str, str, Any]]] = field(
+        default_factory=_frozen)
 
 
 class _Takes:
@@ -90,6 +95,8 @@ class _Takes:
 
     def __call__(self, step: Step, need: str) -> tuple[bool, str]:
         """(takes it, why we think so when we could not tell)."""
+        if step.foreach == ("from", need):
+            return True, ""  # its items
         plan = self._plan(step)
         if isinstance(plan, str):
             return True, plan
@@ -143,7 +150,7 @@ def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
     while True:
         gone: list[tuple[str, str, str]] = []
         for step in flow.steps:
-            if step.name in kept or not step.call:
+            if step.name in kept or not (step.call or step.foreach is not None):
                 continue
             for need in step.needs:
                 if need in kept and need not in available:
@@ -161,7 +168,45 @@ def plan_resume(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str, *,
         for name in dag.downstream(flow, [n for n in by_name if n not in kept]):
             kept.pop(name, None)
     kept_values = {k: v for k, v in values.items() if k in kept and v is not None}
-    return ReusePlan(run_id, _frozen(kept), _frozen(kept_values), _frozen(reasons))
+    return ReusePlan(run_id, _frozen(kept), _frozen(kept_values), _frozen(reasons),
+                     instances=_frozen(_kept_instances(flow, rows_by_step.values(), run_id,
+                                                       kept, value_of)))
+
+
+def _kept_instances(flow: Flow, rows: Iterable[Mapping[str, Any]], run_id: str,
+                    kept: Mapping[str, str], value_of: ValueLookup
+                    ) -> dict[str, Mapping[int, tuple[str, str, Any]]]:
+    """A fan-out step that runs again while everything it needs is kept: its instances that
+    succeeded are kept one by one, so the resume runs only the others.
+
+    A ``call:`` instance's value comes from the step's list of values in that run; when the
+    list was not kept (a run in another process without ``persist: true``), every instance
+    runs again, as any step whose value is gone.
+    """
+    by_step: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:  # in position order: a step's instances in item order
+        if row.get("item") is not None:
+            by_step.setdefault(row["step"].partition("[")[0], []).append(row)
+    out: dict[str, Mapping[int, tuple[str, str, Any]]] = {}
+    for step in flow.steps:
+        instances = by_step.get(step.name)
+        if not instances or step.name in kept or any(
+                n not in kept and step.foreach != ("from", n) for n in step.needs):
+            continue  # (a source that runs again may give other items: compared item by item)
+        values: Any = None
+        if step.call:
+            try:
+                values = value_of(run_id, step.name)
+            except KeyError:
+                continue
+            if not isinstance(values, list) or len(values) != len(instances):
+                continue
+        keep = {i: (row.get("cached_from") or run_id, row["item"],
+                    None if values is None else values[i])
+                for i, row in enumerate(instances) if row["status"] in ("succeeded", "cached")}
+        if keep:
+            out[step.name] = MappingProxyType(keep)
+    return out
 
 
 def edited_since(keys: Mapping[str, StepKey], before: Mapping[str, Mapping[str, str]],

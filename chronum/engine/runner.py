@@ -38,6 +38,7 @@ from ..eventbus import (
 from ..executors import Executor, ExecutorRegistry, Result, StepContext, default_registry
 from ..model import TIMEOUT_EXIT_CODE, Flow, Step
 from . import outputs as _outputs
+from .fanout import FanOuts
 from .handlers import Handlers, describe_timeout
 from .masking import Masker, missing_secrets, read_secrets, secret_names
 from .plan import ReusePlan
@@ -237,6 +238,9 @@ class _Run:
         self.run_reason = ""
         #: The run was cancelled (Ctrl-C, Stop, its timeout): ``cancelled()`` holds.
         self.cancelled = False
+        self.plan = ReusePlan()
+        #: The fan-out steps (``engine/fanout.py``); None when the flow has none.
+        self.fan = FanOuts(self) if any(s.fans_out for s in flow.steps) else None
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -297,6 +301,8 @@ class _Run:
         """Every step not started is ``skipped``; ``keep_handlers`` leaves the handlers
         (``if: always()``, ``if: failure()``) pending, to run once the others stopped."""
         waiting = self.handlers.waiting if keep_handlers else ()
+        if self.fan is not None:
+            self.fan.skip_pending(reason)
         for step in self.flow.steps:
             if self.states[step.name] == "pending" and step.name not in waiting:
                 self.states[step.name] = "skipped"
@@ -324,6 +330,8 @@ class _Run:
                     extra = extra if extra is not None else {}
                     for key, value in written.items():
                         extra[_outputs.env_name(need, key)] = value
+        if self.fan is not None and step.name in self.fan.of:
+            inputs.update(self.fan.inputs(step.name))
 
         def spawned(pgid: int | None, proc_start: str | None, container: str | None) -> None:
             self.emit_log(StepSpawned(run_id=self.run_id, at=self.clock.now(), step=step.name,
@@ -524,7 +532,15 @@ class _Run:
     def next_step(self) -> Step | None:
         """The first ready step in file order, or None (nothing ready, or the run halted)."""
         while self.ready and not self.halted:
-            step = self.flow.steps[heapq.heappop(self.ready)]
+            key = heapq.heappop(self.ready)
+            if key < len(self.flow.steps):
+                step = self.flow.steps[key]
+            else:  # an instance of a fan-out step
+                assert self.fan is not None
+                found = self.fan.instance(key)
+                if found is None:
+                    continue
+                step = found
             if self.states[step.name] == "pending":
                 return step
         return None
@@ -556,6 +572,10 @@ class _Run:
                     self.wake_all()  # skipped: what it released is ready now
                 continue
             name = step.name
+            if self.fan is not None and step.fans_out:
+                self.fan.expand(step)  # its instances join the ready queue
+                self.wake_all()
+                continue
             self.states[name] = "running"
             self.running[me] = name
             try:
@@ -577,6 +597,8 @@ class _Run:
                 future.set_result(None)
 
     def finish(self, step: Step, result: Result) -> None:
+        if self.fan is not None and self.fan.finish(step, result):
+            return
         name = step.name
         if result.ok:
             self.states[name] = "succeeded"
@@ -654,6 +676,7 @@ async def run_flow(
         grace, extras or {}, os.environ if base_env is None else base_env, on_output, durable,
     )
     run.why = plan.reasons
+    run.plan = plan
     started_at, started = clock.now(), clock.monotonic()
     bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,
                         params={k: run.mask(v) for k, v in run.params.items()},
@@ -685,6 +708,8 @@ async def run_flow(
 
     cancelled = False
     to_run = sum(1 for state in run.states.values() if state == "pending")
+    if run.fan is not None:  # instances are not counted yet
+        to_run = run.max_parallel
     slots = [asyncio.ensure_future(run.slot()) for _ in range(min(run.max_parallel, to_run))]
     try:
         if slots:

@@ -567,6 +567,8 @@ class PythonExecutor:
             # A flow written with chronum.Flow (the SDK) hands over its function objects.
             functions = ctx.extras.get("functions")
             given = functions.get(step.name) if functions else None
+            if given is None and functions and step.name.endswith("]"):  # a fan-out instance
+                given = functions.get(step.name.partition("[")[0])
             return await self._call(step.call, ctx, given, step)
         if step.run:
             return await self._script(step.run, ctx, step.options.get("detach") == "allow")

@@ -33,11 +33,13 @@ from ..eventbus import (
     LogLine,
     RunFinished,
     RunStarted,
+    StepExpanded,
     StepFailed,
 )
 from ..executors.python import on_thread_end, still_running
 from ..model import Flow
 from ..render import svg
+from ..render.groups import Group
 from ..render.html import Snapshot, plain_text, reason_label, static_html, table_html
 from ..render.svg import prefix_for, remember_graph
 from ..state import FINISHED, RunState, StepState, run_words
@@ -89,7 +91,12 @@ class LiveView:
         self._step_started: dict[str, float] = {}
         self._syncing_options = False
         #: What the dropdown's steps were made from at its last update (see _log_options_key).
-        self._log_options_seen: tuple[int, str | None] = (0, None)
+        self._log_options_seen: tuple[int, int, str | None] = (0, 0, None)
+        #: Fan-out steps' instances: each instance's group (``snap.groups`` by step).
+        self._group_of: dict[str, Group] = {}
+        #: The graph's counters changed since the picture was last sent, and when that was.
+        self._counts_dirty = False
+        self._counts_sent = 0.0
         self.widget: widgets.VBox | None = None
         #: Sends the final picture again (set by the cell): a step's thread that outlived its
         #: cancel ended after the run did.
@@ -195,9 +202,13 @@ class LiveView:
     def _show_graph(self) -> None:
         assert self.graph is not None
         self.style_box.value = self._style()
+        picture = svg.counted(self.graph, self.snap.groups) if self.snap.groups \
+            else self.graph.svg
         self.graph_box.value = (f'<div style="overflow:auto;max-height:480px">'
-                                f"{self.graph.svg}</div>")
-        self.first_graph_at = self.clock()
+                                f"{picture}</div>")
+        if self.first_graph_at is None:
+            self.first_graph_at = self.clock()
+        self._counts_dirty, self._counts_sent = False, self.clock()
 
     def _style(self) -> str:
         if self.graph is None:
@@ -241,8 +252,25 @@ class LiveView:
             snap.status = event.status
             snap.elapsed_s = event.duration_s
         elif step is not None and changed is not None:
-            self._show_step(step, changed, event)
+            if changed.item is not None:
+                self._show_instance(step, changed, event)
+            else:
+                if type(event) is StepExpanded:
+                    group = snap.groups[step] = Group(step, event.instances)
+                    self._group_of.update(dict.fromkeys(event.instances, group))
+                    self._counts_dirty = True
+                self._show_step(step, changed, event)
         self._mark()
+
+    def _show_instance(self, step: str, changed: StepState, event: Event) -> None:
+        """An instance of a fan-out step: counted in its group, never a row or node itself."""
+        group = self._group_of.get(step)
+        if group is None:
+            return
+        group.set(step, changed.status)
+        self._counts_dirty = True
+        if isinstance(event, StepFailed) and self._selected is None:
+            self._select(step)
 
     def _show_step(self, step: str, changed: StepState, event: Event) -> None:
         snap = self.snap
@@ -356,6 +384,10 @@ class LiveView:
         self._set(self.elapsed_label, "value", self._elapsed())
         if self.graph is not None:
             self._set(self.style_box, "value", self._style())
+            # The counters are text in the picture: it is sent again, at most once a second.
+            if self._counts_dirty and (self.finished or self.snap.status != "running"
+                                       or self.clock() - self._counts_sent >= 1.0):
+                self._show_graph()
         self._set(self.table, "value", self._table())
         if self._following() and self._last_logged is not None:
             self._select(self._last_logged)
@@ -401,12 +433,18 @@ class LiveView:
         logged, shown = self._log_lines, self._selected
         if not logged and shown is None:
             return []
-        return [name for name in self.flow.step_names if name in logged or name == shown]
+        names = [name for name in self.flow.step_names if name in logged or name == shown]
+        if self._group_of:  # instances: the one shown, and those that failed with a log
+            for group in self.snap.groups.values():
+                names.extend(n for n, s in group.states.items()
+                             if n == shown or (s == "failed" and n in logged))
+        return names
 
-    def _log_options_key(self) -> tuple[int, str | None]:
+    def _log_options_key(self) -> tuple[int, int, str | None]:
         """Changes whenever ``_log_options`` may: log lines only ever add steps."""
         shown = self._selected
-        return len(self._log_lines), None if shown in self._log_lines else shown
+        failed = sum(g.failed for g in self.snap.groups.values())
+        return len(self._log_lines), failed, None if shown in self._log_lines else shown
 
     def _sync_log_options(self) -> None:
         """New steps with logs join the dropdown; the step shown stays selected."""

@@ -65,9 +65,9 @@ def to_dot(flow: Flow, states: Mapping[str, str] | None = None, *,
             attrs = [f"label={quote(step.name)}", f"tooltip={quote(step.executor)}"]
         else:
             attrs = [f"id={quote(node_id(prefix, index))}", f"label={quote(step.name)}"]
-            rows = bool(step.retry.limit) + (step.timeout is not None)
-            if rows:  # room under the name for "try N" and "timed out after N s"
-                attrs.append("height=0.6" if rows == 1 else "height=0.8")
+            rows = bool(step.retry.limit) + (step.timeout is not None) + step.fans_out
+            if rows:  # room under the name for "try N", "timed out after N s", the counter
+                attrs.append({1: "height=0.6", 2: "height=0.8"}.get(rows, "height=1.0"))
             if step.timeout is not None:
                 attrs.append("width=1.4")
         if states and step.name in states:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..model import Flow
 from .dot import STATE_COLORS
+from .groups import Group, groups_from_rows
 from .svg import Layout, bake
 
 __all__ = ["Snapshot", "failed_steps", "is_timeout", "logs_html", "plain_text",
@@ -48,13 +49,19 @@ class Snapshot:
     #: Why a step ran, was reused, failed, was cancelled or skipped (the state fold's
     #: ``reason``).
     reasons: dict[str, str] = field(default_factory=dict)
+    #: Fan-out steps' instances, by step (``render.groups``); never in the maps above.
+    groups: dict[str, Group] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
+        groups = self.groups
         return [{"step": name, "status": self.states.get(name, "pending"),
                  "attempts": self.attempts.get(name, 0),
                  "duration_s": self.durations.get(name),
                  "exit_code": self.exit_codes.get(name),
-                 "reason": self.reasons.get(name)} for name in self.flow.step_names]
+                 "reason": self.reasons.get(name),
+                 **({"group": groups[name]} if name in groups else {})}
+                for name in self.flow.step_names]
+
 
     def timed_out(self) -> set[str]:
         """The steps whose last attempt ran past its timeout."""
@@ -80,7 +87,11 @@ def snapshot_from_rows(flow: Flow, run_id: str, status: str, elapsed_s: float | 
     """A run's picture data from its step rows (``step, status, attempts, duration_s,
     exit_code, log_tail``, as ``Store.step_rows`` gives them)."""
     snap = Snapshot(flow, run_id, status, elapsed_s=elapsed_s)
+    rows = list(rows)
+    snap.groups = groups_from_rows(rows)
     for row in rows:
+        if row.get("item") is not None:
+            continue  # an instance: counted in its group
         name = row["step"]
         snap.states[name] = row["status"]
         snap.attempts[name] = row["attempts"] or 0
@@ -131,7 +142,7 @@ def table_html(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -
         f'{STATE_LABELS.get(r["status"], r["status"])}</td>'
         f'<td>{_cell(r["attempts"])}</td><td>{_cell(r["duration_s"])}</td>'
         f'<td>{_cell(r["exit_code"])}</td>'
-        f'<td class="chronum-reason">{_why(r)}</td></tr>'
+        f'<td class="chronum-reason">{_why(r)}</td></tr>' + _instances(r.get("group"))
         for r in shown)
     return (f'{summary}<table class="chronum-table" style="border-collapse:collapse">'
             f"{head}{body}</table>")
@@ -145,6 +156,25 @@ def _why(row: Mapping[str, Any]) -> str:
     if row["status"] in ("pending", "running"):
         return ""
     return html.escape(reason_label(row.get("reason")))
+
+
+def _instances(group: Group | None) -> str:
+    """A fan-out step's instances, folded under its row: the counts, and when unfolded the
+    instances worth a look (open by itself when one failed)."""
+    if group is None or not group.total:
+        return ""
+    names, rest = group.rows()
+    states = group.states
+    rows = "".join(
+        f'<tr data-step="{html.escape(n)}" data-state="{states[n]}" class="state-{states[n]}" '
+        f'style="background:{STATE_COLORS.get(states[n], "")}"><td>{html.escape(n)}</td>'
+        f'<td class="chronum-step-state">{states[n]}</td></tr>' for n in names)
+    more = f'<div class="chronum-more">… and {rest:,} more</div>' if rest else ""
+    opened = " open" if group.failed else ""
+    return (f'<tr class="chronum-instances" data-group="{html.escape(group.name)}">'
+            f'<td colspan="6"><details{opened}><summary class="chronum-group-count">'
+            f"{html.escape(group.summary())}</summary>"
+            f'<table class="chronum-instance-table">{rows}</table>{more}</details></td></tr>')
 
 
 def logs_html(logs: Mapping[str, str], order: Sequence[str],
@@ -185,7 +215,7 @@ def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> 
     if graph is not None:
         # An image, not inline SVG: a notebook opened from disk is untrusted, and JupyterLab's
         # sanitizer strips inline <svg> (and data-* attributes) but keeps a data: image.
-        baked = bake(graph, snap.states, snap.attempts, snap.timed_out()).encode()
+        baked = bake(graph, snap.states, snap.attempts, snap.timed_out(), snap.groups).encode()
         picture = (f'<div class="chronum-graph" style="overflow:auto;max-height:480px">'
                    f'<img class="chronum-graph-img" alt="graph of {html.escape(snap.flow.name)}"'
                    f' src="data:image/svg+xml;base64,{base64.b64encode(baked).decode()}"/>'

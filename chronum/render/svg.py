@@ -39,9 +39,10 @@ from .._lru import LRU
 from ..errors import ChronumError, DotNotFoundError
 from ..model import Flow
 from .dot import PENDING_FILL, STATE_COLORS, node_id, to_dot
+from .groups import Group
 
-__all__ = ["MAX_BADGE", "Layout", "bake", "graph_for", "layout", "layout_sync", "prefix_for",
-           "remember_graph", "render", "stylesheet"]
+__all__ = ["MAX_BADGE", "Layout", "bake", "counted", "graph_for", "layout", "layout_sync",
+           "prefix_for", "remember_graph", "render", "stylesheet"]
 
 #: Attempt badges drawn per step: "try 2" .. "try MAX_BADGE" (later tries show the last one).
 MAX_BADGE = 9
@@ -163,8 +164,32 @@ def _timeout_text(group: str, node: _Node, seconds: float, below_badge: bool,
             f'fill="#8a1c1c">timed out after {seconds:g} s</text>\n')
 
 
+#: Width of a fan-out node's bar, in the picture's units (points).
+BAR = 40.0
+
+
+def _counter(group: str, node: _Node, counted: Group, below: float) -> str:
+    """A fan-out node's counter ("37/100") and bar, under its name (and its badges)."""
+    x, y = float(node.label_x or 0), node.label_y + below
+    total = max(counted.total, 1)
+    filled = BAR * counted.done / total
+    colour = STATE_COLORS["failed"] if counted.failed else "#52b788"
+    return (f'<text id="{group}_n" class="chronum-count" text-anchor="middle" x="{x:g}" '
+            f'y="{y:g}" font-family="Helvetica,sans-Serif" font-size="9">'
+            f"{counted.done}/{counted.total}</text>\n"
+            f'<rect id="{group}_bar" class="chronum-bar" x="{x - BAR / 2:g}" y="{y + 3:g}" '
+            f'width="{BAR:g}" height="3" fill="#e5e5e5"/>\n'
+            f'<rect id="{group}_barfill" class="chronum-bar-fill" x="{x - BAR / 2:g}" '
+            f'y="{y + 3:g}" width="{filled:.1f}" height="3" fill="{colour}"/>\n')
+
+
+def counted(graph: Layout, groups: Mapping[str, Group]) -> str:
+    """The live picture with each fan-out node's counter and bar as ``groups`` have them."""
+    return _join(graph, None, {}, (), groups)
+
+
 def _join(graph: Layout, states: Mapping[str, str] | None, attempts: Mapping[str, int],
-          timed_out: Collection[str] = ()) -> str:
+          timed_out: Collection[str] = (), groups: Mapping[str, Group] | None = None) -> str:
     """The picture: the live one (``states`` None) or one with ``states`` baked in."""
     drawing = graph._drawing
     parts = [drawing.around[0]]
@@ -191,17 +216,21 @@ def _join(graph: Layout, states: Mapping[str, str] | None, attempts: Mapping[str
             seconds = graph.timeouts[node.index]
             if name in timed_out and seconds is not None and node.label_x is not None:
                 parts.append(_timeout_text(group, node, seconds, bool(last), hidden=False))
+        if groups and name in groups and node.label_x is not None:
+            # under the name, the badge row and the "timed out" row when the step has them
+            below = 13.0 + 11.0 * bool(last) + 11.0 * (seconds is not None)
+            parts.append(_counter(group, node, groups[name], below))
         parts.append("</g>")
         parts.append(after)
     return "".join(parts)
 
 
 def bake(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, int],
-         timed_out: Collection[str] = ()) -> str:
+         timed_out: Collection[str] = (), groups: Mapping[str, Group] | None = None) -> str:
     """The SVG with the states written in: fills, ``data-state``, ``state-<word>`` classes,
-    the badge of the attempt each step reached, and "timed out after N s" under the steps
-    in ``timed_out``."""
-    return _join(graph, states, attempts, timed_out)
+    the badge of the attempt each step reached, "timed out after N s" under the steps in
+    ``timed_out``, and each fan-out step's counter."""
+    return _join(graph, states, attempts, timed_out, groups)
 
 
 def stylesheet(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, int],

@@ -40,6 +40,8 @@ R = TypeVar("R")
 StepRef = str | Callable[..., Any]
 Needs = StepRef | Iterable[StepRef] | None
 Retry = int | Mapping[str, Any] | RetryPolicy | None
+#: ``foreach=``: a step (its name or function) returning the items, a list, or {"param": NAME}.
+Foreach = StepRef | Iterable[Any] | Mapping[str, str] | None
 
 _STEPS_PATH = re.compile(r"steps\[(\d+)\](.*)\Z", re.S)
 
@@ -54,6 +56,8 @@ class _Spec:
     doc: dict[str, Any]
     needs: tuple[StepRef, ...] = ()
     func: Callable[..., Any] | None = None
+    #: ``foreach=`` naming a step (by name or function): its value is the list of items.
+    source: StepRef | None = None
 
 
 def _caller(depth: int = 2) -> tuple[str, int]:
@@ -149,6 +153,8 @@ class Flow:
              cache_for: float | str | None = None, inputs: Paths = None,
              outputs: Paths = None, isolate: bool = False,
              if_: str | None = None,
+             foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
+             concurrency: int | None = None,
              ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def step(self, name: Any = None, *, needs: Needs = None, retry: Retry = None,
@@ -157,24 +163,33 @@ class Flow:
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
              cache: bool | None = None, cache_key: str | None = None,
              cache_for: float | str | None = None, inputs: Paths = None,
-             outputs: Paths = None, isolate: bool = False, if_: str | None = None) -> Any:
+             outputs: Paths = None, isolate: bool = False, if_: str | None = None,
+             foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
+             concurrency: int | None = None) -> Any:
         """Register a function as a step: ``@flow.step()`` or ``@flow.step("name", retry=2)``.
 
         Its parameters named like other steps receive their return values (and make it need
         them); ``ctx``/``context`` receives the step context. ``isolate=True`` runs it in a
         child process, which cancel and timeout stop (``isolate: process``). ``if_`` is the
         step's ``if:`` condition (``if`` is a Python keyword). Returns the function unchanged.
+        ``foreach=`` fans the step out: a step (its name or function) whose value is the list
+        of items, a list, or ``{"param": NAME}``; ``matrix={key: [values]}`` over every
+        combination. Each instance gets its item as the parameter ``item`` (and a matrix's
+        values by key).
         """
         file, line = _caller()
         options = {"retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
                    "persist": persist, "env": env, "cwd": cwd,
                    "isolate": "process" if isolate else None, "if": if_,
-                   **_caching(cache, cache_key, cache_for, inputs, outputs)}
+                   **_caching(cache, cache_key, cache_for, inputs, outputs),
+                   "matrix": matrix, "concurrency": concurrency}
+        source, items = _foreach(foreach)
 
         def register(func: Callable[P, R]) -> Callable[P, R]:
             step_name = name if isinstance(name, str) else getattr(func, "__name__", "")
             doc = {"name": step_name, "executor": executor, "call": call_target(func)}
-            self._add(_Spec(step_name, file, line, _with(doc, options), _needs(needs), func))
+            self._add(_Spec(step_name, file, line, _with(doc, {**options, "foreach": items}),
+                            _needs(needs), func, source))
             return func
 
         if callable(name):  # @flow.step without parentheses
@@ -187,14 +202,22 @@ class Flow:
               env: Mapping[str, Any] | None = None, cwd: str | None = None,
               shell: str | None = None, cache: bool | None = None,
               cache_key: str | None = None, cache_for: float | str | None = None,
-              inputs: Paths = None, outputs: Paths = None, if_: str | None = None) -> str:
-        """Add a shell step; returns its name, to use in another step's ``needs``."""
+              inputs: Paths = None, outputs: Paths = None, if_: str | None = None,
+              foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
+              concurrency: int | None = None) -> str:
+        """Add a shell step; returns its name, to use in another step's ``needs``.
+
+        ``foreach``/``matrix``/``concurrency`` fan it out as for ``step``; each instance
+        gets its item as ``$CHRONUM_ITEM`` and a matrix's values as ``$CHRONUM_MATRIX_<KEY>``.
+        """
         file, line = _caller()
+        source, items = _foreach(foreach)
         doc = _with({"name": name, "run": command}, {
             "retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
             "env": env, "cwd": cwd, "shell": shell, "if": if_,
-            **_caching(cache, cache_key, cache_for, inputs, outputs)})
-        self._add(_Spec(name, file, line, doc, _needs(needs)))
+            **_caching(cache, cache_key, cache_for, inputs, outputs),
+            "foreach": items, "matrix": matrix, "concurrency": concurrency})
+        self._add(_Spec(name, file, line, doc, _needs(needs), source=source))
         return name
 
     def script(self, name: str, path: str, *, needs: Needs = None, retry: Retry = None,
@@ -271,6 +294,8 @@ class Flow:
                 functions[spec.name] = spec.func
                 needs.extend(self._inferred(spec, names, problems))
             doc = spec.doc
+            if spec.source is not None:
+                doc = {**doc, "foreach": {"from": self._need_name(spec, spec.source, problems)}}
             if needs:
                 doc = {**doc, "needs": list(dict.fromkeys(n for n in needs if n))}
             steps.append(doc)
@@ -279,7 +304,11 @@ class Flow:
     def _inferred(self, spec: _Spec, names: set[str], problems: list[Problem]) -> list[str]:
         assert spec.func is not None
         out = []
+        # what each instance of a fan-out step gets
+        given = _item_names(spec.doc) if spec.source is None else frozenset({"item"})
         for pname, required, _ in call_plan(spec.func).params:
+            if pname in given:
+                continue
             if pname in names:
                 out.append(pname)
             elif required and pname not in CONTEXT_NAMES:
@@ -376,7 +405,7 @@ def _with(doc: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if key == "retry":
             value = _retry_doc(value)
-        elif key == "env":
+        elif key in ("env", "matrix"):
             value = dict(value)
         doc[key] = value
     return doc
@@ -393,6 +422,26 @@ def _caching(cache: bool | None, cache_key: str | None, cache_for: float | str |
             (list(inputs) if inputs is not None else None),
             "outputs": [outputs] if isinstance(outputs, str) else
             (list(outputs) if outputs is not None else None)}
+
+
+def _foreach(foreach: Foreach) -> tuple[StepRef | None, Any]:
+    """``foreach=``: (the step whose value holds the items, or the YAML ``foreach`` value)."""
+    if foreach is None:
+        return None, None
+    if isinstance(foreach, str) or callable(foreach):
+        return foreach, None
+    if isinstance(foreach, Mapping):
+        return None, dict(foreach)
+    return None, list(foreach)
+
+
+def _item_names(doc: Mapping[str, Any]) -> frozenset[str]:
+    """Parameters an instance of a fan-out step is given: ``item``, and a matrix's keys."""
+    if doc.get("foreach") is None and doc.get("matrix") is None:
+        return frozenset()
+    matrix = doc.get("matrix")
+    keys = [k for k in matrix if isinstance(k, str)] if isinstance(matrix, Mapping) else []
+    return frozenset(["item", *keys])
 
 
 def _needs(needs: Needs) -> tuple[StepRef, ...]:

@@ -18,6 +18,7 @@ from .. import dag
 from .._args import parse_duration
 from ..errors import ExecutorError, Location, SpecError
 from ..model import Backoff, Flow, RetryPolicy, Step
+from . import _fanout
 from ._checks import Checker, describe, field_path
 from ._conditions import check_references, condition
 from ._nodes import Pos, child_pos, pos_of
@@ -51,7 +52,7 @@ DASK_ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 STEP_KEYS = frozenset({"name", "run", "call", "executor", "needs", "retry", "timeout",
                        "continueOnError", "env", "cwd", "shell", "persist", "secrets", "detach",
                        "cache", "cacheKey", "cacheFor", "inputs", "outputs", "isolate",
-                       "if"})
+                       "if"}) | _fanout.FANOUT_KEYS
 #: ``detach:``: whether processes that left a step's process group may outlive it.
 DETACH = ("allow", "stop")
 #: ``isolate:``: where a ``call:`` step's function runs (its own process: cancel stops it).
@@ -104,6 +105,8 @@ class _Builder(Checker):
         self._all_keys: dict[str, frozenset[str]] | None = None
         #: Declared params, for the ``params.NAME`` of ``if:`` conditions.
         self.declared: Mapping[str, str] = {}
+        #: ``foreach: {param: NAME}`` of each step, checked once the params are known.
+        self._param_refs: list[tuple[_fanout.Fanout, str]] = []
 
     # -- flow --------------------------------------------------------------------------------
 
@@ -150,6 +153,7 @@ class _Builder(Checker):
         defaults = _Defaults(retry or 0, timeout, backoff)
         steps = self.steps(doc, pos, defaults)
         cache = False if get("cache") is None else self.boolean(doc, "cache", "", pos)
+        _fanout.check_params(self, self._param_refs, params or {})
         if self.problems or name is None:
             return None
         return Flow(
@@ -262,6 +266,11 @@ class _Builder(Checker):
         if call is not None and not _CALL.match(call):
             self.at(m, "call", path, pos, f"expected 'module:function' or a function name, "
                     f"got {call!r}")
+        fan = _fanout.read(self, m, path, pos, name)
+        if fan.source is not None:
+            needs.append(fan.source)  # the items are its value: it finishes first
+        if fan.foreach is not None and fan.foreach[0] == "param":
+            self._param_refs.append((fan, fan.foreach[1]))
         if name is None:
             return None
         options = {k: v for k, v in m.items() if k in (extra or ()) and k not in STEP_KEYS}
@@ -282,6 +291,7 @@ class _Builder(Checker):
             continue_on_error=bool(coe), env=MappingProxyType(env or {}), cwd=cwd, shell=shell,
             options=MappingProxyType(options), location=Location(self.file, *pos, path),
             secrets=secrets, condition=cond, **self.caching(m, path, pos),
+            foreach=fan.foreach, matrix=fan.matrix, concurrency=fan.concurrency,
         )
         return step
 
@@ -557,8 +567,11 @@ class _Builder(Checker):
         """Report ``name`` where the step's ``needs`` first mentions it."""
         loc = step.location or Location(self.file)
         m = mappings[id(step)]
-        raw = m["needs"]
-        if isinstance(raw, str):
+        raw = m.get("needs")
+        if raw is None or name not in (raw if isinstance(raw, list | tuple) else [raw]):
+            # only named by ``foreach: {from: ...}``
+            _fanout.report_source(self, m, loc.path, (loc.line, loc.col), message, hint)
+        elif isinstance(raw, str):
             self.at(m, "needs", loc.path, (loc.line, loc.col), message, hint)
         else:
             npos = child_pos(m, "needs", (loc.line, loc.col))

@@ -500,7 +500,14 @@ def _short(name: str) -> str:
     return repr(name if len(name) <= 60 else name[:57] + "...")
 
 
+_INSERT_NEW_STEP = """
+INSERT INTO steps (run_id, step, position, status, item) VALUES (?, ?, ?, 'pending', ?)
+"""
+
+
 def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
+    if batch.new_steps:  # before the updates of their rows
+        conn.executemany(_INSERT_NEW_STEP, batch.new_steps)
     if batch.steps:
         conn.executemany(_UPDATE_STEPS, batch.steps)
     if batch.attempts:

@@ -40,7 +40,7 @@ _KINDS: dict[str, str] = {
     "duration_s": "float64", "delay_s": "float64",
     "n_steps": "int64", "n_failed": "int64", "attempts": "int64", "seq": "int64",
     "n_continued": "int64",
-    "exit_code": "Int64", "data": "object",
+    "exit_code": "Int64", "data": "object", "item": "text",
     "stream": "text", "line": "text", "executor": "text", "from_run": "text",
 }
 #: Kinds of the event data columns where the plain kind would be wrong: an event's ``status``

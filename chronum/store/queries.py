@@ -44,7 +44,7 @@ __all__ = [
 HISTORY_COLUMNS = ("run_id", "flow", "status", "started_at", "finished_at", "duration_s",
                    "n_steps", "n_failed", "parent_run_id", "n_continued")
 STEP_COLUMNS = ("run_id", "step", "status", "attempts", "exit_code", "started_at",
-                "finished_at", "duration_s", "reason", "cache_key")
+                "finished_at", "duration_s", "reason", "cache_key", "item")
 ATTEMPT_COLUMNS = ("run_id", "step", "attempt", "status", "exit_code", "started_at",
                    "finished_at", "duration_s", "delay_s", "reason")
 EVENT_COLUMNS = ("seq", "at", "kind", "step", "attempt", "data")
@@ -54,7 +54,7 @@ EVENT_DATA_COLUMNS = ("status", "exit_code", "reason", "delay_s", "duration_s", 
 #: Event kinds that end an attempt with a reason.
 _ENDS_WITH_REASON = ("step.retrying", "step.failed", "step.cancelled")
 _RAW_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",
-                     "reason", "cache_key")
+                     "reason", "cache_key", "item")
 
 # ``INDEXED BY`` the partial index of failed steps: without ANALYZE statistics the planner
 # would count through every step of the run (100,000 for a big one) on each history() call.
@@ -68,7 +68,8 @@ SELECT r.run_id, r.flow, r.status, r.started_at, r.finished_at,
 FROM runs r ORDER BY r.started_at DESC, r.rowid DESC
 """
 _STEPS_SQL = """
-SELECT step, status, attempts, exit_code, started_at, finished_at, reason, cache_key{extra}
+SELECT step, status, attempts, exit_code, started_at, finished_at, reason, cache_key,
+       item{extra}
 FROM steps WHERE run_id = ? ORDER BY position
 """
 # The outputs of a step's latest attempt (steps.outputs in the notebook and ``chronum show``).
@@ -176,8 +177,8 @@ def _step_dicts(run_id: str, rows: list[Any]) -> list[dict[str, Any]]:
         {"run_id": run_id, "step": step, "status": status, "attempts": attempts,
          "exit_code": exit_code, "started_at": started, "finished_at": finished,
          "duration_s": None if started is None or finished is None else finished - started,
-         "reason": reason, "cache_key": cache_key}
-        for step, status, attempts, exit_code, started, finished, reason, cache_key in rows
+         "reason": reason, "cache_key": cache_key, "item": item}
+        for step, status, attempts, exit_code, started, finished, reason, cache_key, item in rows
     ]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..eventbus import Event, LogLine, RunFinished, StepSpawned, StepStarted
+from ..eventbus import Event, LogLine, RunFinished, StepExpanded, StepSpawned, StepStarted
 from ..state import AttemptState, RunState, StepState
 from .logs import LogWriter, relative_log_path, tail_limits
 
@@ -34,10 +34,13 @@ class Batch(NamedTuple):
     runs: list[tuple[Any, ...]]
     #: What running attempts started: (pgid, proc_start, container, run_id, step, attempt).
     spawns: list[tuple[Any, ...]]
+    #: Steps that join a run as it goes (a fan-out step's instances):
+    #: (run_id, step, position, item), inserted before any row is updated.
+    new_steps: list[tuple[Any, ...]]
 
     def __bool__(self) -> bool:
         return bool(self.steps or self.attempts or self.events or self.logs or self.runs
-                    or self.spawns)
+                    or self.spawns or self.new_steps)
 
 
 def _jsonable(value: object) -> object:
@@ -81,6 +84,7 @@ class Recorder:
         self._logs: list[tuple[Any, ...]] = []
         self._runs_done: dict[str, tuple[str, float, str | None, int]] = {}
         self._spawns: list[tuple[Any, ...]] = []
+        self._new_steps: list[tuple[Any, ...]] = []
 
     def add_run(self, run_id: str, steps: tuple[str, ...]) -> None:
         self._runs[run_id] = RunState.new(run_id, steps)
@@ -106,6 +110,12 @@ class Recorder:
         self._events.append((run_id, seq, event.at, event.kind, event.step, event.attempt,
                              event_data(event)))
         self._next_seq[run_id] = seq + 1
+        if type(event) is StepExpanded:  # new rows, positioned after every existing one
+            known = len(state.steps)
+            self._new_steps.extend(
+                (run_id, name, known + i, item)
+                for i, (name, item) in enumerate(zip(event.instances, event.items,
+                                                     strict=True)))
         try:
             step = state.apply(event)
         except KeyError:
@@ -191,8 +201,10 @@ class Recorder:
             runs=[(status, at, reason, n_continued, run_id)
                   for run_id, (status, at, reason, n_continued) in self._runs_done.items()],
             spawns=self._spawns,
+            new_steps=self._new_steps,
         )
         self._spawns = []
+        self._new_steps = []
         self._dirty_steps = {}
         self._dirty_attempts = {}
         self._events = []

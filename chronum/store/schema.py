@@ -160,9 +160,17 @@ def _v6_outputs(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
+# Version 7: fan-out. A fan-out step's instances are rows of ``steps`` (``step[0]``, ...,
+# positioned after the flow's steps), each with its item as JSON; NULL for every other step.
+def _v7_fanout(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(steps)")}
+    if "item" not in columns:
+        conn.execute("ALTER TABLE steps ADD COLUMN item TEXT")
+
+
 #: Applied in order; never edit one that has shipped, append a new one instead.
 MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIGIN, _v4_resume,
-                                     _v5_cache, _v6_outputs)
+                                     _v5_cache, _v6_outputs, _v7_fanout)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

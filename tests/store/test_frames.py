@@ -30,7 +30,7 @@ HISTORY = {"run_id": TEXT, "flow": TEXT, "status": RUN_CAT, "started_at": TS,
            "parent_run_id": TEXT, "n_continued": "int64"}
 STEPS = {"run_id": TEXT, "step": TEXT, "status": STEP_CAT, "attempts": "int64",
          "exit_code": "Int64", "started_at": TS, "finished_at": TS, "duration_s": "float64",
-         "reason": TEXT, "cache_key": TEXT}
+         "reason": TEXT, "cache_key": TEXT, "item": TEXT}
 ATTEMPTS = {"run_id": TEXT, "step": TEXT, "attempt": "int64", "status": STEP_CAT,
             "exit_code": "Int64", "started_at": TS, "finished_at": TS, "duration_s": "float64",
             "delay_s": "float64", "reason": TEXT}

@@ -55,7 +55,7 @@ def test_a_failed_run_with_a_retry(store: Store, flow: Flow) -> None:
     ]
     test = steps[1]
     assert set(test) == {"run_id", "step", "status", "attempts", "exit_code", "started_at",
-                         "finished_at", "duration_s", "reason", "cache_key"}
+                         "finished_at", "duration_s", "reason", "cache_key", "item"}
     assert (test["started_at"], test["finished_at"], test["duration_s"]) == (t0 + 3, t0 + 7, 4.0)
     assert steps[2]["started_at"] is None and steps[2]["duration_s"] is None
 
