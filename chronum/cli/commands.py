@@ -76,7 +76,8 @@ def _execute(args: argparse.Namespace, start: Callable[[RunOptions], Awaitable[R
     """Shared by run and resume: live printer, the run, the final line or JSON."""
     printer: Printer = printer_for(args.format, quiet=args.quiet, colour=args.color)
     options = RunOptions(max_parallel=args.max_parallel, stop_on_fail=args.stop_on_fail,
-                         db=args.db, events_jsonl=args.events_jsonl, subscribers=(printer,))
+                         db=args.db, events_jsonl=args.events_jsonl, subscribers=(printer,),
+                         subscriber_names=tuple(args.subscribers))
     try:
         run = asyncio.run(_run_with_signals(lambda: start(options)))
     except KeyboardInterrupt as exc:
@@ -224,6 +225,27 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     _store(args.db).close()  # says so when no run was ever recorded there
     show_logs(args.run, args.step, db=args.db)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serve import serve
+    from ..store import resolve_db_path
+
+    serve(resolve_db_path(args.db), host=args.host, port=args.port, token=args.token,
+          open_browser=args.open)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..exporters.tables import export
+
+    store = _store(args.db)
+    try:
+        export(store, args.table, args.format, flow=args.flow, since=args.since,
+               output=args.output)
+    finally:
+        store.close()
     return EXIT_OK
 
 
