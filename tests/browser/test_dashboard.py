@@ -4,8 +4,10 @@ output full of markup executes nothing."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 @pytest.fixture
 def dash(browser: Any, served: Served) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    # Without the page's Content-Security-Policy: Playwright's waits evaluate strings, and the
+    # markup test must show that the page's own escaping stops scripts, not only the policy
+    # (tests/serve/test_security.py checks the policy is sent).
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, bypass_csp=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -69,12 +74,15 @@ def test_a_terminal_run_appears_and_goes_live(dash: Any, served: Served):
             needs: [train]
     """)
     proc = served.popen(flow)
-    started = time.monotonic()
     try:
         row = page.wait_for_selector("tr[data-run]", timeout=10_000)
-        appeared = time.monotonic() - started
-        # the run row comes within 0.5 s of the runner recording it (process start excluded)
-        assert appeared < 5
+        appeared = time.time()
+        run = served.get("/api/runs")["runs"][0]
+        recorded = datetime.fromisoformat(run["started_at"]).timestamp()
+        # on the page within 0.5 s of the runner recording it (more only on a loaded machine:
+        # benchmarks/serve.py measures it)
+        assert appeared - recorded < 1.5, appeared - recorded
+        print(f"the run appeared {appeared - recorded:.3f} s after it was recorded")
         row.query_selector("a").click()
         page.wait_for_selector('#graph g.node[data-step="prepare"]', timeout=15_000)
         page.wait_for_function(
@@ -97,11 +105,12 @@ def test_a_terminal_run_appears_and_goes_live(dash: Any, served: Served):
                              "'#graph g.node[data-step=\"train\"] polygon, "
                              "#graph g.node[data-step=\"train\"] path')).fill")
         assert fill == "rgb(183, 228, 199)"  # the succeeded colour of render/dot.py
-        page.wait_for_selector("#timeline rect.chronum-attempt")
+        page.wait_for_selector('#timeline rect.chronum-attempt[data-step="report"]',
+                               timeout=10_000)
         _shot(page, "dashboard-run.png")
     finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == 0
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
     page.goto(served.url + "/")
     page.wait_for_selector('.flowcard[data-flow="slow"] .dot')
     _shot(page, "dashboard-runs.png")
@@ -134,10 +143,13 @@ def test_cancel_stops_a_terminal_run(dash: Any, served: Served):
         _shot(page, "dashboard-cancel.png")
         page.click("#cancel")
         page.wait_for_selector('#run-status [data-state="cancelled"]', timeout=20_000)
-        assert proc.wait(timeout=30) == 1
     finally:
-        if proc.poll() is None:
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
             proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1
     assert not pid_alive(child) and not pid_alive(shell)
     run = served.get(f"/api/runs/{rid}")
     assert run["status"] == "cancelled"

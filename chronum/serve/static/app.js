@@ -178,7 +178,7 @@
       if (status) params.set("status", status);
       if (since) params.set("since", since);
       const body = await api("/api/runs?" + params.toString());
-      const rows = table(["run", "flow", "status", "started", "duration", "steps", "failed", "resumes"], body.runs, (r) =>
+      const rows = table(["run", "flow", "status", "started", "duration", "steps", "failed", "resumes run"], body.runs, (r) =>
         el("tr", { "data-run": r.run_id }, el("td", {}, runLink(r.run_id)), el("td", {}, flowLink(r.flow)),
            el("td", {}, badge(r.status)), el("td", { text: when(r.started_at) }),
            el("td", { text: seconds(r.duration_s) }), el("td", { text: r.n_steps }),
