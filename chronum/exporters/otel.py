@@ -7,10 +7,13 @@ step's span. Configuration is the standard ``OTEL_*`` variables, read by the SDK
 OTLP/HTTP exporter (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``,
 ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ...).
 
-The subscriber has its own ``TracerProvider`` rather than the global one, so an application
-that traces itself is not changed by a run. Spans are flushed when the run finishes, and
-``close()`` (called by the session once the run is recorded) shuts the exporter down, so
-nothing is lost when the process exits right after.
+The work happens in a helper process (``python -m chronum.exporters.otel``) that the run's
+subscriber starts and feeds the events as JSON lines through a pipe: the SDK and the OTLP
+exporter take longer to import than a short run takes, and making and encoding a span per step
+and attempt is work the runner need not do, so the runner only writes lines. ``close()``
+(called by the session once the run is recorded) closes the pipe and waits for the helper to
+send every span, so nothing is lost when the process exits right after. The helper has its own
+``TracerProvider`` rather than the global one.
 
 Enable with ``CHRONUM_SUBSCRIBERS=otel`` or ``chronum run --subscriber otel``; needs the
 ``otel`` extra (``pip install 'chronum[otel]'``).
@@ -18,8 +21,13 @@ Enable with ``CHRONUM_SUBSCRIBERS=otel`` or ``chronum run --subscriber otel``; n
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
-from typing import Any
+import subprocess
+import sys
+from typing import IO, Any
 
 from ..errors import UsageError
 from ..eventbus import (
@@ -36,7 +44,12 @@ from ..eventbus import (
     StepSucceeded,
 )
 
-__all__ = ["OtelSubscriber", "subscriber"]
+__all__ = ["OtelPipe", "OtelSubscriber", "event_from_dict", "subscriber"]
+
+logger = logging.getLogger("chronum")
+
+#: Seconds ``close()`` waits for the helper to send the last spans.
+FLUSH_TIMEOUT_S = 30.0
 
 
 def _ns(at: float) -> int:
@@ -207,6 +220,83 @@ _HANDLERS: dict[type[Event], Any] = {
 }
 
 
-def subscriber() -> OtelSubscriber:
+_KINDS: dict[str, type[Event]] = {cls.kind: cls for cls in _HANDLERS}
+
+
+def event_from_dict(row: dict[str, Any]) -> Event | None:
+    """An event back from ``Event.to_dict()`` (None for kinds the traces do not use)."""
+    cls = _KINDS.get(row["kind"])
+    if cls is None:
+        return None
+    data = dict(row.get("data") or {})
+    if "steps" in data:
+        data["steps"] = tuple(data["steps"])
+    return cls(run_id=row["run_id"], at=row["at"], step=row["step"], attempt=row["attempt"],
+               **data)
+
+
+class OtelPipe:
+    """The run's side: starts the helper, hands it each event as a JSON line."""
+
+    label = "the OpenTelemetry exporter"
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        for module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
+            if importlib.util.find_spec(module.split(".")[0]) is None or \
+                    importlib.util.find_spec(module) is None:
+                raise UsageError(f"the otel subscriber needs the otel extra ({module} is "
+                                 "missing): pip install 'chronum[otel]'")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chronum.exporters.otel"], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, env=os.environ.copy(),
+            # its own session: a Ctrl-C meant for the run must not lose the run's trace
+            start_new_session=True)
+        assert self.proc.stdin is not None
+        self._pipe: IO[bytes] = self.proc.stdin
+        self._kinds = frozenset(_KINDS)
+
+    def __call__(self, event: Event) -> None:
+        if event.kind not in self._kinds:
+            return
+        self._pipe.write(json.dumps(event.to_dict(), default=str).encode() + b"\n")
+        if type(event) is RunFinished:
+            self._pipe.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the helper died: its exit status says so below
+            self._pipe.close()
+        try:
+            code = self.proc.wait(timeout=FLUSH_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            logger.warning("%s did not finish sending spans within %g s; stopped it",
+                           self.label, FLUSH_TIMEOUT_S)
+            return
+        if code != 0:
+            logger.warning("%s exited with status %s; some spans may be missing", self.label,
+                           code)
+
+
+def subscriber() -> OtelPipe:
     """The ``chronum.subscribers`` entry point ``otel``."""
-    return OtelSubscriber()
+    return OtelPipe()
+
+
+def main() -> int:
+    """The helper: events as JSON lines on stdin, spans out over OTLP/HTTP, then exit."""
+    exporter = OtelSubscriber()
+    try:
+        for line in sys.stdin.buffer:
+            event = event_from_dict(json.loads(line))
+            if event is not None:
+                exporter(event)
+    finally:
+        exporter.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

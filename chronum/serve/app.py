@@ -47,9 +47,9 @@ __all__ = ["make_app"]
 logger = logging.getLogger("chronum")
 
 STATIC = Path(__file__).with_name("static")
-#: Events a WebSocket client may fall behind by before it is dropped (it can reconnect with
-#: ``after=SEQ`` and lose nothing).
-MAX_BEHIND = 100_000
+#: Messages (one per poll that found events for it) a WebSocket client may fall behind by
+#: before it is dropped (it can reconnect with ``after=SEQ`` and lose nothing).
+MAX_BEHIND = 10_000
 #: The most of a log one call returns; the page asks again from where it stopped.
 LOG_CHUNK = 256 * 1024
 #: The name of a run's own log (``session.RUN_LOG``).
@@ -323,46 +323,59 @@ class Server:
 
     async def ws_events(self, ws: WebSocket) -> None:
         """Every event as the store records it, optionally of one ``run`` or ``flow``;
-        ``after=SEQ`` (with ``run``) first sends the run's recorded events past SEQ."""
+        ``after=SEQ`` (with ``run``) first sends the run's recorded events past SEQ.
+
+        A message holds the events one poll found, one JSON object a line (as
+        ``--events-jsonl``): a message per event would cost a send per event and client,
+        which on a busy run competes with the runner for the machine."""
         if not self.guard.origin_ok(ws.headers.get("origin"), ws.headers.get("host")):
             await ws.close(code=1008)
             return
         authorized = self.guard.bearer_ok(ws.headers.get("authorization"))
-        await ws.accept()
-        if not authorized:
-            try:
-                hello = await asyncio.wait_for(ws.receive_json(), 10)
-            except (TimeoutError, ValueError, WebSocketDisconnect):
-                hello = None
-            if not isinstance(hello, dict) or not self.guard.token_ok(hello.get("token")):
-                with contextlib.suppress(Exception):
-                    await ws.close(code=1008, reason="a valid token is required")
-                return
         q = ws.query_params
         run, flow = q.get("run") or None, q.get("flow") or None
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         seen = {"seq": -1}
 
-        def listener(event: dict[str, Any], text: str) -> None:
-            if run is not None and event["run_id"] != run:
+        def listener(batch: list[tuple[dict[str, Any], str]]) -> None:
+            texts = []
+            for event, text in batch:
+                if run is not None and event["run_id"] != run:
+                    continue
+                if flow is not None and self.follower.flow_of(event["run_id"]) != flow:
+                    continue
+                if run is not None and event["seq"] <= seen["seq"]:
+                    continue  # already sent from the backlog
+                texts.append(text)
+            if not texts:
                 return
-            if flow is not None and self.follower.flow_of(event["run_id"]) != flow:
-                return
-            if run is not None and event["seq"] <= seen["seq"]:
-                return  # already sent from the backlog
             if queue.qsize() >= MAX_BEHIND:
                 queue.put_nowait(None)
                 return
-            queue.put_nowait(text)
+            # One message per poll: the events committed together, one JSON object a line.
+            queue.put_nowait("\n".join(texts))
 
+        # Listening from before the handshake: a client that starts a run once connected
+        # gets all of it. Nothing is sent before the token is checked.
         remove = self.follower.add(listener)
         try:
+            await ws.accept()
+            if not authorized:
+                try:
+                    hello = await asyncio.wait_for(ws.receive_json(), 10)
+                except (TimeoutError, ValueError, WebSocketDisconnect):
+                    hello = None
+                if not isinstance(hello, dict) or not self.guard.token_ok(hello.get("token")):
+                    with contextlib.suppress(Exception):
+                        await ws.close(code=1008, reason="a valid token is required")
+                    return
             if run is not None and q.get("after") is not None:
                 after = _int(q.get("after"), 0, 0, 10**12)
                 rows = await run_in_threadpool(self._backlog, run, after)
-                for row in rows:
-                    seen["seq"] = row["seq"]
-                    await ws.send_text(json.dumps(row, separators=(",", ":")))
+                if rows:
+                    seen["seq"] = rows[-1]["seq"]
+                    await ws.send_text("\n".join(json.dumps(row, separators=(",", ":"))
+                                                 for row in rows))
             await self._pump(ws, queue)
         finally:
             remove()
@@ -396,14 +409,7 @@ class Server:
                     await ws.close(code=1013, reason="fell too far behind; reconnect "
                                                      "with after=SEQ")
                     return
-                batch = [text]
-                while not queue.empty() and len(batch) < 500:
-                    item = queue.get_nowait()
-                    if item is None:
-                        break
-                    batch.append(item)
-                for item in batch:
-                    await ws.send_text(item)
+                await ws.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
         finally:

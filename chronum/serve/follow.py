@@ -26,9 +26,10 @@ __all__ = ["Follower", "Listener"]
 
 logger = logging.getLogger("chronum")
 
-#: What a listener gets: an event as ``--events-jsonl`` writes it, plus its ``seq`` in the
-#: run, and the same as JSON text (encoded once, whatever the number of listeners).
-Listener = Callable[[dict[str, Any], str], None]
+#: What a listener gets, once per poll that found any: each new event as ``--events-jsonl``
+#: writes it, plus its ``seq`` in the run, with the same as JSON text (encoded once, whatever
+#: the number of listeners).
+Listener = Callable[[list[tuple[dict[str, Any], str]]], None]
 
 #: Events read per query; a backlog is read in several.
 BATCH = 2000
@@ -89,10 +90,9 @@ class Follower:
         listeners = tuple(self._listeners)
         if not listeners:
             return
-        for event in events:
-            text = json.dumps(event, separators=(",", ":"))
-            for listener in listeners:
-                listener(event, text)
+        batch = [(event, json.dumps(event, separators=(",", ":"))) for event in events]
+        for listener in listeners:
+            listener(batch)
 
     async def run(self) -> None:
         """Poll until cancelled; a read that fails (the file locked for long) is retried."""

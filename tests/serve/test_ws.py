@@ -21,9 +21,11 @@ async def _collect(served: Served, query: str, until_finished: int,
         started.set()
         finished = 0
         while finished < until_finished:
-            event = json.loads(await asyncio.wait_for(ws.recv(), 60))
-            got.append(event)
-            finished += event["kind"] == "run.finished"
+            message = await asyncio.wait_for(ws.recv(), 60)
+            for line in message.splitlines():  # the events of one poll, one a line
+                event = json.loads(line)
+                got.append(event)
+                finished += event["kind"] == "run.finished"
     return got
 
 

@@ -84,9 +84,13 @@
         document.getElementById("live").classList.add("on");
       };
       socket.onmessage = (message) => {
-        const event = JSON.parse(message.data);
-        if (typeof event.seq === "number") lastSeq = event.seq;
-        onEvent(event);
+        // One message: the events one poll found, one JSON object a line.
+        for (const line of message.data.split("\n")) {
+          if (!line) continue;
+          const event = JSON.parse(line);
+          if (typeof event.seq === "number") lastSeq = event.seq;
+          onEvent(event);
+        }
       };
       socket.onclose = () => {
         document.getElementById("live").classList.remove("on");
