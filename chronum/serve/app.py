@@ -141,6 +141,7 @@ class Server:
         self.store = Store(db)  # migrates the file, so the indexes the pages need exist
         self.follower = Follower(str(db), poll_s)
         self._children: list[subprocess.Popen[bytes]] = []
+        self._metrics: Any = None  # the /metrics step sums of finished runs, once scraped
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -315,9 +316,11 @@ class Server:
                 "message": f"resuming run {rid} in process {child.pid}"}
 
     def metrics(self, request: Request) -> Any:
-        from ..exporters.prometheus import CONTENT_TYPE, exposition
+        from ..exporters.prometheus import CONTENT_TYPE, StepCache, exposition
 
-        return Response(self._read(exposition), media_type=CONTENT_TYPE)
+        if self._metrics is None:
+            self._metrics = StepCache()
+        return Response(self._read(exposition, self._metrics), media_type=CONTENT_TYPE)
 
     # -- the WebSocket ----------------------------------------------------------------------
 

@@ -34,3 +34,12 @@ def test_metrics_count_what_the_store_holds(served: Served):
     assert abs(last - __import__("datetime").datetime.fromisoformat(finished).timestamp()) < 1e-3
     assert ("chronum_last_success_timestamp_seconds", (("flow", "bad"),)) not in samples
     assert all(name.startswith("chronum_") for name in families)
+
+    # the next scrape counts the new run too (the sums of finished runs are kept between)
+    served.run(bad)
+    _, _, body = served.request("/metrics")
+    again = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+    assert again[("chronum_steps_total", (("flow", "bad"), ("status", "failed")))] == 2
+    assert again[("chronum_steps_total", (("flow", "ok"), ("status", "succeeded")))] == 4
+    assert again[("chronum_step_duration_seconds_count", (("flow", "bad"),))] == 2
