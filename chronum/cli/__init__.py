@@ -142,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--open", action="store_true", help="open the dashboard in a browser")
 
     export = command("export", help="write runs, steps, attempts or events for other tools")
-    export.add_argument("table", choices=("runs", "steps", "attempts", "events"))
+    export.add_argument("table", choices=("runs", "steps", "attempts", "events"),
+                        help="what to write: runs, steps, attempts or events")
     export.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="csv",
                         help="csv (the default), jsonl, or parquet (needs -o and pyarrow)")
     export.add_argument("--flow", help="only the runs of this flow")

@@ -305,6 +305,9 @@ class Server:
         from ..session import prepare_resume
 
         rid = self._run_id(request)
+        status = self.store.run(rid)["status"]
+        if status in ("succeeded", "running"):
+            raise ChronumError(f"run {rid} is {status}: there is nothing to resume")
         prepare_resume(rid, db=self.db)  # says now, in one line, why it cannot be resumed
         self._children = [c for c in self._children if c.poll() is None]
         child = subprocess.Popen(

@@ -96,3 +96,37 @@ def test_runs_are_paginated_newest_first_and_filtered(served: Served):
 def test_an_unknown_run_is_a_404_with_a_sentence(served: Served):
     status, _, body = served.request("/api/runs/nope")
     assert status == 404 and b"no run" in body
+
+
+def test_resume_from_the_api_runs_what_failed_in_a_new_linked_run(served: Served):
+    flow = served.write("r.yaml", """
+        name: resumable
+        steps:
+          - name: first
+            run: echo first
+          - name: gate
+            run: test -e open
+            needs: [first]
+    """)
+    assert served.run(flow).returncode == 1
+    rid = served.get("/api/runs")["runs"][0]["run_id"]
+    (served.folder / "open").touch()
+    status, body = served.post(f"/api/runs/{rid}/resume", {"confirm": rid})
+    assert status == 200 and body["result"] == "resuming", body
+
+    def resumed() -> dict | None:
+        runs = served.get("/api/runs")["runs"]
+        child = [r for r in runs if r["parent_run_id"] == rid]
+        return child[0] if child and child[0]["status"] != "running" else None
+
+    child = served.wait_for(resumed, timeout=60, what="the resume to finish")
+    assert child["status"] == "succeeded"
+    steps = served.get(f"/api/runs/{child['run_id']}/steps")
+    assert [(s["step"], s["status"]) for s in steps] == [("first", "cached"),
+                                                         ("gate", "succeeded")]
+    parent = served.get(f"/api/runs/{rid}")
+    assert [r["run_id"] for r in parent["resumes"]] == [child["run_id"]]
+    # a resume that cannot be is said at once, in a sentence
+    status, body = served.post(f"/api/runs/{child['run_id']}/resume",
+                               {"confirm": child["run_id"]})
+    assert status == 409 and body["error"]
