@@ -1,6 +1,6 @@
 """The dashboard in a real Chromium: a run started by `chronum run` in another process appears,
 its nodes turn from running to succeeded, its log streams; Cancel stops a second run; step
-output full of markup executes nothing."""
+output full of markup executes nothing, and a secret it prints never reaches the page."""
 
 from __future__ import annotations
 
@@ -161,15 +161,18 @@ def test_markup_in_step_output_executes_nothing(dash: Any, served: Served):
     page = dash
     flow = served.write("xss.yaml", """
         name: xss
+        secrets: [API_TOKEN]
         steps:
           - name: evil
             run: |
               echo '<script>window.__pwned = 1</script>'
               echo '<img src=x onerror="window.__pwned = 2">'
               echo '"><svg onload="window.__pwned = 3">'
+              echo "the token is $API_TOKEN"
               exit 1
     """)
-    served.run(flow)
+    secret = "sw0rdfish-secret-value"
+    served.run(flow, env={"API_TOKEN": secret})
     rid = served.get("/api/runs")["runs"][0]["run_id"]
     page.goto(f"{served.url}/runs/{rid}")
     page.click('tr[data-step="evil"]')
@@ -178,4 +181,7 @@ def test_markup_in_step_output_executes_nothing(dash: Any, served: Served):
     assert page.evaluate("window.__pwned") is None
     assert page.query_selector("#log img, #log script, #log svg") is None
     assert "<img src=x onerror=" in page.inner_text("#log")
+    page.wait_for_function("document.querySelector('#log').textContent.includes('token is')")
+    assert "the token is ***" in page.inner_text("#log")
+    assert secret not in page.content()  # the secret never reaches the page
     _shot(page, "dashboard-xss.png")
