@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import subscribers as named_subscribers
 from ._lru import LRU
 from .engine import ReusePlan, run_flow
 from .engine.cache import (
@@ -39,6 +40,7 @@ from .engine.cache import (
 )
 from .engine.masking import MASK, Masker, read_secrets
 from .engine.plan import edited_since, plan_resume, plan_run
+from .engine.stop import until_requested
 from .errors import ChronumError, UsageError
 from .eventbus import EventBus, RunFinished, StepCancelled, StepSkipped, Subscriber
 from .executors import ExecutorRegistry, capture
@@ -48,6 +50,7 @@ from .spec import load
 from .spec._build import MAX_PARALLEL
 from .store import Store, resolve_db_path
 from .store import keys as cache_rows
+from .store.cancel import is_requested
 from .store.core import flow_identity
 from .store.liveness import host_name
 from .store.logs import relative_log_path
@@ -156,6 +159,9 @@ class RunOptions:
     from_step: str | None = None
     #: ``--only STEP...``: run just these steps, reusing the latest results they need.
     only: tuple[str, ...] = ()
+    #: Subscribers to load by name (``chronum.subscribers`` entry points), beside those of
+    #: ``$CHRONUM_SUBSCRIBERS``.
+    subscriber_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_parallel is not None and not 1 <= self.max_parallel <= MAX_PARALLEL:
@@ -235,6 +241,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     # What the store keeps passes the masker too (the engine masks what it emits): a secret
     # given as ``-p token=...`` or written into a cell's text is stored as ``***``.
     mask = Masker(read_secrets(flow, os.environ).values())
+    loaded = named_subscribers.load(named_subscribers.names(options.subscriber_names))
 
     store = Store(resolve_db_path(options.db))
     try:  # whatever fails before the run starts, the store's connection is closed
@@ -246,6 +253,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
                  if options.events_jsonl is not None else None)
     except BaseException:
         store.close()
+        named_subscribers.close(loaded)
         raise
     bus = EventBus()
     outcome_states: list[Mapping[str, str]] = []
@@ -259,7 +267,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         bus.subscribe(writer, critical=True)
         if jsonl is not None:
             bus.subscribe(jsonl)
-        for subscriber in options.subscribers:
+        for subscriber in (*options.subscribers, *loaded):
             bus.subscribe(subscriber)
         on_output = None
         cached_calls = frozenset(s.name for s in flow.steps
@@ -273,12 +281,12 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         if task is not None:
             _ACTIVE[run_id] = task
         try:
-            outcome = await run_flow(
+            outcome = await until_requested(run_flow(
                 flow, run_id=run_id, bus=bus, executors=options.executors, params=flow.params,
                 max_parallel=options.max_parallel, stop_on_fail=options.stop_on_fail,
                 plan=plan, grace=grace, extras=extras, on_output=on_output,
                 durable=writer.barrier,
-            )
+            ), lambda: is_requested(store, run_id), run_id=run_id)
             outcome_states.append(outcome.states)
             outcome_values.update(outcome.outputs)
         finally:
@@ -300,6 +308,7 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         finally:
             if jsonl is not None:
                 jsonl.close()
+            named_subscribers.close(loaded)
             store.close()
     RECENT_VALUES[run_id] = outcome.outputs
     return Finished(run_id, flow, outcome.status, outcome.outputs, outcome.errors,

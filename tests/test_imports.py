@@ -47,3 +47,25 @@ def test_dataframe_functions_do_not_import_asyncio(tmp_path):
     db = tmp_path / "c.db"
     imported = _imported_after(f"import chronum; chronum.history(db={str(db)!r})")
     assert "pandas" in imported and "asyncio" not in imported
+
+
+#: The extras of `chronum serve`, `otel` and `parquet`: none may load for a plain run.
+EXTRAS = {"starlette", "uvicorn", "websockets", "prometheus_client", "opentelemetry",
+          "google", "pyarrow", "requests"}
+
+
+@pytest.mark.parametrize("module", ["chronum", "chronum.cli", "chronum.api", "chronum.session"])
+def test_no_module_imports_the_serve_otel_or_parquet_extras(module):
+    assert _imported_after(f"import {module}") & EXTRAS == set()
+
+
+def test_a_cli_run_imports_none_of_the_extras(tmp_path):
+    flow = tmp_path / "f.yaml"
+    flow.write_text("name: f\nsteps:\n  - name: a\n    run: 'true'\n")
+    code = (f"import contextlib, io; from chronum.cli import main; out = io.StringIO(); "
+            f"cm = contextlib.redirect_stdout(out); cm.__enter__(); "
+            f"code = main(['run', {str(flow)!r}, '--db', {str(tmp_path / 'c.db')!r}, '-q']); "
+            "cm.__exit__(None, None, None); assert code == 0, code")
+    imported = _imported_after(code)
+    assert "sqlite3" in imported  # it did run
+    assert imported & EXTRAS == set()

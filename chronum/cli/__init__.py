@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("-q", "--quiet", action="store_true",
                          help="no step output, only state changes")
         db_option(cmd)
+        cmd.add_argument("--subscriber", dest="subscribers", action="append", default=[],
+                         metavar="NAME", help="feed the run's events to this installed "
+                         "observer (a chronum.subscribers entry point, e.g. otel; repeatable; "
+                         "also $CHRONUM_SUBSCRIBERS=a,b)")
 
     run = command("run", help="run a flow file")
     flow_file(run)
@@ -157,6 +161,27 @@ def _parser() -> argparse.ArgumentParser:
     cache_clear.add_argument("--older-than", metavar="AGE", type=_age,
                              help="only values saved longer ago than AGE (30m, 6h, 7d)")
     db_option(cache_clear)
+
+    srv = command("serve", help="a local dashboard of the runs, with a JSON API and WebSocket")
+    db_option(srv)
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default: 127.0.0.1; any other needs --token)")
+    srv.add_argument("--port", type=_positive, default=8765, help="port (default: 8765)")
+    srv.add_argument("--token", help="the token every call needs (default: "
+                     "$CHRONUM_SERVE_TOKEN, else a random one, printed in the URL)")
+    srv.add_argument("--open", action="store_true", help="open the dashboard in a browser")
+
+    export = command("export", help="write runs, steps, attempts or events for other tools")
+    export.add_argument("table", choices=("runs", "steps", "attempts", "events"),
+                        help="what to write: runs, steps, attempts or events")
+    export.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="csv",
+                        help="csv (the default), jsonl, or parquet (needs -o and pyarrow)")
+    export.add_argument("--flow", help="only the runs of this flow")
+    export.add_argument("--since", metavar="TIME",
+                        help="only runs started at or after TIME (ISO 8601; naive means UTC)")
+    _paths(export.add_argument("-o", "--output", metavar="PATH",
+                               help="write to PATH (default: stdout; parquet needs a file)"))
+    db_option(export)
 
     completion = command(
         "completion", help="print a shell completion script",

@@ -80,7 +80,8 @@ def _execute(args: argparse.Namespace, start: Callable[[RunOptions], Awaitable[R
                          db=args.db, events_jsonl=args.events_jsonl, subscribers=(printer,),
                          cache=getattr(args, "cache", None),
                          from_step=getattr(args, "from_step", None),
-                         only=tuple(getattr(args, "only", ())))
+                         only=tuple(getattr(args, "only", ())),
+                         subscriber_names=tuple(args.subscribers))
     try:
         run = asyncio.run(_run_with_signals(lambda: start(options)))
     except KeyboardInterrupt as exc:
@@ -241,6 +242,27 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     _store(args.db).close()  # says so when no run was ever recorded there
     show_logs(args.run, args.step, db=args.db)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serve import serve
+    from ..store import resolve_db_path
+
+    serve(resolve_db_path(args.db), host=args.host, port=args.port, token=args.token,
+          open_browser=args.open)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..exporters.tables import export
+
+    store = _store(args.db)
+    try:
+        export(store, args.table, args.format, flow=args.flow, since=args.since,
+               output=args.output)
+    finally:
+        store.close()
     return EXIT_OK
 
 

@@ -168,9 +168,23 @@ def _v7_fanout(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE steps ADD COLUMN item TEXT")
 
 
+# Version 8 (serve): the dashboard's reads and its Cancel button.
+# - runs.cancel_requested: when someone asked the run to stop (``chronum serve``'s Cancel);
+#   the runner polls it, so a notebook kernel is stopped as surely as a terminal run;
+# - runs by flow, newest first: the runs page filtered by flow, the flow page, the per-flow
+#   dots; runs by parent: a run page's resumes.
+def _v8_serve(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "cancel_requested" not in columns:
+        conn.execute("ALTER TABLE runs ADD COLUMN cancel_requested REAL")
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_flow_started ON runs (flow, started_at)")
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run_id) "
+                 "WHERE parent_run_id IS NOT NULL")
+
+
 #: Applied in order; never edit one that has shipped, append a new one instead.
 MIGRATIONS: tuple[Migration, ...] = (_V1_TABLES, _V2_LOGS_AND_LIVENESS, _V3_ORIGIN, _v4_resume,
-                                     _v5_cache, _v6_outputs, _v7_fanout)
+                                     _v5_cache, _v6_outputs, _v7_fanout, _v8_serve)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -17,7 +17,7 @@ from chronum.cli import _parser
 from .conftest import Chronum
 
 COMMANDS = ["run", "validate", "graph", "history", "show", "logs", "resume", "cancel",
-            "completion"]
+            "serve", "export", "completion"]
 
 
 def _walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.Action]]:
