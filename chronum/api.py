@@ -40,6 +40,7 @@ __all__ = [
     "aresume",
     "arun",
     "attempts",
+    "blocking",
     "cancel",
     "compare",
     "events",
@@ -340,12 +341,66 @@ async def cancel_on_signals(coro: Awaitable[Any], received: list[int], *,
             loop.remove_signal_handler(signum)
 
 
+#: Set by the notebook extension: runs a flow with a cell's live view (a blocking
+#: ``chronum.run`` or ``flow.run()`` in a cell shows the view ``%%chronum`` shows).
+view_runner: Callable[[Flow | FlowBuilder | PathLike, RunOptions], Awaitable[Run]] | None = None
+
+
+def blocking(make: Callable[[], Awaitable[Any]]) -> Any:
+    """Await ``make()`` to the end from a thread that is inside a running event loop (a
+    notebook cell), blocking it.
+
+    That loop cannot be re-entered, so the run gets a private loop in a worker thread, and
+    this thread waits. The kernel's Stop button (SIGINT, a ``KeyboardInterrupt`` here)
+    cancels the run there, waits until its steps are stopped and it is recorded
+    ``cancelled``, then goes on as the interrupt would have. Chosen over ``nest_asyncio2``
+    (see docs/notebook.md): nothing of the kernel's own loop is patched, and the cells that
+    Run All queued behind this one wait, untouched, until it returns.
+    """
+    import asyncio
+    import concurrent.futures
+    import contextvars
+    import threading
+
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    started: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = \
+        concurrent.futures.Future()
+
+    def work() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            task = loop.create_task(_awaited(make))
+            started.set_result((loop, task))
+            try:
+                done.set_result(loop.run_until_complete(task))
+            except BaseException as exc:
+                done.set_exception(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    # The cell's context (IPython's and ipykernel's context variables) goes with the run.
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(work,), name="chronum-blocking",
+                     daemon=True).start()
+    try:
+        return done.result()
+    except KeyboardInterrupt:
+        loop, task = started.result()
+        loop.call_soon_threadsafe(task.cancel)
+        with contextlib.suppress(BaseException):
+            done.result()
+        raise
+
+
+async def _awaited(make: Callable[[], Awaitable[Any]]) -> Any:
+    return await make()
+
+
 def _sync(name: str, coro_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     if in_running_loop():
-        raise UsageError(
-            f"chronum.{name}() was called inside a running event loop (a notebook cell?); "
-            f"use `await chronum.a{name}(...)` there"
-        )
+        return blocking(lambda: coro_fn(*args, **kwargs))
     import asyncio
 
     received: list[int] = []
@@ -370,6 +425,10 @@ def _sync(name: str, coro_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
 def run(flow: Flow | FlowBuilder | PathLike, **options: Unpack[RunKeywords]) -> Run:
     """Run a flow to the end (blocking); see ``arun`` for the options."""
     checked = options_of(options)
+    if in_running_loop() and view_runner is not None:
+        runner = view_runner
+        with_view: Run = blocking(lambda: runner(flow, checked))
+        return with_view
     result: Run = _sync("run", execute, flow, checked)
     return result
 

@@ -20,7 +20,7 @@ cancellation (or timeout) the step ends at once, ``ctx.cancelled`` becomes true 
 ``ctx.check()`` raises, so a function that checks stops at its next check. One that does not
 runs on in the background, its output dropped; until it ends, ``still_running`` names it (the
 views show "cancelled — still running in the background"). ``isolate: process`` runs the call
-in a child process instead (``_isolated``), which cancel and timeout stop like a shell step.
+in a child process instead (``chronum._isolated``), which cancel and timeout stop like a shell step.
 """
 
 from __future__ import annotations
@@ -658,7 +658,7 @@ def _refuse(ctx: StepContext, message: str, code: int = 1) -> Result:
 
 #: The child's entry: chronum is imported from where this process has it.
 _CHILD = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-          "from chronum.executors._isolated import main; sys.exit(main(sys.argv[1:]))")
+          "from chronum._isolated import main; sys.exit(main(sys.argv[1:]))")
 
 
 async def _isolated_call(target: str, func: Callable[..., Any], args: list[Any],
@@ -670,7 +670,7 @@ async def _isolated_call(target: str, func: Callable[..., Any], args: list[Any],
 
     import cloudpickle  # type: ignore[import-untyped]
 
-    from ._isolated import ChildContext
+    from .._isolated import ChildContext
 
     child_ctx = ChildContext(ctx.run_id, ctx.attempt, dict(ctx.env), ctx.cwd, dict(ctx.params),
                              dict(ctx.inputs), ctx.grace)
@@ -688,7 +688,7 @@ async def _isolated_call(target: str, func: Callable[..., Any], args: list[Any],
                            f"arguments to a child process: {_summary(exc)}")
         home = str(Path(__file__).resolve().parent.parent.parent)
         code = await run_process(
-            [sys.executable, "-u", "-c", _CHILD, home, str(source), str(target_file)],
+            [sys.executable, "-u", "-S", "-c", _CHILD, home, str(source), str(target_file)],
             env=ctx.env, cwd=ctx.cwd, log=ctx.log, grace=ctx.grace, on_spawn=ctx.spawned)
         if not target_file.exists():
             return Result(code or 1, error=describe_exit(code) if code else

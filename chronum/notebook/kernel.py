@@ -99,6 +99,10 @@ def state_of(shell: Any) -> KernelState:
     if state is None:
         state = _STATES[shell] = KernelState()
         install_shutdown(shell)
+        if getattr(shell, "kernel", None) is not None:
+            from .. import api
+
+            api.view_runner = _run_with_view
     return state
 
 
@@ -218,6 +222,30 @@ def _ended_since(since: float) -> list[tuple[str, Any]]:
     from ..session import ended_runs
 
     return ended_runs(since)
+
+
 def settings() -> Settings:
     """The running shell's ``%config ChronumMagics`` settings."""
     return current().settings  # type: ignore[no-any-return]
+
+
+async def _run_with_view(flow: Any, options: Any) -> Any:
+    """``chronum.run(...)`` in a cell (``api.view_runner``): the run with the live view of
+    ``%%chronum``, on the private loop that ``api.blocking`` runs it on."""
+    from dataclasses import replace
+
+    from .. import api
+    from .cell import run_with_view
+
+    definition = flow if isinstance(flow, api.FlowBuilder) else None
+    if definition is not None:
+        model = definition.build()
+    elif isinstance(flow, Flow):
+        model = flow
+    else:
+        model = api.load(flow, params=options.params)
+        options = replace(options, params=None)
+    run = await run_with_view(model, options, time.monotonic())
+    assert isinstance(run, api.Run)  # not a background handle: background is off
+    run.definition = definition
+    return run

@@ -17,6 +17,7 @@ into an ``Output`` widget by assigning its ``outputs`` trait, which sends only t
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -148,6 +149,12 @@ class LiveView:
                                             icon="stop", layout=layout,
                                             **_classes("chronum-cancel"))
         self.cancel_button.on_click(lambda _button: self.cancel())
+        if threading.current_thread() is not threading.main_thread():
+            # A blocking ``flow.run()`` in a cell: its run has a loop of its own while the
+            # kernel's waits, so no click reaches it until the run ends.
+            self.cancel_button.disabled = True
+            self.cancel_button.tooltip = ("flow.run() blocks the kernel: stop it with the "
+                                          "kernel's Stop button (or use await flow.arun())")
         self.graph_box = html("", "chronum-graph")
         self.style_box = html("", "chronum-style")
         self.table = html(self._table(), "chronum-table-box")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
-from ..api import Run, RunKeywords, execute, in_running_loop, options_of, run
-from ..errors import Location, Problem, SpecError, UsageError
+from ..api import Run, RunKeywords, blocking, execute, in_running_loop, options_of, run
+from ..errors import Location, Problem, SpecError
 from ..executors.python import CONTEXT_NAMES, call_plan
 from ..model import Backoff, RetryPolicy
 from ..model import Flow as FlowModel
@@ -354,16 +354,19 @@ class Flow:
     # -- running, drawing, writing ------------------------------------------------------------
 
     def run(self, **options: Unpack[RunKeywords]) -> Run:
-        """Run the flow to the end (blocking); in a notebook use ``await flow.arun()``.
+        """Run the flow to the end (blocking). In a notebook cell it blocks the cell and
+        shows the live view; the kernel's Stop button cancels it (``await flow.arun()`` keeps
+        the view's Cancel button working too).
 
         Options are those of ``chronum.run`` (``db=``, ``max_parallel=``, ``params=``, ...).
         A failed run raises nothing; ``run.raise_for_status()`` does.
         """
         _refuse_while_loading()
-        if in_running_loop():
-            raise UsageError(
-                "flow.run() was called inside a running event loop (a notebook cell?); "
-                "use `await flow.arun()` there")
+        if in_running_loop():  # a notebook cell: blocks it, with the live view in a kernel
+            checked = options_of(options)
+            if live_view_fits(checked):
+                result: Run = blocking(lambda: arun_with_view(self, checked))
+                return result
         return run(self, **options)
 
     async def arun(self, *, view: bool | None = None, **options: Unpack[RunKeywords]) -> Run:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import chronum
-from chronum.errors import RunFailedError, UsageError
+from chronum.errors import RunFailedError
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -109,7 +109,7 @@ def test_subscribers_see_live_events(tmp_path: Path, db: Path):
     assert seen[2].line == "hello"
 
 
-def test_sync_run_inside_a_loop_says_to_await(tmp_path: Path, db: Path):
+def test_sync_run_inside_a_loop_blocks_on_a_loop_of_its_own(tmp_path: Path, db: Path):
     flow = write(tmp_path, "f.yaml", """
         name: loop
         steps:
@@ -117,8 +117,8 @@ def test_sync_run_inside_a_loop_says_to_await(tmp_path: Path, db: Path):
     """)
 
     async def main() -> Any:
-        with pytest.raises(UsageError, match=r"await chronum.arun"):
-            chronum.run(flow, db=db)
+        blocked = chronum.run(flow, db=db)  # a notebook cell's case: no await needed
+        assert blocked.status == "succeeded"
         return await chronum.arun(flow, db=db)
 
     assert asyncio.run(main()).status == "succeeded"

@@ -95,3 +95,14 @@ def test_import_chronum_does_not_import_cloudpickle():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out == "False\n"
+
+
+def test_the_isolate_flag_of_a_cell_isolates_its_call_steps_only():
+    from chronum.notebook.cell import parse_flow, parse_options
+
+    flow = parse_flow("steps:\n  - name: a\n    executor: python\n    call: f\n"
+                      "  - name: b\n    run: echo b\n", parse_options("--isolate"))
+    assert [dict(s.options) for s in flow.steps] == [{"isolate": "process"}, {}]
+    plain = parse_flow("steps:\n  - name: a\n    executor: python\n    call: f\n",
+                       parse_options(""))
+    assert dict(plain.steps[0].options) == {}

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -39,6 +40,18 @@ def _wait_for_pid(path: Path, seconds: float = 60.0) -> int:
             return int(path.read_text().split()[0])
         time.sleep(0.05)
     raise AssertionError(f"{path} was never written")
+
+
+def _wait_until_recorded(db: Path, seconds: float = 30.0) -> None:
+    """Until the step's process group is on disk (a run killed in the instant between a
+    spawn and its record leaves the orphan to the supervisor alone, after its grace)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(db)) as c:
+            if c.execute("SELECT 1 FROM attempts WHERE pgid IS NOT NULL").fetchone():
+                return
+        time.sleep(0.05)
+    raise AssertionError("the step's process group was never recorded")
 
 
 def _napping_cell(name: str, pid_file: Path, extra: str = "") -> str:
@@ -100,12 +113,14 @@ def test_resume_after_sigkill_stops_the_orphan_before_the_step_runs_again(
     cell = f"%%chronum orphaned\nsteps:\n  - name: stubborn\n    run: \"{step}\"\n"
     client = client_for(["%load_ext chronum", cell])
     nb = client.nb
+    db = tmp_path / ".chronum" / "chronum.db"
 
     async def drive() -> int:
         async with client.async_setup_kernel():
             await client.async_execute_cell(nb.cells[0], 0)
             running = asyncio.create_task(client.async_execute_cell(nb.cells[1], 1))
             pid = await asyncio.to_thread(_wait_for_pid, pids)
+            await asyncio.to_thread(_wait_until_recorded, db)
             os.kill(client.km.provisioner.process.pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(running, 10)
@@ -113,7 +128,6 @@ def test_resume_after_sigkill_stops_the_orphan_before_the_step_runs_again(
 
     orphan = asyncio.run(drive())
     assert _alive(orphan)  # SIGKILL ran nothing in the kernel: the step is an orphan now
-    db = tmp_path / ".chronum" / "chronum.db"
     assert chronum.history(db=db)["status"][0] == "interrupted"
 
     later = notebook(["%load_ext chronum",

@@ -4,16 +4,18 @@ Python cannot stop a thread, but the engine stops a process like a shell step's:
 tree, on cancel and timeout, and the supervisor does it when the runner itself is killed. So a
 step that must be stoppable, and whose function is not async, runs here.
 
-The parent writes the function and its arguments with cloudpickle (a notebook function
-travels by value) to a file; this module, run as ``python -m chronum.executors._isolated IN
-OUT``, calls it and writes the outcome to ``OUT``. Its ``print``, ``logging`` and whatever its
-own children write reach the step's log through the pipes the parent reads, like a script's.
-cloudpickle is imported only here and by the parent when such a step runs.
+The parent (``executors/python.py``) writes the function and its arguments with cloudpickle
+(a notebook function travels by value) to a file; this module, run in a child interpreter
+(``python -c ... IN OUT``), calls it and writes the outcome to ``OUT``. Its ``print``,
+``logging`` and whatever its own children write reach the step's log through the pipes the
+parent reads, like a script's.
+cloudpickle is imported only here and by the parent when such a step runs. The module sits at
+the bottom of the package, importing nothing of Chronum's, so the child pays only for Python,
+cloudpickle and the function's own imports.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
@@ -60,12 +62,14 @@ def _summary(exc: BaseException) -> str:
 def main(argv: list[str]) -> int:
     import pickle
 
-    import cloudpickle  # type: ignore[import-untyped]
-
     source, target = Path(argv[0]), Path(argv[1])
     with open(source, "rb") as fh:
-        path = pickle.load(fh)  # the parent's sys.path first: its modules import here too
+        # The parent's sys.path first (the child starts without ``site``, which is most of
+        # an interpreter's start): its modules, cloudpickle included, import here too.
+        path = pickle.load(fh)
         sys.path[:0] = [p for p in path if p not in sys.path]
+        import cloudpickle  # type: ignore[import-untyped]
+
         func, args, kwargs = cloudpickle.load(fh)
     os.unlink(source)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -73,6 +77,8 @@ def main(argv: list[str]) -> int:
     try:
         value = func(*args, **kwargs)
         if inspect.isawaitable(value):
+            import asyncio
+
             value = asyncio.run(_awaited(value))
     except SystemExit as exc:
         outcome: tuple[str, Any] = ("exit", exc.code)
@@ -84,6 +90,8 @@ def main(argv: list[str]) -> int:
         outcome = ("ok", value)
     sys.stdout.flush()
     sys.stderr.flush()
+    import cloudpickle
+
     try:
         data = cloudpickle.dumps(outcome)
     except Exception as exc:
