@@ -468,7 +468,8 @@ def _same_flow(run_id: str, info: Mapping[str, Any], rows: Sequence[Mapping[str,
 
 def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser | None = None,
                    functions: Functions | None = None, again: bool = False,
-                   kill: bool = True) -> Resumption:
+                   kill: bool = True, namespace: Mapping[str, Any] | None = None
+                   ) -> Resumption:
     """What resuming run ``ref`` (an id, a unique prefix, or ``last``) runs and keeps.
 
     The flow is ``choose(run_id, info)`` when that gives one (the SDK's flow object, a
@@ -511,7 +512,7 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
         keys: dict[str, Any] = {}
         if before:  # the run recorded keys: steps edited since then run again
             memo = cache_rows.InputHashes(store)
-            keys = step_keys(flow, functions=functions, memo=memo)
+            keys = step_keys(flow, functions=functions, namespace=namespace, memo=memo)
             edited = edited_since(keys, {k: parts for k, (_, parts) in before.items()}, run_id)
             memo.save()
     plan = plan_resume(flow, rows, run_id, value_of=_value_lookup(path), functions=functions,

@@ -38,12 +38,15 @@ from ..errors import Location, Problem, SpecError
 from ..executors.python import _CallError, _import_target
 from ..model import Flow, Step
 
-__all__ = ["InputMemo", "StepKey", "cache_enabled", "caching_in_play", "file_digest",
+__all__ = ["UNSEEN", "InputMemo", "StepKey", "cache_enabled", "caching_in_play", "file_digest",
            "input_files", "input_warnings", "output_digests", "output_warnings", "step_keys",
            "why_changed"]
 
 #: Options of a step that do not change its result: how a value is kept, what may outlive it.
 _NOT_IN_KEY = frozenset({"persist", "detach"})
+#: The ``definition`` of a ``call:`` step whose function is not defined in this process (a
+#: notebook function, resumed from a terminal): a change to it cannot be told.
+UNSEEN = "?"
 #: Part values longer than this are stored as their hash (a param holding a long text).
 _SHORT = 60
 
@@ -276,13 +279,13 @@ class _Definitions:
     def _imported(self, call: str) -> str:
         try:
             func = _import_target(call, self.flow.base_dir)
-        except _CallError as exc:
-            return f"call {call} ({exc})"
+        except _CallError:
+            return UNSEEN + call
         return self._of(call, func)
 
     def _of(self, call: str, func: Any) -> str:
-        if func is None:
-            return f"call {call}"
+        if func is None:  # not defined here: what it is cannot be told (``UNSEEN``)
+            return UNSEEN + call
         known = self._sources.get(id(func))
         if known is None:
             known = self._sources[id(func)] = _hash(_source(func))
@@ -305,6 +308,8 @@ class _Definitions:
     def __call__(self, step: Step) -> str:
         if step.call:
             what = self.function(step)
+            if what.startswith(UNSEEN):
+                return what
         elif step.executor in ("python", "dask") and step.run:
             what = self.script(step)
         else:

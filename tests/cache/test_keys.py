@@ -174,3 +174,24 @@ def test_the_step_table_shows_why_once_a_step_has_a_reason() -> None:
     assert '<td class="chronum-step-reason">cached: same key as run 3fa2…, step a</td>' in page
     assert 'data-state="cached"' in page
     assert "<th>reason</th>" not in table_html([{**rows[1]}])
+
+
+def test_resume_does_not_call_an_unseen_function_changed() -> None:
+    from chronum.engine.plan import edited_since
+
+    flow = loads("name: f\nsteps:\n  - name: a\n    executor: python\n    call: work\n")
+
+    def work():
+        return 1
+
+    seen = step_keys(flow, namespace={"work": work})
+    unseen = step_keys(flow)  # another process: the notebook's function is not defined here
+    before = {"a": dict(seen["a"].parts)}
+    assert edited_since(unseen, before, "r1") == {}
+    assert edited_since(seen, before, "r1") == {}
+
+    def work():  # redefined
+        return 2
+
+    assert edited_since(step_keys(flow, namespace={"work": work}), before, "r1") == {
+        "a": "definition changed since run r1"}
