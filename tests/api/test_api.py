@@ -72,7 +72,8 @@ def test_dataframes_have_exactly_the_documented_columns(tmp_path: Path, db: Path
     assert hist["status"].dtype == "category"
     steps = chronum.steps(db=db)
     assert list(steps.columns) == ["run_id", "step", "status", "attempts", "exit_code",
-                                   "started_at", "finished_at", "duration_s", "reason"]
+                                   "started_at", "finished_at", "duration_s", "reason",
+                                   "cache_key"]
     assert steps["step"].tolist() == ["a", "b"]
     assert steps["attempts"].tolist() == [1, 2]
     attempts = chronum.attempts(run.run_id[:5], db=db)
