@@ -263,6 +263,7 @@ class _Definitions:
         self.namespace = namespace
         self._sources: dict[int, str] = {}
         self._targets: dict[str, str] = {}
+        self._hashes: dict[str, str] = {}
 
     def function(self, step: Step) -> str:
         func = self.functions.get(step.name)
@@ -317,7 +318,33 @@ class _Definitions:
         options = {k: v for k, v in step.options.items() if k not in _NOT_IN_KEY}
         if options:
             what += "\0" + json.dumps(options, sort_keys=True, default=repr)
-        return _hash(what)
+        known = self._hashes.get(what)  # many steps of one flow share a definition
+        if known is None:
+            known = self._hashes[what] = _hash(what)
+        return known
+
+
+def _needs_first(flow: Flow, by_name: Mapping[str, Step]) -> list[str]:
+    """Step names, each after the steps it needs, otherwise in file order. The flow was
+    validated as a DAG, so a depth-first walk is enough (``dag.order`` also finds cycles)."""
+    done: set[str] = set()
+    out: list[str] = []
+    for step in flow.steps:
+        if step.name in done:
+            continue
+        stack = [(step.name, iter(step.needs))]
+        while stack:
+            name, needs = stack[-1]
+            for need in needs:
+                if need not in done and need in by_name:
+                    stack.append((need, iter(by_name[need].needs)))
+                    break
+            else:
+                stack.pop()
+                if name not in done:
+                    done.add(name)
+                    out.append(name)
+    return out
 
 
 def step_keys(flow: Flow, *, functions: Functions | None = None,
@@ -339,7 +366,7 @@ def step_keys(flow: Flow, *, functions: Functions | None = None,
     for name in flow.secrets:
         base[f"secret:{name}"] = ""
     by_name = {s.name: s for s in flow.steps}
-    for name in dag.order(flow):
+    for name in _needs_first(flow, by_name):
         if wanted is not None and name not in wanted:
             continue
         step = by_name[name]
