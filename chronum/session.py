@@ -263,7 +263,8 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     finally:
         try:
             writer.close()
-            if plan.reasons:
+            if plan.reasons and plan.parent_run_id is not None:
+                # a resume's reasons (a step that started has its own, from its event)
                 store.note_reasons(run_id, _masked(plan.reasons, mask) or {})
             if plan.keys and outcome_states:
                 _record_cache(store, flow, run_id, plan, outcome_states[0], options, functions,
