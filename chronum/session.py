@@ -300,7 +300,8 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
     finally:
         try:
             writer.close()
-            if plan.reasons:
+            if plan.reasons and plan.parent_run_id is not None:
+                # a resume's reasons (a step that started has its own, from its event)
                 store.note_reasons(run_id, _masked(plan.reasons, mask) or {})
             if plan.keys and outcome_states:
                 _record_cache(store, flow, run_id, plan, outcome_states[0], options, functions,
@@ -536,7 +537,8 @@ def _recorded_outputs(store: Store, rows: list[dict[str, Any]]) -> dict[str, Any
 
 def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser | None = None,
                    functions: Functions | None = None, again: bool = False,
-                   kill: bool = True) -> Resumption:
+                   kill: bool = True, namespace: Mapping[str, Any] | None = None
+                   ) -> Resumption:
     """What resuming run ``ref`` (an id, a unique prefix, or ``last``) runs and keeps.
 
     The flow is ``choose(run_id, info)`` when that gives one (the SDK's flow object, a
@@ -580,7 +582,7 @@ def prepare_resume(ref: str, *, db: PathLike | None = None, choose: FlowChooser 
         keys: dict[str, Any] = {}
         if before:  # the run recorded keys: steps edited since then run again
             memo = cache_rows.InputHashes(store)
-            keys = step_keys(flow, functions=functions, memo=memo)
+            keys = step_keys(flow, functions=functions, namespace=namespace, memo=memo)
             edited = edited_since(keys, {k: parts for k, (_, parts) in before.items()}, run_id)
             memo.save()
     plan = plan_resume(flow, rows, run_id, value_of=_value_lookup(path), functions=functions,

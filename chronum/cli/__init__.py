@@ -151,7 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     db_option(cancel)
 
     cache = command("cache", help="list or clear the values cached steps kept")
-    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True,
+                                          help="list or clear")
     cache_list = cache_commands.add_parser("list", help="flows, steps, kept values and sizes")
     cache_list.add_argument("--flow", metavar="NAME", help="only this flow's")
     db_option(cache_list)

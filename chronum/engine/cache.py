@@ -38,12 +38,15 @@ from ..errors import Location, Problem, SpecError
 from ..executors.python import _CallError, _import_target
 from ..model import Flow, Step
 
-__all__ = ["InputMemo", "StepKey", "cache_enabled", "caching_in_play", "file_digest",
+__all__ = ["UNSEEN", "InputMemo", "StepKey", "cache_enabled", "caching_in_play", "file_digest",
            "input_files", "input_warnings", "output_digests", "output_warnings", "step_keys",
            "why_changed"]
 
 #: Options of a step that do not change its result: how a value is kept, what may outlive it.
 _NOT_IN_KEY = frozenset({"persist", "detach"})
+#: The ``definition`` of a ``call:`` step whose function is not defined in this process (a
+#: notebook function, resumed from a terminal): a change to it cannot be told.
+UNSEEN = "?"
 #: Part values longer than this are stored as their hash (a param holding a long text).
 _SHORT = 60
 
@@ -260,6 +263,7 @@ class _Definitions:
         self.namespace = namespace
         self._sources: dict[int, str] = {}
         self._targets: dict[str, str] = {}
+        self._hashes: dict[str, str] = {}
 
     def function(self, step: Step) -> str:
         func = self.functions.get(step.name)
@@ -276,13 +280,13 @@ class _Definitions:
     def _imported(self, call: str) -> str:
         try:
             func = _import_target(call, self.flow.base_dir)
-        except _CallError as exc:
-            return f"call {call} ({exc})"
+        except _CallError:
+            return UNSEEN + call
         return self._of(call, func)
 
     def _of(self, call: str, func: Any) -> str:
-        if func is None:
-            return f"call {call}"
+        if func is None:  # not defined here: what it is cannot be told (``UNSEEN``)
+            return UNSEEN + call
         known = self._sources.get(id(func))
         if known is None:
             known = self._sources[id(func)] = _hash(_source(func))
@@ -305,6 +309,8 @@ class _Definitions:
     def __call__(self, step: Step) -> str:
         if step.call:
             what = self.function(step)
+            if what.startswith(UNSEEN):
+                return what
         elif step.executor in ("python", "dask") and step.run:
             what = self.script(step)
         else:
@@ -312,7 +318,33 @@ class _Definitions:
         options = {k: v for k, v in step.options.items() if k not in _NOT_IN_KEY}
         if options:
             what += "\0" + json.dumps(options, sort_keys=True, default=repr)
-        return _hash(what)
+        known = self._hashes.get(what)  # many steps of one flow share a definition
+        if known is None:
+            known = self._hashes[what] = _hash(what)
+        return known
+
+
+def _needs_first(flow: Flow, by_name: Mapping[str, Step]) -> list[str]:
+    """Step names, each after the steps it needs, otherwise in file order. The flow was
+    validated as a DAG, so a depth-first walk is enough (``dag.order`` also finds cycles)."""
+    done: set[str] = set()
+    out: list[str] = []
+    for step in flow.steps:
+        if step.name in done:
+            continue
+        stack = [(step.name, iter(step.needs))]
+        while stack:
+            name, needs = stack[-1]
+            for need in needs:
+                if need not in done and need in by_name:
+                    stack.append((need, iter(by_name[need].needs)))
+                    break
+            else:
+                stack.pop()
+                if name not in done:
+                    done.add(name)
+                    out.append(name)
+    return out
 
 
 def step_keys(flow: Flow, *, functions: Functions | None = None,
@@ -334,7 +366,7 @@ def step_keys(flow: Flow, *, functions: Functions | None = None,
     for name in flow.secrets:
         base[f"secret:{name}"] = ""
     by_name = {s.name: s for s in flow.steps}
-    for name in dag.order(flow):
+    for name in _needs_first(flow, by_name):
         if wanted is not None and name not in wanted:
             continue
         step = by_name[name]

@@ -19,7 +19,7 @@ from .. import dag
 from ..errors import UsageError
 from ..executors.python import CallPlan, _CallError, _import_target, call_plan
 from ..model import Flow, Step
-from .cache import StepKey, why_changed
+from .cache import UNSEEN, StepKey, why_changed
 
 __all__ = ["EarlierResult", "ReusePlan", "ValueLookup", "edited_since", "plan_resume",
            "plan_run"]
@@ -220,6 +220,10 @@ def edited_since(keys: Mapping[str, StepKey], before: Mapping[str, Mapping[str, 
             continue
         own = {k: v for k, v in key.parts.items() if not k.startswith("need:")}
         old = {k: v for k, v in parts.items() if not k.startswith("need:")}
+        if own.get("definition", "").startswith(UNSEEN) or \
+                old.get("definition", "").startswith(UNSEEN):
+            own.pop("definition", None)  # a function not defined here: not a change
+            old.pop("definition", None)
         why = why_changed(own, old)
         if why is None:
             continue

@@ -186,7 +186,11 @@ def _cell_flow(run_id: str, info: Mapping[str, Any]) -> Flow | None:
 
 async def _resume(ref: str, db: str | None) -> api.Run:
     """Resume a run with the live view; a run of a flow file resumes from its file."""
-    resumption = prepare_resume(ref, db=db, choose=_cell_flow)
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    namespace = ip.user_ns if ip is not None else None
+    resumption = prepare_resume(ref, db=db, choose=_cell_flow, namespace=namespace)
     options = RunOptions(db=db, origin=resumption.origin)
     run = await cell.run_with_view(resumption.flow, options, time.monotonic(),
                                    plan=resumption.plan)

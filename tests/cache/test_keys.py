@@ -173,3 +173,72 @@ def test_the_step_table_shows_why_a_step_was_reused() -> None:
     assert '<td class="chronum-reason">cached: same key as run 3fa2…, step a</td>' in page
     assert '<td class="chronum-reason"></td>' in page  # b: no reason, an empty cell
     assert 'data-state="cached"' in page
+def test_resume_does_not_call_an_unseen_function_changed() -> None:
+    from chronum.engine.plan import edited_since
+
+    flow = loads("name: f\nsteps:\n  - name: a\n    executor: python\n    call: work\n")
+
+    def work():
+        return 1
+
+    seen = step_keys(flow, namespace={"work": work})
+    unseen = step_keys(flow)  # another process: the notebook's function is not defined here
+    before = {"a": dict(seen["a"].parts)}
+    assert edited_since(unseen, before, "r1") == {}
+    assert edited_since(seen, before, "r1") == {}
+
+    def work():  # redefined
+        return 2
+
+    assert edited_since(step_keys(flow, namespace={"work": work}), before, "r1") == {
+        "a": "definition changed since run r1"}
+
+
+class _Hit:
+    def __init__(self, run_id: str, step: str, finished_at: float,
+                 outputs: dict[str, str | None] | None = None) -> None:
+        self.run_id, self.step, self.finished_at = run_id, step, finished_at
+        self.outputs = outputs or {}
+
+
+def test_the_plan_says_why_a_hit_is_not_taken() -> None:
+    from chronum.engine.plan import plan_run
+
+    flow = loads("name: p\nsteps:\n  - name: a\n    executor: python\n    call: m:f\n"
+                 "    cacheFor: 1h\n  - name: b\n    executor: python\n    call: m:g\n"
+                 "    needs: [a]\n    outputs: [out.txt]\n  - name: c\n    run: x\n"
+                 "    needs: [b]\n")
+    keys = step_keys(flow)
+
+    def plan(hits, outputs, values):
+        def value_of(run_id: str, step: str):
+            if (run_id, step) not in values:
+                raise KeyError(step)
+            return values[(run_id, step)]
+
+        return plan_run(flow, keys, enabled=lambda s: True, hits=hits, before={}, latest={},
+                        value_of=value_of, outputs_now=lambda s: outputs, now=10_000.0,
+                        functions={"a": lambda: 1, "b": lambda a: a})
+
+    fresh = {"a": [_Hit("r1", "a", 9_000.0)], "b": [_Hit("r1", "b", 9_000.0, {"out.txt": "h"})],
+             "c": [_Hit("r1", "c", 9_000.0)]}
+    all_kept = plan(fresh, {"out.txt": "h"}, {})  # no step that runs needs a value
+    assert dict(all_kept.kept) == {"a": "r1", "b": "r1", "c": "r1"}
+
+    expired = {**fresh, "a": [_Hit("r0", "a", 1_000.0)]}
+    got = plan(expired, {"out.txt": "h"}, {})
+    assert got.reasons["a"] == "cache expired (older than 1h)"
+    assert got.reasons["b"] == "no earlier result"  # a ran; nothing recorded before
+
+    got = plan(fresh, {"out.txt": None}, {("r1", "a"): 5})
+    assert dict(got.kept) == {"a": "r1"}
+    assert got.reasons["b"] == "outputs missing: out.txt"
+    assert got.reasons["c"] == "no earlier result"  # nothing recorded before: first time
+
+    got = plan(fresh, {"out.txt": "other"}, {("r1", "a"): 5})
+    assert got.reasons["b"] == "outputs changed: out.txt"
+    assert dict(got.values) == {"a": 5}  # b runs and takes a's value
+
+    got = plan(fresh, {"out.txt": "other"}, {})  # a's value is gone: a runs too
+    assert got.reasons["a"] == "value gone"
+    assert "a" not in got.kept and "b" not in got.kept

@@ -17,7 +17,7 @@ from chronum.cli import _parser
 from .conftest import Chronum
 
 COMMANDS = ["run", "validate", "graph", "history", "show", "logs", "resume", "cancel",
-            "serve", "export", "completion"]
+            "cache", "serve", "export", "completion"]
 
 
 def _walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.Action]]:
@@ -31,7 +31,8 @@ def _walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, arg
 def test_every_argument_of_every_command_has_help():
     actions = list(_walk(_parser(), "chronum"))
     commands = {path for path, _ in actions}
-    assert commands == {"chronum", *(f"chronum {c}" for c in COMMANDS)}
+    assert commands == {"chronum", *(f"chronum {c}" for c in COMMANDS),
+                        "chronum cache list", "chronum cache clear"}
     missing = [f"{path}: {'/'.join(a.option_strings) or a.dest}" for path, a in actions
                if not a.help or a.help == argparse.SUPPRESS]
     assert missing == []

@@ -60,7 +60,8 @@ def _states(cell) -> tuple[dict[str, list[str]], list[str]]:
 
 def test_the_edit_loop_reuses_load_and_reruns_what_changed(notebook) -> None:
     nb = notebook(["%load_ext chronum", FUNCTIONS, CELL, STATES, EDITED, CELL, STATES, CELL,
-                   STATES])
+                   STATES, "%chronum cache list --flow pipe",
+                   "%chronum cache clear --flow pipe"])
     first, calls = _states(nb.cells[3])
     assert calls == ["load", "clean", "report"]
     assert {name: state for name, (state, _) in first.items()} == {
@@ -80,3 +81,9 @@ def test_the_edit_loop_reuses_load_and_reruns_what_changed(notebook) -> None:
     html = "".join(out.get("data", {}).get("text/html", "") for out in nb.cells[7].outputs)
     assert 'data-state="cached"' in html
     assert "cached: same key as run" in html
+
+    listed = text_of(nb.cells[9])  # the values the cached steps kept: load, clean twice, report
+    words = listed.split()
+    assert (words.count("load"), words.count("clean"), words.count("report")) == (1, 2, 2), \
+        listed
+    assert text_of(nb.cells[10]).startswith("removed 5 kept values")
