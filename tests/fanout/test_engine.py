@@ -91,3 +91,42 @@ def test_the_fold_adds_instances_with_their_items():
     assert state.fanouts == {"each": ["each[0]", "each[1]"]}
     state.apply(StepStarted(run_id="r", at=6.0, step="each[1]", attempt=1))
     assert state.active() == ["each", "each[1]"]
+
+
+def test_each_instance_times_out_on_its_own(tmp_path: Path):
+    flow = _flow(tmp_path, """
+        name: timeouts
+        maxParallel: 2
+        steps:
+          - {name: nap, foreach: ["0.1", "30"], run: sleep "$CHRONUM_ITEM", timeout: 1,
+             continueOnError: true}
+    """)
+    db = tmp_path / "c.db"
+    run = chronum.run(flow, db=db)
+    frame = chronum.steps(run.run_id, db=db).set_index("step")
+    assert frame.loc["nap[0]", "status"] == "succeeded"
+    assert frame.loc["nap[1]", "status"] == "failed" and frame.loc["nap[1]", "exit_code"] == 124
+    assert "timed out after 1s" in frame.loc["nap[1]", "reason"]
+    assert run.status == "succeeded"  # continueOnError on the fan-out step
+
+
+def test_the_live_terminal_view_shows_a_fanout_as_one_line():
+    import io
+
+    from chronum.cli.display import LivePrinter
+    from chronum.eventbus import RunStarted, StepSucceeded
+
+    out = io.StringIO()
+    printer = LivePrinter(out=out)
+    names = tuple(f"each[{i}]" for i in range(100))
+    printer(RunStarted(run_id="r", flow="f", steps=("each",)))
+    printer(StepExpanded(run_id="r", step="each", instances=names, items=("1",) * 100))
+    for name in names[:40]:
+        printer(StepStarted(run_id="r", step=name, attempt=1))
+    for name in names[:37]:
+        printer(StepSucceeded(run_id="r", step=name, attempt=1))
+    block = printer._block(0.0, 100)
+    assert block[0] == "  ▶ each[ 37/100 ] ✓37 ✗0"
+    assert not any("each[3" in line for line in block[1:])  # no line per running instance
+    printer.close()
+    assert "each[0]" not in out.getvalue()  # nor a line per instance that ended
