@@ -172,9 +172,12 @@ class FanOuts:
         names = instance_names(name, step.matrix, len(items))
         fan = self._fans[name] = _Fan(step, names, items, run.clock.monotonic())
         texts = fan.texts = tuple(item_json(item) for item in items)
+        # What is recorded (events, the item column) is masked as logs are; the instance
+        # itself gets the item as it is.
+        recorded = tuple(run.mask(text) for text in texts) if run.mask else texts
         now = run.clock.now()
         run.bus.emit(StepExpanded(run_id=run.run_id, at=now, step=name,
-                                  instances=tuple(names), items=texts))
+                                  instances=tuple(names), items=recorded))
         kept = run.plan.instances.get(name, {})
         states, slots, of, ready = run.states, self._slots, self.of, run.ready
         key = self.base + len(slots)
@@ -182,7 +185,7 @@ class FanOuts:
             of[inst] = (fan, i)
             slots.append((fan, i))
             old = kept.get(i)
-            if old is not None and old[1] == texts[i]:  # the same item, done before
+            if old is not None and old[1] == recorded[i]:  # the same item, done before
                 states[inst] = "cached"
                 fan.values[i] = old[2]
                 fan.left -= 1

@@ -55,7 +55,7 @@ def test_json_output_has_the_documented_shape(chronum: Chronum):
     assert obj["status"] == "failed" and obj["flow"] == "shape"
     assert [list(s) for s in obj["steps"]] == [[
         "step", "status", "attempts", "exit_code", "started_at", "finished_at", "duration_s",
-        "reason", "cache_key"]] * 3
+        "reason", "cache_key", "item"]] * 3
     assert [(s["step"], s["status"], s["exit_code"]) for s in obj["steps"]] == [
         ("a", "succeeded", 0), ("b", "failed", 3), ("c", "upstream_failed", None)]
     assert obj == chronum.json("show", obj["run_id"][:6])

@@ -230,3 +230,41 @@ def test_plain_output_groups_the_instances(chronum: Chronum):
         "(2 failed, 9 succeeded)",
     ]
     assert not any("started" in line for line in lines)  # no line per instance start
+
+
+def test_resume_in_the_same_process_reruns_only_the_failed_instances(tmp_path: Path):
+    (tmp_path / "fz.py").write_text(textwrap.dedent("""
+        RAN = []
+        BROKEN = {"b"}
+
+        def letters():
+            return ["a", "b", "c"]
+
+        def upper(item):
+            RAN.append(item)
+            if item in BROKEN:
+                raise ValueError(item)
+            return item.upper()
+
+        def joined(upper):
+            return "".join(upper)
+    """))
+    flow = tmp_path / "f.yaml"
+    flow.write_text(textwrap.dedent("""
+        name: same-process
+        steps:
+          - {name: letters, executor: python, call: "fz:letters"}
+          - {name: upper, executor: python, call: "fz:upper", foreach: {from: letters},
+             retry: {limit: 1, backoff: {base: 0}}}
+          - {name: joined, executor: python, call: "fz:joined", needs: [upper]}
+    """))
+    db = tmp_path / "c.db"
+    run = chronum.run(flow, db=db)
+    import fz  # the flow's folder is on sys.path: the module the steps called
+
+    assert run.status == "failed" and fz.RAN == ["a", "b", "b", "c"]  # b retried once
+    fz.RAN.clear()
+    fz.BROKEN.clear()
+    again = run.resume()
+    assert again.status == "succeeded" and fz.RAN == ["b"]
+    assert again.outputs["joined"] == "ABC"
