@@ -280,12 +280,17 @@ def event_from_dict(row: dict[str, Any]) -> Event | None:
 
 
 class OtelPipe:
-    """The run's side: starts the helper, hands it each event as a JSON line."""
+    """The run's side: starts the helper and hands it each event as a JSON line.
+
+    Writing goes through a thread of its own: while the helper is still importing the SDK,
+    the pipe fills, and a write from the run's loop would wait for it."""
 
     label = "the OpenTelemetry exporter"
 
     def __init__(self) -> None:
         import importlib.util
+        import queue
+        import threading
 
         for module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
             if importlib.util.find_spec(module.split(".")[0]) is None or \
@@ -300,17 +305,34 @@ class OtelPipe:
         assert self.proc.stdin is not None
         self._pipe: IO[bytes] = self.proc.stdin
         self._kinds = frozenset(_KINDS)
+        self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self.failed: BaseException | None = None
+        self._writer = threading.Thread(target=self._write, name="chronum-otel", daemon=True)
+        self._writer.start()
 
     def __call__(self, event: Event) -> None:
-        if event.kind not in self._kinds:
-            return
-        self._pipe.write(json.dumps(event.to_dict(), default=str).encode() + b"\n")
-        if type(event) is RunFinished:
-            self._pipe.flush()
+        if event.kind in self._kinds:
+            self._queue.put(event)
+
+    def _write(self) -> None:
+        pipe = self._pipe
+        try:
+            while True:
+                event = self._queue.get()
+                if event is None:
+                    break
+                pipe.write(json.dumps(event.to_dict(), default=str).encode() + b"\n")
+                if type(event) is RunFinished:
+                    pipe.flush()
+        except BaseException as exc:  # the helper died: close() says so
+            self.failed = exc
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):  # the helper died: its exit status says so below
-            self._pipe.close()
+        self._queue.put(None)
+        self._writer.join(FLUSH_TIMEOUT_S)
         try:
             code = self.proc.wait(timeout=FLUSH_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -319,7 +341,7 @@ class OtelPipe:
             logger.warning("%s did not finish sending spans within %g s; stopped it",
                            self.label, FLUSH_TIMEOUT_S)
             return
-        if code != 0:
+        if code != 0 or self.failed is not None:
             logger.warning("%s exited with status %s; some spans may be missing", self.label,
                            code)
 
