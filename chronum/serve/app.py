@@ -16,6 +16,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import datetime
 from pathlib import Path
@@ -249,7 +250,11 @@ class Server:
 
         rid = self._run_id(request)
         names = [row["step"] for row in self.store.steps(rid)]
-        return {"svg": timeline_svg(self.store.attempts(rid), names)}
+        now = time.time()
+        # an attempt still running is drawn up to now, so the picture grows while it runs
+        attempts = [{**a, "finished_at": now} if a["status"] == "running" and
+                    a["finished_at"] is None else a for a in self.store.attempts(rid)]
+        return {"svg": timeline_svg(attempts, names)}
 
     def log_file(self, rid: str, step: str) -> Path:
         """The step's log file, only ever under the store's log folder."""

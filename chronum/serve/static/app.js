@@ -337,6 +337,10 @@
       refresh();
       if (event.kind !== "step.log" && event.kind !== "step.spawned") refreshTimeline();
     });
+    // While the run runs, its running attempts' bars grow with the clock.
+    const ticker = setInterval(() => {
+      if (run && run.status === "running") refreshTimeline(); else clearInterval(ticker);
+    }, 1000);
   }
 
   // -- the flow page ------------------------------------------------------------------------
