@@ -13,7 +13,7 @@ import json
 import sqlite3
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,10 +92,19 @@ def rows(conn: sqlite3.Connection, table: str, flow: str | None = None,
         yield from chunk
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(seconds: float) -> int:
+    """Epoch seconds to whole microseconds: one rounding for every format, so a time reads
+    the same in CSV, JSON lines and Parquet."""
+    return round(seconds * 1_000_000)
+
+
 def _iso(value: Any) -> Any:
     if value is None:
         return None
-    return datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="microseconds")
+    return (_EPOCH + timedelta(microseconds=_micros(value))).isoformat(timespec="microseconds")
 
 
 def _text_rows(table: str, raw: Iterator[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
@@ -153,7 +162,7 @@ def _write_parquet(path: Path, table: str, raw: Iterator[tuple[Any, ...]]) -> No
             for i, field in enumerate(schema):
                 values = [row[i] for row in batch]
                 if i in times:  # epoch seconds -> microseconds, exact for what floats hold
-                    values = [None if v is None else round(v * 1_000_000) for v in values]
+                    values = [None if v is None else _micros(v) for v in values]
                 arrays.append(pa.array(values, type=field.type))
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
             batch.clear()

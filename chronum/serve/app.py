@@ -16,6 +16,8 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +40,7 @@ from ..store import Store, queries
 from ..store import cancel as cancel_request
 from ..store.frames import to_json_rows
 from ..store.logs import relative_log_path
+from ..store.schema import connect
 from . import data
 from .follow import Follower
 from .security import Guard
@@ -141,7 +144,9 @@ class Server:
         self.store = Store(db)  # migrates the file, so the indexes the pages need exist
         self.follower = Follower(str(db), poll_s)
         self._children: list[subprocess.Popen[bytes]] = []
-        self._metrics: Any = None  # the /metrics step sums of finished runs, once scraped
+        #: /metrics' connection and the step sums of finished runs, once scraped.
+        self._metrics: Any = None
+        self._metrics_lock = threading.Lock()
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -249,7 +254,11 @@ class Server:
 
         rid = self._run_id(request)
         names = [row["step"] for row in self.store.steps(rid)]
-        return {"svg": timeline_svg(self.store.attempts(rid), names)}
+        now = time.time()
+        # an attempt still running is drawn up to now, so the picture grows while it runs
+        attempts = [{**a, "finished_at": now} if a["status"] == "running" and
+                    a["finished_at"] is None else a for a in self.store.attempts(rid)]
+        return {"svg": timeline_svg(attempts, names)}
 
     def log_file(self, rid: str, step: str) -> Path:
         """The step's log file, only ever under the store's log folder."""
@@ -321,9 +330,13 @@ class Server:
     def metrics(self, request: Request) -> Any:
         from ..exporters.prometheus import CONTENT_TYPE, StepCache, exposition
 
-        if self._metrics is None:
-            self._metrics = StepCache()
-        return Response(self._read(exposition, self._metrics), media_type=CONTENT_TYPE)
+        # A connection of its own: the first scrape of a big store reads every step, and the
+        # pages must not wait for it behind the store's lock.
+        with self._metrics_lock:
+            if self._metrics is None:
+                self._metrics = (connect(str(self.db)), StepCache())
+            conn, cache = self._metrics
+            return Response(exposition(conn, cache), media_type=CONTENT_TYPE)
 
     # -- the WebSocket ----------------------------------------------------------------------
 
@@ -428,6 +441,8 @@ class Server:
 
     def close(self) -> None:
         self.follower.close()
+        if self._metrics is not None:
+            self._metrics[0].close()
         self.store.close()
 
 

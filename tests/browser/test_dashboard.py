@@ -65,7 +65,7 @@ def test_a_terminal_run_appears_and_goes_live(dash: Any, served: Served):
         name: slow
         steps:
           - name: prepare
-            run: 'for i in 1 2 3 4 5 6; do echo "tick $i"; sleep 0.3; done'
+            run: 'for i in 1 2 3 4 5 6 7 8 9 10; do echo "tick $i"; sleep 0.4; done'
           - name: train
             run: 'echo training; sleep 1.5; echo trained'
             needs: [prepare]
@@ -92,9 +92,9 @@ def test_a_terminal_run_appears_and_goes_live(dash: Any, served: Served):
         # the log streams while the step runs: lines arrive one after another
         page.wait_for_function("document.querySelector('#log').textContent.includes('tick 2')",
                                timeout=15_000)
-        assert "tick 6" not in page.inner_text("#log")
+        assert "tick 10" not in page.inner_text("#log")
         _shot(page, "dashboard-run-live.png")
-        page.wait_for_function("document.querySelector('#log').textContent.includes('tick 6')",
+        page.wait_for_function("document.querySelector('#log').textContent.includes('tick 10')",
                                timeout=15_000)
         for step in ("prepare", "train", "report"):
             page.wait_for_function(
@@ -111,7 +111,21 @@ def test_a_terminal_run_appears_and_goes_live(dash: Any, served: Served):
     finally:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    nightly = served.write("nightly.yaml", """
+        name: nightly
+        steps:
+          - name: load
+            run: sleep 0.2
+          - name: check
+            run: 'sleep 0.1; test ! -e fail'
+            needs: [load]
+    """)
+    for fail in (False, True, False, False, True):
+        (served.folder / "fail").touch() if fail else (served.folder / "fail").unlink(
+            missing_ok=True)
+        served.run(nightly)
     page.goto(served.url + "/")
+    page.wait_for_selector('.flowcard[data-flow="nightly"] .dot >> nth=4')
     page.wait_for_selector('.flowcard[data-flow="slow"] .dot')
     _shot(page, "dashboard-runs.png")
     page.click('.flowcard[data-flow="slow"] a')

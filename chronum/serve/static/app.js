@@ -213,10 +213,15 @@
     width = width || 160; height = height || 28;
     const svg = svgEl("svg", { width, height, class: "sparkline" });
     const known = values.map((v) => (v === null || v === undefined ? null : Number(v)));
-    const top = Math.max(1e-9, ...known.filter((v) => v !== null));
+    const present = known.filter((v) => v !== null);
+    const low = Math.min(...present), high = Math.max(...present);
+    const span = high - low;
     const step = known.length > 1 ? width / (known.length - 1) : 0;
     const points = [];
-    known.forEach((v, i) => { if (v !== null) points.push(`${(i * step).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`); });
+    known.forEach((v, i) => {
+      const y = span > 0 ? height - 2 - ((v - low) / span) * (height - 4) : height / 2;
+      if (v !== null) points.push(`${(i * step).toFixed(1)},${y.toFixed(1)}`);
+    });
     svg.append(svgEl("polyline", { points: points.join(" "), fill: "none", stroke: "#3a6ea5", "stroke-width": 1.5 }));
     return svg;
   }
@@ -332,6 +337,10 @@
       refresh();
       if (event.kind !== "step.log" && event.kind !== "step.spawned") refreshTimeline();
     });
+    // While the run runs, its running attempts' bars grow with the clock.
+    const ticker = setInterval(() => {
+      if (run && run.status === "running") refreshTimeline(); else clearInterval(ticker);
+    }, 1000);
   }
 
   // -- the flow page ------------------------------------------------------------------------
