@@ -18,6 +18,7 @@ def cell_name(file: str) -> str:
         return file
     from IPython import get_ipython
 
-    compiler = getattr(get_ipython(), "compile", None)
-    name = compiler.format_code_name(file) if hasattr(compiler, "format_code_name") else None
+    format_code_name = getattr(getattr(get_ipython(), "compile", None), "format_code_name",
+                               None)
+    name = format_code_name(file) if format_code_name is not None else None
     return f"{name[0]} {name[1]}" if name else file
