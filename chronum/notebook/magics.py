@@ -314,8 +314,10 @@ def _display_once(obj: Any, bundle: Callable[[Any], dict[str, Any]]) -> None:
 
 
 def _handle_bundle(handle: cell.RunHandle) -> dict[str, Any]:
+    """A background run shown again (``handle`` as a cell's last line): one line, never a
+    second live copy of its view (that one stays in the cell that started the run)."""
     if handle.view is not None and not handle.done:
-        return handle.view.bundle()
+        return handle.view.summary_bundle()
     run = handle.run
     return run._repr_mimebundle_() if run is not None else {"text/plain": repr(handle)}
 

@@ -17,6 +17,7 @@ into an ``Output`` widget by assigning its ``outputs`` trait, which sends only t
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from collections import deque
 from collections.abc import Callable
@@ -127,7 +128,9 @@ class LiveView:
         def label(value: str, name: str) -> widgets.Label:
             return widgets.Label(value, layout=layout, style=label_style, **_classes(name))
 
-        self.title = html(f"<b>{self.flow.name}</b>", "chronum-title")
+        # The id is where a second display of a background run links to (summary_bundle).
+        self.title = html(f'<b id="chronum-run-{self.run_id}">{self.flow.name}</b>',
+                          "chronum-title")
         self.run_label = label(self.run_id, "chronum-run-id")
         self.state_label = label("running", "chronum-state")
         self.elapsed_label = label("0.0s", "chronum-elapsed")
@@ -166,6 +169,21 @@ class LiveView:
                 "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id},
             "text/plain": plain_text(self.flow.name, None, len(self.flow.steps)),
         }
+
+    def summary_bundle(self) -> dict[str, Any]:
+        """One line about the run, for a second display of it: where its view is, how far it
+        is, how to wait for it."""
+        snap = self.snap
+        done = sum(1 for s in snap.states.values() if s in FINISHED)
+        text = (f"run {self.run_id} of {self.flow.name}: {snap.status}, {done}/"
+                f"{len(self.flow.steps)} steps done; its live view is in the cell that "
+                "started it; `await handle.wait()` gives the Run")
+        link = (f'<div class="chronum-summary" data-run-id="{self.run_id}">run '
+                f'<a href="#chronum-run-{self.run_id}"><code>{self.run_id}</code></a> of '
+                f"<b>{html.escape(self.flow.name)}</b>: {snap.status}, {done}/"
+                f"{len(self.flow.steps)} steps done (its live view is in the cell that "
+                "started it; <code>await handle.wait()</code> gives the Run)</div>")
+        return {"text/plain": text, "text/html": link}
 
     def static_bundle(self) -> dict[str, Any]:
         """The final picture left in the notebook when the run ends (widget state is not saved)."""
