@@ -38,7 +38,14 @@ from ..eventbus import (
 )
 from ..model import Flow
 from ..render import svg
-from ..render.html import Snapshot, plain_text, reason_label, static_html, table_html
+from ..render.html import (
+    Snapshot,
+    legend_html,
+    plain_text,
+    reason_label,
+    static_html,
+    table_html,
+)
 from ..render.svg import prefix_for, remember_graph
 from ..state import FINISHED, RunState, StepState
 
@@ -209,24 +216,29 @@ class LiveView:
     def _show_graph(self) -> None:
         assert self.graph is not None
         self.style_box.value = self._style()
-        self.graph_box.value = (f'<div style="overflow:auto;max-height:480px">'
-                                f"{self.graph.svg}</div>")
+        self.graph_box.value = (f'{legend_html()}<div style="overflow:auto;'
+                                f'max-height:{svg.GRAPH_MAX_HEIGHT}px">{self.graph.svg}</div>')
         self.first_graph_at = self.clock()
 
     def _style(self) -> str:
         if self.graph is None:
             return ""
         return svg.stylesheet(self.graph, self.snap.states, self.snap.attempts,
-                              self.snap.timed_out())
+                              self.snap.timed_out(), self._running_for())
+
+    def _running_for(self) -> dict[str, float]:
+        """Seconds each running step has been in its current attempt."""
+        if self.finished or not self._step_started:
+            return {}
+        now = self.clock()
+        return {name: now - started for name, started in self._step_started.items()}
 
     def _table(self) -> str:
         rows = self.snap.rows()
-        if self._step_started and not self.finished:
-            now = self.clock()
-            for row in rows:
-                started = self._step_started.get(row["step"])
-                if started is not None:
-                    row["elapsed_s"] = now - started
+        running = self._running_for()
+        for row in rows:
+            if row["step"] in running:
+                row["elapsed_s"] = running[row["step"]]
         return table_html(rows, limit=TABLE_LIMIT)
 
     # -- events ---------------------------------------------------------------------------
@@ -306,8 +318,10 @@ class LiveView:
         if self.finished or not self.built:
             return
         self._set(self.elapsed_label, "value", self._elapsed())
-        if self._step_started:  # the running steps' elapsed time, in the table
+        if self._step_started:  # the running steps' elapsed time: table and node badges
             self._set(self.table, "value", self._table())
+            if self.graph is not None:
+                self._set(self.style_box, "value", self._style())
         self._schedule_tick()
 
     def _elapsed(self) -> str:
@@ -435,6 +449,7 @@ class LiveView:
                 if self.snap.states.get(name, "pending") in ("pending", "running", "retrying"):
                     started = self.state.steps[name].attempts > 0
                     self.snap.states[name] = "cancelled" if started else "skipped"
+        self._step_started.clear()  # no clocks on a finished run
         self._dirty = True
         self.flush()
         self.finished = True

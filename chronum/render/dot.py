@@ -54,7 +54,8 @@ def to_dot(flow: Flow, states: Mapping[str, str] | None = None, *,
     ``states`` (a step name to a state word) colours the nodes: ``fillcolor`` and a
     ``state-<word>`` class. ``prefix`` makes the notebook's layout source: each node gets the
     id ``<prefix>_<index>``, no tooltip (dot would wrap the node's shapes in a link group), and
-    a step that retries gets a taller box, with room under its name for a "try N" badge.
+    a taller box, with room above its name for the running time and under it for a "try N"
+    badge and "timed out after N s".
     """
     lines = [f"digraph {quote(flow.name)} {{", "  rankdir=LR;", f"  {_NODE_DEFAULTS}"]
     for index, step in enumerate(flow.steps):
@@ -62,9 +63,10 @@ def to_dot(flow: Flow, states: Mapping[str, str] | None = None, *,
             attrs = [f"label={quote(step.name)}", f"tooltip={quote(step.executor)}"]
         else:
             attrs = [f"id={quote(node_id(prefix, index))}", f"label={quote(step.name)}"]
-            rows = bool(step.retry.limit) + (step.timeout is not None)
-            if rows:  # room under the name for "try N" and "timed out after N s"
-                attrs.append("height=0.6" if rows == 1 else "height=0.8")
+            # Room above the name for the running time, and under it for "try N" and
+            # "timed out after N s" (one row each).
+            both = bool(step.retry.limit) and step.timeout is not None
+            attrs.append("height=0.8" if both else "height=0.6")
             if step.timeout is not None:
                 attrs.append("width=1.4")
         if states and step.name in states:
