@@ -70,6 +70,11 @@ LINE_HELP = """\
   cancel RUN [--force]    stop a run (one started in another process too)
   wait                    wait for the last --background run and show its result
 
+Examples:
+  %chronum history 5 --status failed
+  %chronum logs last report
+  %chronum compare $yesterday last
+
 RUN is a run id, a unique prefix of one, or 'last'. $var and {var} expand from the
 notebook's variables. Settings: %config ChronumMagics (db, max_parallel, show_after,
 timeline). Help for the cell magic: %%chronum? or %%chronum --help.
