@@ -77,10 +77,13 @@ def test_dataframes_have_exactly_the_documented_columns(tmp_path: Path, db: Path
     assert steps["attempts"].tolist() == [1, 2]
     attempts = chronum.attempts(run.run_id[:5], db=db)
     assert list(attempts.columns) == ["run_id", "step", "attempt", "status", "exit_code",
-                                      "started_at", "finished_at", "duration_s", "delay_s"]
+                                      "started_at", "finished_at", "duration_s", "delay_s",
+                                      "reason"]
     assert attempts["delay_s"].tolist() == [0.0, 0.0, 0.0]
     events = chronum.events(db=db)
-    assert list(events.columns) == ["seq", "at", "kind", "step", "attempt", "data"]
+    assert list(events.columns) == ["seq", "at", "kind", "step", "attempt", "data", "status",
+                                    "exit_code", "reason", "delay_s", "duration_s", "stream",
+                                    "line", "executor", "from_run", "n_failed"]
     assert events["kind"].iloc[0] == "run.started" and events["kind"].iloc[-1] == "run.finished"
     assert run.steps.equals(steps)
 
