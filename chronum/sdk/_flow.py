@@ -23,9 +23,9 @@ from ..errors import Location, Problem, SpecError, UsageError
 from ..executors.python import CONTEXT_NAMES, call_plan
 from ..model import Backoff, RetryPolicy
 from ..model import Flow as FlowModel
+from ..notebook.names import cell_name
 from ..session import register_functions
 from . import _registry
-from ._cells import cell_name
 from ._notebook import arun_with_view, live_view_fits
 from ._signature import call_target
 

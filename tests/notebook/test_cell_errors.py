@@ -128,6 +128,7 @@ def test_raise_gives_one_run_failed_error_with_the_users_traceback(notebook):
     shown = "\n".join(tb)
     assert tb[0] == f"RunFailedError: {evalue}"
     assert "--- step blow ---" in shown and "raise ValueError('bad input')" in shown
+    assert "Cell In[2], line 2, in explode" in shown  # where the user wrote it
     assert "ValueError: bad input" in tb[-1]
     assert "chronum/" not in shown  # none of Chronum's frames
 

@@ -7,9 +7,12 @@ IPython's own compiler knows which cell each such file was, and tracebacks use i
 
 from __future__ import annotations
 
+import re
 import sys
 
-__all__ = ["cell_name"]
+__all__ = ["cell_name", "cellify_traceback"]
+
+_FILE_LINE = re.compile(r'^(\s*)File "([^"]+)", line (\d+)')
 
 
 def cell_name(file: str) -> str:
@@ -22,3 +25,17 @@ def cell_name(file: str) -> str:
                                None)
     name = format_code_name(file) if format_code_name is not None else None
     return f"{name[0]} {name[1]}" if name else file
+
+
+def cellify_traceback(lines: list[str]) -> list[str]:
+    """A traceback's ``File "/tmp/ipykernel_1/2.py", line 3`` lines as ``Cell In[5], line
+    3``, as IPython shows its own."""
+    out = []
+    for line in lines:
+        match = _FILE_LINE.match(line)
+        if match is not None:
+            name = cell_name(match[2])
+            if name != match[2]:
+                line = f"{match[1]}{name}, line {match[3]}{line[match.end():]}"
+        out.append(line)
+    return out
