@@ -342,6 +342,7 @@ def load_ipython_extension(ip: Any) -> None:
 def unload_ipython_extension(ip: Any) -> None:
     if transform in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.remove(transform)
+    ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, ChronumMagics)]
     formatter = ip.display_formatter.ipython_display_formatter
     for cls in (api.Run, cell.RunHandle):
         formatter.type_printers.pop(cls, None)
