@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api import Run, cancel, cancel_on_signals, execute, load, resume_with, show_logs
-from ..errors import RunNotFoundError, UsageError
+from ..errors import RunNotFoundError, SpecError, UsageError
 from ..session import RunOptions
 from ..store.queries import HISTORY_COLUMNS, STEP_COLUMNS
 from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -117,6 +117,12 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     flow = load(args.file)
+    if Path(args.file).suffix.lower() in (".yaml", ".yml", ".json"):
+        from ..spec import check_calls  # a call: that would fail at run time fails here
+
+        problems = check_calls(flow, text=Path(args.file).read_text(encoding="utf-8"))
+        if problems:
+            raise SpecError(problems)
     n = len(flow.steps)
     print(f"{args.file}: ok — flow '{flow.name}', {n} step{'s' if n != 1 else ''}")
     return EXIT_OK
