@@ -51,6 +51,8 @@ class Location(NamedTuple):
 
     def __str__(self) -> str:
         where = self.file
+        if self.line and where.startswith("Cell In["):  # a notebook cell, as IPython names it
+            return f"{where}, line {self.line}"
         if self.line:
             where += f":{self.line}:{self.col or 1}"
         return where
@@ -83,6 +85,10 @@ class SpecError(ChronumError):
             problems, key=lambda p: (p.location.file, p.location.line, p.location.col)
         )
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it: the problems, not a traceback through Chronum."""
+        return [f"SpecError: {self}"]
 
     @classmethod
     def single(cls, file: str, message: str, hint: str = "", line: int = 0, col: int = 0,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api import Run, cancel, cancel_on_signals, execute, load, resume_with, show_logs
-from ..errors import RunNotFoundError, UsageError
+from ..errors import RunNotFoundError, SpecError, UsageError
 from ..session import RunOptions
 from ..state import run_words
 from ..store.queries import HISTORY_COLUMNS, STEP_COLUMNS
@@ -126,6 +126,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     flow = load(args.file)
     for warning in (*input_warnings(flow), *output_warnings(flow)):
         print(f"chronum: warning: {warning}", file=sys.stderr)
+    if Path(args.file).suffix.lower() in (".yaml", ".yml", ".json"):
+        from ..spec import check_calls  # a call: that would fail at run time fails here
+
+        problems = check_calls(flow, text=Path(args.file).read_text(encoding="utf-8"))
+        if problems:
+            raise SpecError(problems)
     n = len(flow.steps)
     print(f"{args.file}: ok — flow '{flow.name}', {n} step{'s' if n != 1 else ''}")
     return EXIT_OK

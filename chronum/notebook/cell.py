@@ -30,6 +30,7 @@ from ..render.html import Snapshot, plain_text, static_html
 from ..render.svg import layout_sync, prefix_for
 from ..session import RunOptions, new_run_id
 from .kernel import current, settings
+from .names import cellify_traceback
 from .view import LiveView
 
 __all__ = ["CellOptions", "RunHandle", "cell_parser", "parse_flow", "parse_options", "run_cell",
@@ -411,7 +412,7 @@ def _run_failed(run: api.Run, view: LiveView | None) -> RunFailedError:
             logged = _stored_tail(run, name)
         if logged:
             shown.append(f"--- step {name} ---")
-            shown.extend(_user_traceback(logged))
+            shown.extend(cellify_traceback(_user_traceback(logged)))
     error = RunFailedError(message)
     error._render_traceback_ = lambda: shown  # type: ignore[attr-defined]
     return error

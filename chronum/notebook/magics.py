@@ -72,6 +72,11 @@ LINE_HELP = """\
                           the kept step values (a DataFrame), or remove them
   wait                    wait for the last --background run and show its result
 
+Examples:
+  %chronum history 5 --status failed
+  %chronum logs last report
+  %chronum compare $yesterday last
+
 RUN is a run id, a unique prefix of one, or 'last'. $var and {var} expand from the
 notebook's variables. Settings: %config ChronumMagics (db, max_parallel, show_after,
 timeline). Help for the cell magic: %%chronum? or %%chronum --help.
@@ -356,8 +361,10 @@ def _display_once(obj: Any, bundle: Callable[[Any], dict[str, Any]]) -> None:
 
 
 def _handle_bundle(handle: cell.RunHandle) -> dict[str, Any]:
+    """A background run shown again (``handle`` as a cell's last line): one line, never a
+    second live copy of its view (that one stays in the cell that started the run)."""
     if handle.view is not None and not handle.done:
-        return handle.view.bundle()
+        return handle.view.summary_bundle()
     run = handle.run
     return run._repr_mimebundle_() if run is not None else {"text/plain": repr(handle)}
 
@@ -378,6 +385,7 @@ def load_ipython_extension(ip: Any) -> None:
 def unload_ipython_extension(ip: Any) -> None:
     if transform in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.remove(transform)
+    ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, ChronumMagics)]
     formatter = ip.display_formatter.ipython_display_formatter
     for cls in (api.Run, cell.RunHandle):
         formatter.type_printers.pop(cls, None)

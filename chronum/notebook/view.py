@@ -17,6 +17,7 @@ into an ``Output`` widget by assigning its ``outputs`` trait, which sends only t
 from __future__ import annotations
 
 import asyncio
+import html
 import threading
 import time
 from collections import deque
@@ -41,7 +42,14 @@ from ..executors.python import on_thread_end, still_running
 from ..model import Flow
 from ..render import svg
 from ..render.groups import Group
-from ..render.html import Snapshot, plain_text, reason_label, static_html, table_html
+from ..render.html import (
+    Snapshot,
+    legend_html,
+    plain_text,
+    reason_label,
+    static_html,
+    table_html,
+)
 from ..render.svg import prefix_for, remember_graph
 from ..state import FINISHED, RunState, StepState, run_words
 
@@ -139,7 +147,9 @@ class LiveView:
         def label(value: str, name: str) -> widgets.Label:
             return widgets.Label(value, layout=layout, style=label_style, **_classes(name))
 
-        self.title = html(f"<b>{self.flow.name}</b>", "chronum-title")
+        # The id is where a second display of a background run links to (summary_bundle).
+        self.title = html(f'<b id="chronum-run-{self.run_id}">{self.flow.name}</b>',
+                          "chronum-title")
         self.run_label = label(self.run_id, "chronum-run-id")
         self.state_label = label("running", "chronum-state")
         self.elapsed_label = label("0.0s", "chronum-elapsed")
@@ -185,6 +195,21 @@ class LiveView:
             "text/plain": plain_text(self.flow.name, None, len(self.flow.steps)),
         }
 
+    def summary_bundle(self) -> dict[str, Any]:
+        """One line about the run, for a second display of it: where its view is, how far it
+        is, how to wait for it."""
+        snap = self.snap
+        done = sum(1 for s in snap.states.values() if s in FINISHED)
+        text = (f"run {self.run_id} of {self.flow.name}: {snap.status}, {done}/"
+                f"{len(self.flow.steps)} steps done; its live view is in the cell that "
+                "started it; `await handle.wait()` gives the Run")
+        link = (f'<div class="chronum-summary" data-run-id="{self.run_id}">run '
+                f'<a href="#chronum-run-{self.run_id}"><code>{self.run_id}</code></a> of '
+                f"<b>{html.escape(self.flow.name)}</b>: {snap.status}, {done}/"
+                f"{len(self.flow.steps)} steps done (its live view is in the cell that "
+                "started it; <code>await handle.wait()</code> gives the Run)</div>")
+        return {"text/plain": text, "text/html": link}
+
     def static_bundle(self) -> dict[str, Any]:
         """The final picture left in the notebook when the run ends (widget state is not saved)."""
         self.snap.logs = {k: "\n".join(v) for k, v in self._log_lines.items()}
@@ -211,8 +236,8 @@ class LiveView:
         self.style_box.value = self._style()
         picture = svg.counted(self.graph, self.snap.groups) if self.snap.groups \
             else self.graph.svg
-        self.graph_box.value = (f'<div style="overflow:auto;max-height:480px">'
-                                f"{picture}</div>")
+        self.graph_box.value = (f'{legend_html()}<div style="overflow:auto;'
+                                f'max-height:{svg.GRAPH_MAX_HEIGHT}px">{picture}</div>')
         if self.first_graph_at is None:
             self.first_graph_at = self.clock()
         self._counts_dirty, self._counts_sent = False, self.clock()
@@ -221,16 +246,21 @@ class LiveView:
         if self.graph is None:
             return ""
         return svg.stylesheet(self.graph, self.snap.states, self.snap.attempts,
-                              self.snap.timed_out())
+                              self.snap.timed_out(), self._running_for())
+
+    def _running_for(self) -> dict[str, float]:
+        """Seconds each running step has been in its current attempt."""
+        if self.finished or not self._step_started:
+            return {}
+        now = self.clock()
+        return {name: now - started for name, started in self._step_started.items()}
 
     def _table(self) -> str:
         rows = self.snap.rows()
-        if self._step_started and not self.finished:
-            now = self.clock()
-            for row in rows:
-                started = self._step_started.get(row["step"])
-                if started is not None:
-                    row["elapsed_s"] = now - started
+        running = self._running_for()
+        for row in rows:
+            if row["step"] in running:
+                row["elapsed_s"] = running[row["step"]]
         return table_html(rows, limit=TABLE_LIMIT)
 
     # -- events ---------------------------------------------------------------------------
@@ -360,8 +390,10 @@ class LiveView:
         if self.finished or not self.built:
             return
         self._set(self.elapsed_label, "value", self._elapsed())
-        if self._step_started:  # the running steps' elapsed time, in the table
+        if self._step_started:  # the running steps' elapsed time: table and node badges
             self._set(self.table, "value", self._table())
+            if self.graph is not None:
+                self._set(self.style_box, "value", self._style())
         self._schedule_tick()
 
     def _elapsed(self) -> str:
@@ -511,6 +543,7 @@ class LiveView:
                 if self.snap.states.get(name, "pending") in ("pending", "running", "retrying"):
                     started = self.state.steps[name].attempts > 0
                     self.snap.states[name] = "cancelled" if started else "skipped"
+        self._step_started.clear()  # no clocks on a finished run
         self._dirty = True
         self.flush()
         self.finished = True

@@ -57,7 +57,8 @@ def to_dot(flow: Flow, states: Mapping[str, str] | None = None, *,
     ``states`` (a step name to a state word) colours the nodes: ``fillcolor`` and a
     ``state-<word>`` class. ``prefix`` makes the notebook's layout source: each node gets the
     id ``<prefix>_<index>``, no tooltip (dot would wrap the node's shapes in a link group), and
-    a step that retries gets a taller box, with room under its name for a "try N" badge.
+    a taller box, with room above its name for the running time and under it for a "try N"
+    badge and "timed out after N s".
     """
     lines = [f"digraph {quote(flow.name)} {{", "  rankdir=LR;", f"  {_NODE_DEFAULTS}"]
     for index, step in enumerate(flow.steps):
@@ -65,9 +66,11 @@ def to_dot(flow: Flow, states: Mapping[str, str] | None = None, *,
             attrs = [f"label={quote(step.name)}", f"tooltip={quote(step.executor)}"]
         else:
             attrs = [f"id={quote(node_id(prefix, index))}", f"label={quote(step.name)}"]
+            # Room above the name for the running time, and under it for "try N", "timed out
+            # after N s" and a fan-out step's counter (one row each).
             rows = bool(step.retry.limit) + (step.timeout is not None) + step.fans_out
-            if rows:  # room under the name for "try N", "timed out after N s", the counter
-                attrs.append({1: "height=0.6", 2: "height=0.8"}.get(rows, "height=1.0"))
+            attrs.append({0: "height=0.6", 1: "height=0.6", 2: "height=0.8"}.get(
+                rows, "height=1.0"))
             if step.timeout is not None:
                 attrs.append("width=1.4")
         if states and step.name in states:

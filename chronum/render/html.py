@@ -21,9 +21,9 @@ from typing import Any
 from ..model import Flow
 from .dot import STATE_COLORS
 from .groups import Group, groups_from_rows
-from .svg import Layout, bake
+from .svg import GRAPH_MAX_HEIGHT, Layout, bake
 
-__all__ = ["Snapshot", "failed_steps", "is_timeout", "logs_html", "plain_text",
+__all__ = ["Snapshot", "failed_steps", "is_timeout", "legend_html", "logs_html", "plain_text",
            "reason_label", "run_bundle", "snapshot_from_rows", "static_html", "table_html"]
 
 #: Log tails shown in a static picture: per step, and in all.
@@ -101,6 +101,16 @@ def snapshot_from_rows(flow: Flow, run_id: str, status: str, elapsed_s: float | 
         if row.get("reason"):
             snap.reasons[name] = row["reason"]
     return snap
+
+
+def legend_html() -> str:
+    """What each colour means, in the order a run goes through them."""
+    items = "".join(
+        f'<span class="chronum-legend-item" data-state="{state}" style="margin-right:10px">'
+        f'<span style="display:inline-block;width:10px;height:10px;background:{color};'
+        f'border:1px solid #888;vertical-align:middle"></span> {state.replace("_", " ")}'
+        "</span>" for state, color in STATE_COLORS.items())
+    return f'<div class="chronum-legend" style="font-size:11px;margin:2px 0">{items}</div>'
 
 
 def plain_text(flow_name: str, status: str | None, n_steps: int) -> str:
@@ -216,8 +226,10 @@ def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> 
         # An image, not inline SVG: a notebook opened from disk is untrusted, and JupyterLab's
         # sanitizer strips inline <svg> (and data-* attributes) but keeps a data: image.
         baked = bake(graph, snap.states, snap.attempts, snap.timed_out(), snap.groups).encode()
-        picture = (f'<div class="chronum-graph" style="overflow:auto;max-height:480px">'
+        picture = (f'<div class="chronum-graph" style="overflow:auto;'
+                   f'max-height:{GRAPH_MAX_HEIGHT}px">'
                    f'<img class="chronum-graph-img" alt="graph of {html.escape(snap.flow.name)}"'
+                   ' style="max-width:100%;height:auto"'
                    f' src="data:image/svg+xml;base64,{base64.b64encode(baked).decode()}"/>'
                    "</div>")
     return (
@@ -227,7 +239,7 @@ def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> 
         f'<span class="chronum-state">{snap.status}</span> '
         f'<span class="chronum-elapsed">{elapsed}</span> '
         f'<span class="chronum-progress">{done}/{len(snap.flow.steps)}</span></div>'
-        f"{picture}{table_html(snap.rows(), limit=STATIC_ROWS)}"
+        f"{legend_html()}{picture}{table_html(snap.rows(), limit=STATIC_ROWS)}"
         f"{logs_html(snap.logs, snap.flow.step_names, failed_steps(snap))}</div>"
     )
 

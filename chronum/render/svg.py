@@ -41,9 +41,12 @@ from ..model import Flow
 from .dot import PENDING_FILL, STATE_COLORS, node_id, to_dot
 from .groups import Group
 
-__all__ = ["MAX_BADGE", "Layout", "bake", "counted", "graph_for", "layout", "layout_sync",
-           "prefix_for", "remember_graph", "render", "stylesheet"]
+__all__ = ["GRAPH_MAX_HEIGHT", "MAX_BADGE", "Layout", "bake", "counted", "elapsed_text",
+           "graph_for", "layout", "layout_sync", "prefix_for", "remember_graph", "render",
+           "stylesheet"]
 
+#: Pixels a graph grows to before its box scrolls (it is scaled to the cell's width first).
+GRAPH_MAX_HEIGHT = 800
 #: Attempt badges drawn per step: "try 2" .. "try MAX_BADGE" (later tries show the last one).
 MAX_BADGE = 9
 #: Node ids of the DOT given to ``dot``; each run's pictures carry the run's own prefix.
@@ -188,6 +191,22 @@ def counted(graph: Layout, groups: Mapping[str, Group]) -> str:
     return _join(graph, None, {}, (), groups)
 
 
+def _elapsed_slot(group: str, node: _Node) -> str:
+    """Where the live picture shows a running step's time: an empty HTML box above the name,
+    its text set by the stylesheet (``::after``), since a stylesheet cannot change SVG text."""
+    return (f'<foreignObject x="{float(node.label_x or 0) - 40:g}" y="{node.label_y - 23:g}" '
+            f'width="80" height="12"><div xmlns="http://www.w3.org/1999/xhtml" '
+            f'id="{group}_e" class="chronum-elapsed-badge" style="font:9px Helvetica,'
+            f'sans-serif;line-height:12px;text-align:center;color:#444"></div>'
+            "</foreignObject>\n")
+
+
+def elapsed_text(seconds: float) -> str:
+    """A running step's time as its badge shows it: "7 s", "2 min 5 s"."""
+    whole = int(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60} s"
+
+
 def _join(graph: Layout, states: Mapping[str, str] | None, attempts: Mapping[str, int],
           timed_out: Collection[str] = (), groups: Mapping[str, Group] | None = None) -> str:
     """The picture: the live one (``states`` None) or one with ``states`` baked in."""
@@ -205,6 +224,8 @@ def _join(graph: Layout, states: Mapping[str, str] | None, attempts: Mapping[str
             seconds = graph.timeouts[node.index]
             if seconds is not None and node.label_x is not None:
                 parts.append(_timeout_text(group, node, seconds, bool(last), hidden=True))
+            if node.label_x is not None:
+                parts.append(_elapsed_slot(group, node))
         else:
             state = states.get(name, "pending")
             parts.append(f'<g id="{group}" class="node state-{state}" data-step="{step}" '
@@ -234,7 +255,8 @@ def bake(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, int],
 
 
 def stylesheet(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, int],
-               timed_out: Collection[str] = ()) -> str:
+               timed_out: Collection[str] = (), elapsed: Mapping[str, float] | None = None
+               ) -> str:
     """The ``<style>`` that paints ``states`` onto the live picture: one rule per state."""
     p = graph.prefix
     by_state: dict[str, list[str]] = {}
@@ -256,6 +278,13 @@ def stylesheet(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, 
                   if name in timed_out and graph.timeouts[i] is not None)
     if badges:
         rules.append(f"{','.join(badges)}{{display:inline}}")
+    index = {name: i for i, name in enumerate(graph.steps)}
+    for name, seconds in sorted((elapsed or {}).items()):
+        if name in index:
+            text = elapsed_text(seconds)
+            rules.append(f'#{node_id(p, index[name])}_e::after{{content:"{text}"}}')
+    # The picture fits the cell's width, and grows downwards up to its box's limit.
+    rules.append(".chronum-graph svg{max-width:100%;height:auto}")
     return "<style>" + "\n".join(rules) + "</style>"
 
 

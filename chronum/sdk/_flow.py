@@ -23,6 +23,7 @@ from ..errors import Location, Problem, SpecError
 from ..executors.python import CONTEXT_NAMES, call_plan
 from ..model import Backoff, RetryPolicy
 from ..model import Flow as FlowModel
+from ..notebook.names import cell_name
 from ..session import register_functions
 from . import _registry
 from ._notebook import arun_with_view, live_view_fits
@@ -64,7 +65,7 @@ def _caller(depth: int = 2) -> tuple[str, int]:
     """File and line of the user's call, ``depth`` frames up (``inspect.stack`` would read
     the source of every frame to find the same two values)."""
     frame = sys._getframe(depth)
-    return frame.f_code.co_filename, frame.f_lineno
+    return cell_name(frame.f_code.co_filename), frame.f_lineno
 
 
 def _origin(file: str) -> str | None:
@@ -120,7 +121,7 @@ class Flow:
                  params: Mapping[str, Any] | None = None, cache: bool | None = None,
                  timeout: float | None = None) -> None:
         frame = sys._getframe(1)
-        self._file, self._line = frame.f_code.co_filename, frame.f_lineno
+        self._file, self._line = cell_name(frame.f_code.co_filename), frame.f_lineno
         self.name = name
         doc: dict[str, Any] = {"name": name}
         for key, value in (("maxParallel", max_parallel), ("stopOnFail", stop_on_fail),

@@ -1,7 +1,9 @@
 """``flow.to_yaml()``: the YAML file that loads as the same flow.
 
-Only possible when every python step can be imported by name (``call: module:function``): a
-function defined in a notebook or inside another function exists only in this process.
+A python step is written as ``call: module:function`` when its function can be imported by
+name, or as ``call: function`` when it is a top-level function of the running notebook (such
+a YAML loads in that kernel: ``%%chronum`` and the notebook's runs look names up there). A
+function defined inside another function exists only in this process: refused.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ def _importable(target: str, func: Any) -> bool:
     return obj is func
 
 
+def _notebook_name(func: Any) -> str | None:
+    """The name ``func`` has in the running notebook's namespace, if it is defined there at
+    the top level (what ``call: name`` finds in that kernel)."""
+    if "IPython" not in sys.modules or getattr(func, "__module__", None) != "__main__":
+        return None
+    from IPython import get_ipython
+
+    namespace = getattr(get_ipython(), "user_ns", None) or {}
+    name = getattr(func, "__name__", None)
+    return name if name and namespace.get(name) is func else None
+
+
 def to_yaml(flow: Flow) -> str:
     """The flow as YAML text; raises ``UsageError`` naming steps that cannot be imported."""
     import yaml
@@ -38,13 +52,20 @@ def to_yaml(flow: Flow) -> str:
     if problems:
         raise SpecError(problems)
     flow.build()  # the same checks as for a run, reported at the decorators
-    stuck = [f"{step['name']} ({step['call']})" for step in doc["steps"]
-             if step["name"] in functions
-             and not _importable(step["call"], functions[step["name"]])]
+    stuck = []
+    for step in doc["steps"]:
+        func = functions.get(step["name"])
+        if func is None or _importable(step["call"], func):
+            continue
+        name = _notebook_name(func)
+        if name is not None:
+            step["call"] = name
+        else:
+            stuck.append(f"{step['name']} ({step['call']})")
     if stuck:
         raise UsageError(
             f"flow {flow.name!r} cannot be written as YAML: these steps call functions that "
             f"cannot be imported by name: {', '.join(stuck)} (define them at the top level "
-            f"of a module)")
+            f"of a module or of the notebook)")
     text: str = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
     return text

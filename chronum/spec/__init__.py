@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ChronumError, SpecError
+from ..errors import ChronumError, Problem, SpecError
 from ..model import Flow
 from ._build import apply_params, build
 from ._registry import ENTRY_POINT_GROUP, Parser, ParserRegistry, default_parsers
@@ -27,6 +27,7 @@ __all__ = [
     "MAX_BYTES",
     "Parser",
     "ParserRegistry",
+    "check_calls",
     "default_parsers",
     "load",
     "loads",
@@ -41,6 +42,17 @@ MAX_BYTES = 10 * 1024 * 1024
 def register_parser(fmt: str, parser: Parser, *, extensions: tuple[str, ...] = ()) -> None:
     """Register a flow format for this process (``extensions`` like ``(".toml",)``)."""
     default_parsers.register(fmt, parser, extensions=extensions)
+
+
+def check_calls(flow: Flow, namespace: Mapping[str, Any] | None = None, *,
+                text: str | None = None) -> list[Problem]:
+    """The problems of the flow's ``call:`` steps, found before a run: a function that
+    cannot be found (a ``module:function`` is imported; a bare name is looked up in
+    ``namespace``), a parameter no step in ``needs`` feeds. ``text``, the flow's source,
+    points each problem at its ``call:`` line."""
+    from ._calls import check_calls as check  # imports the executors: only when asked
+
+    return check(flow, namespace, text=text)
 
 
 def schema_path() -> Path:

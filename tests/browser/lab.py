@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,6 +55,10 @@ class Lab:
         settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True, exist_ok=True)
         (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+        # Chronum's JupyterLab extension as the package ships it (an install puts it under
+        # sys.prefix too; this copy keeps the test independent of how chronum was installed)
+        shutil.copytree(ROOT / "chronum" / "notebook" / "labextension",
+                        home / "data" / "labextensions" / "chronum-lab", dirs_exist_ok=True)
         # the kernel is the venv's python (its kernelspec lives under sys.prefix)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         self.log = (home / "lab.log").open("w")

@@ -86,10 +86,11 @@ def _error(cell) -> tuple[str, str, list[str]]:
     if errors:
         (error,) = errors
         return error.ename, error.evalue, error.traceback
-    (usage,) = [o.text for o in cell.outputs if o.output_type == "stream"
-                and o.name == "stderr" and o.text.startswith("UsageError: ")]
-    assert usage.count("\n") == 1
-    return "UsageError", usage[len("UsageError: "):-1], []
+    stderr = "".join(o.text for o in cell.outputs
+                     if o.output_type == "stream" and o.name == "stderr")
+    usage = stderr.rstrip("\n")
+    assert usage.startswith("UsageError: ") and "\n" not in usage, stderr
+    return "UsageError", usage[len("UsageError: "):], []
 
 
 @pytest.mark.parametrize(("source", "expected"), [g[1:] for g in GOLDEN],
@@ -127,6 +128,7 @@ def test_raise_gives_one_run_failed_error_with_the_users_traceback(notebook):
     shown = "\n".join(tb)
     assert tb[0] == f"RunFailedError: {evalue}"
     assert "--- step blow ---" in shown and "raise ValueError('bad input')" in shown
+    assert "Cell In[2], line 2, in explode" in shown  # where the user wrote it
     assert "ValueError: bad input" in tb[-1]
     assert "chronum/" not in shown  # none of Chronum's frames
 
@@ -158,3 +160,15 @@ def test_stop_button_prints_one_line_naming_resume(client_for, tmp_path):
     ename, evalue, tb = _error(nb.cells[1])
     line = f"run {run_id} cancelled; `%chronum resume {run_id}` runs the rest"
     assert (ename, evalue, tb) == ("CancelledError", line, [line])
+
+
+def test_sdk_errors_point_at_the_cell_as_ipython_does(notebook):
+    nb = notebook([
+        "import chronum\nflow = chronum.Flow('sdk')\n",
+        "first = 1\n@flow.step(timeout=-1)\ndef load():\n    return 1\n",
+        "flow.build()",
+    ], allow_errors=True)
+    (error,) = [o for o in nb.cells[2].outputs if o.output_type == "error"]
+    assert error.ename == "SpecError"
+    assert error.evalue == "Cell In[2], line 2: load.timeout: must be greater than 0, got -1"
+    assert error.traceback == [f"SpecError: {error.evalue}"]

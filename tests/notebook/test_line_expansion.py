@@ -97,3 +97,19 @@ def test_logging_inside_a_python_step_reaches_its_log(notebook):
     ])
     assert "rows dropped" not in text_of(nb.cells[2])  # not in the cell's own output
     assert "WARNING:etl:rows dropped: 3" in text_of(nb.cells[3])
+
+
+def test_compare_and_history_line_commands_take_variables(notebook):
+    flow = "%%chronum cmp\nsteps:\n  - name: a\n    run: {run}\n"
+    nb = notebook([
+        "%load_ext chronum",
+        flow.format(run="echo ok"),
+        "first = _.run_id",
+        flow.format(run="exit 2"),
+        "%chronum compare {first} last",
+        "%chronum history --status failed",
+    ])
+    table = nb.cells[4].outputs[0].data["text/plain"]
+    assert "succeeded" in table and "failed" in table and "True" in table
+    history = nb.cells[5].outputs[0].data["text/plain"]
+    assert "failed" in history and "succeeded" not in history

@@ -77,3 +77,20 @@ def test_a_timeout_is_labelled_in_the_table_the_graph_and_the_final_picture(tmp_
     assert re.search(r'class="chronum-timeout" text-anchor[^>]*>timed out after 0.3 s<', baked)
     assert ('<details class="chronum-log" data-step="nap" open><summary>nap '
             '<span class="chronum-reason">timed out after 0.3 s</span>') in page
+
+
+@needs_dot
+def test_running_steps_show_their_elapsed_time_as_a_node_badge_and_a_legend_is_shown():
+    flow = loads("name: f\nsteps:\n  - name: a\n    run: x\n", filename="f.yaml")
+    now = [100.0]
+    view = LiveView(flow, "r1", interval=60, clock=lambda: now[0])
+    asyncio.run(view.layout())
+    assert 'class="chronum-legend"' in view.graph_box.value
+    assert 'id="chronum_r1_0_e" class="chronum-elapsed-badge"' in view.graph_box.value
+    view(RunStarted(run_id="r1", flow="f", steps=("a",)))
+    view(StepStarted(run_id="r1", step="a", attempt=1))
+    now[0] = 107.4
+    view._tick()
+    assert '#chronum_r1_0_e::after{content:"7 s"}' in view.style_box.value
+    view.finish("cancelled")
+    assert "::after" not in view.style_box.value  # a finished run shows no clocks

@@ -72,9 +72,9 @@ def test_states_colour_nodes_and_unknown_states_stay_white() -> None:
     assert 'fillcolor="#ffffff", class="state-mystery"' in dot
 
 
-def test_the_notebook_source_gives_each_node_an_id_and_retrying_steps_room() -> None:
+def test_the_notebook_source_gives_each_node_an_id_and_room_for_its_badges() -> None:
     dot = to_dot(small(), prefix="p")
-    assert '"report" [id="p_0", label="report"];' in dot
+    assert '"report" [id="p_0", label="report", height=0.6];' in dot
     assert '"clean" [id="p_2", label="clean", height=0.6];' in dot
     assert "tooltip" not in dot  # dot would wrap the node's shapes in a link group
 

@@ -39,9 +39,13 @@ def test_the_picture_is_dots_own_plus_step_names_and_badges():
     badges = re.findall(r'<text id="p_(\d+)_a(\d)" class="chronum-badge" display="none"[^>]*>'
                         r"try (\d)</text>\n", graph.svg)
     assert badges == [(str(i), n, n) for i in range(0, 100, 7) for n in "23"]
+    # and an empty slot per node above its name, for the running time
+    slots = re.findall(r'<foreignObject [^>]*><div [^>]*id="p_(\d+)_e" class='
+                       r'"chronum-elapsed-badge"[^>]*></div></foreignObject>\n', graph.svg)
+    assert slots == [str(i) for i in range(100)]
     # the rest is dot's text, unchanged (from its <svg> element on: no XML prolog in HTML)
-    plain = re.sub(r' data-step="[^"]*"|<text id="p_\d+_a\d+" [^>]*>[^<]*</text>\n', "",
-                   graph.svg)
+    plain = re.sub(r' data-step="[^"]*"|<text id="p_\d+_a\d+" [^>]*>[^<]*</text>\n'
+                   r"|<foreignObject .*?</foreignObject>\n", "", graph.svg)
     assert plain == drawn[drawn.index("<svg"):]
 
 
@@ -81,7 +85,8 @@ def test_the_stylesheet_paints_states_and_shows_the_badge_of_the_attempt_reached
         "{fill:var(--chronum-fill,#ffffff)}\n"
         f"#p_1{{--chronum-state:retrying;--chronum-fill:{STATE_COLORS['retrying']}}}\n"
         f"#p_0{{--chronum-state:succeeded;--chronum-fill:{STATE_COLORS['succeeded']}}}\n"
-        f"#p_1_a{svg.MAX_BADGE}{{display:inline}}</style>")  # later tries show the last badge
+        f"#p_1_a{svg.MAX_BADGE}{{display:inline}}\n"  # later tries show the last badge
+        ".chronum-graph svg{max-width:100%;height:auto}</style>")
     assert f'id="p_1_a{svg.MAX_BADGE}"' in graph.svg
     assert f'id="p_1_a{svg.MAX_BADGE + 1}"' not in graph.svg
 
@@ -139,3 +144,12 @@ def test_a_runs_graph_is_remembered():
     assert svg.graph_for("run1", flow(retry=1)) is other
     svg.remember_graph("run2", None)  # graphviz could not draw it: not tried again
     assert svg.graph_for("run2", flow()) is None
+
+
+@needs_dot
+def test_running_steps_show_their_time_above_their_name():
+    graph = svg.layout_sync(flow(), "p")
+    assert graph is not None
+    style = svg.stylesheet(graph, {"a": "running"}, {"a": 1}, elapsed={"a": 7.6, "b": 125})
+    assert '#p_0_e::after{content:"7 s"}' in style
+    assert '#p_1_e::after{content:"2 min 5 s"}' in style
