@@ -92,18 +92,18 @@ class Handlers:
         """
         known = self._upstream
         run = self._run
-        order: list[str] = []
-        stack = list(step.needs)
-        seen: set[str] = set()
-        while stack:  # ancestors not yet known; reversed, needs come before their dependents
-            name = stack.pop()
-            if name in seen or name in known:
+        # Post-order over the ancestors not yet known: a step after everything it needs.
+        stack: list[tuple[str, bool]] = [(name, False) for name in step.needs]
+        while stack:
+            name, expanded = stack.pop()
+            if name in known:
                 continue
-            seen.add(name)
-            order.append(name)
-            stack.extend(run.step(name).needs)
-        for name in reversed(order):
-            known[name] = self._fold(run.step(name).needs, self._own(name))
+            needs = run.step(name).needs
+            if expanded or all(need in known for need in needs):
+                known[name] = self._fold(needs, self._own(name))
+                continue
+            stack.append((name, True))
+            stack.extend((need, False) for need in needs if need not in known)
         return self._fold(step.needs, (False, False))
 
     def _own(self, name: str) -> tuple[bool, bool]:

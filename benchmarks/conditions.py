@@ -1,0 +1,99 @@
+"""What ``if:`` conditions cost (issue 14): W1 at 10,000 steps, plain and with a condition on
+every step, side by side in one run.
+
+    python benchmarks/conditions.py [--quick] [--repeat N] [--steps N]
+
+- **plain**: W1's shape (``workloads.fan_in``): N in-process no-op ``call:`` steps, then a join
+  needing all of them;
+- **if**: the same flow where every no-op has ``if: params.mode == 'full' and env.HOME != ''``
+  (true, so every step still runs) and the join is a handler,
+  ``if: always() and steps.s0.status == 'succeeded'``, which folds the state of all N steps
+  upstream.
+
+Each run is a whole ``chronum run`` process (load, run, record), after one warm-up each (which
+fills the flow cache, as a user's second run finds it); runs are interleaved (plain, if, plain,
+...) and every run is checked in its database. The budget: the conditions add at most 5 % to
+W1 (``if`` / ``plain`` ≤ 1.05).
+"""
+
+from __future__ import annotations
+
+import sys
+
+BUDGET = 1.05
+CONDITION = "params.mode == 'full' and env.HOME != ''"
+JOIN_CONDITION = "always() and steps.s0.status == 'succeeded'"
+
+
+def conditional_yaml(n: int) -> str:
+    """W1 with ``n`` no-ops, each with an ``if:``, and a handler as the join."""
+    import json
+
+    import workloads as wl
+
+    plain = wl.flow_yaml(wl.fan_in(n))
+    head, _, steps = plain.partition("steps:\n")
+    out = [head.replace("maxParallel", "params: {mode: full}\nmaxParallel", 1), "steps:\n"]
+    for block in steps.split("  - name: ")[1:]:
+        cond = JOIN_CONDITION if block.startswith("join\n") else CONDITION
+        out.append(f"  - name: {block}    if: {json.dumps(cond)}\n")
+    return "".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import statistics
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import run as bench
+    import workloads as wl
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 steps, 3 repetitions")
+    parser.add_argument("--repeat", type=int, help="measured runs each (default 5)")
+    parser.add_argument("--steps", type=int, help="no-op steps (default 10,000)")
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (3 if args.quick else 5)
+    n = args.steps or (1_000 if args.quick else 10_000)
+    with tempfile.TemporaryDirectory(prefix="chronum-conditions-") as scratch:
+        tmp = Path(scratch)
+        env = bench.child_env(tmp)
+        wl.write_noop_module(tmp)
+        flows = {"plain": wl.write_flow(tmp, "plain", wl.fan_in(n))}
+        flows["if"] = tmp / "if.yaml"
+        flows["if"].write_text(conditional_yaml(n), encoding="utf-8")
+
+        def once(variant: str) -> float:
+            db = bench._db(tmp, variant, 0)
+            cmd = [sys.executable, "-m", "chronum", "run", str(flows[variant]), "-q",
+                   "--db", str(db)]
+            start = time.perf_counter()
+            done = subprocess.run(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, check=False)
+            took = time.perf_counter() - start
+            if done.returncode != 0:
+                raise SystemExit(f"{variant}: {done.stderr.decode()[-500:]}")
+            bench._check_recorded(db, n + 1)
+            return took
+
+        for variant in flows:  # warm-up: bytecode and flow caches
+            once(variant)
+        times: dict[str, list[float]] = {v: [] for v in flows}
+        for _ in range(repeat):
+            for variant in flows:
+                times[variant].append(once(variant))
+    plain, cond = (statistics.median(times[v]) for v in ("plain", "if"))
+    ratio = cond / plain
+    print(f"W1 with {n:,} no-ops + 1 join, whole `chronum run`, median of {repeat}:")
+    print(f"  plain        {plain:.3f} s")
+    print(f"  with if:     {cond:.3f} s")
+    verdict = "met" if ratio <= BUDGET else "missed"
+    print(f"  ratio        {ratio:.3f}x  (budget <= {BUDGET:.2f}x: {verdict})")
+    return 0 if ratio <= BUDGET else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
