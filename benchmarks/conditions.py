@@ -13,7 +13,8 @@ every step, side by side in one run.
 Each run is a whole ``chronum run`` process (load, run, record), after one warm-up each (which
 fills the flow cache, as a user's second run finds it); runs are interleaved (plain, if, plain,
 ...) and every run is checked in its database. The budget: the conditions add at most 5 % to
-W1 (``if`` / ``plain`` ≤ 1.05).
+W1 (``if`` / ``plain`` ≤ 1.05), judged on the fastest run of each (the least disturbed on a
+shared machine); medians and CPU seconds are printed beside it.
 """
 
 from __future__ import annotations
@@ -91,15 +92,18 @@ def main(argv: list[str] | None = None) -> int:
             for variant in flows:
                 times[variant].append(once(variant))
     print(f"W1 with {n:,} no-ops + 1 join, whole `chronum run`, median of {repeat}:")
-    ratios = []
+    ratios = {}
     for i, what in enumerate(("wall", "cpu")):
-        plain, cond = (statistics.median(t[i] for t in times[v]) for v in ("plain", "if"))
-        ratios.append(cond / plain)
-        print(f"  {what:4}  plain {plain:.3f} s   with if: {cond:.3f} s   "
-              f"ratio {cond / plain:.3f}x")
-    ratio = ratios[0]
+        for pick in (statistics.median, min):
+            plain, cond = (pick(t[i] for t in times[v]) for v in ("plain", "if"))
+            ratios[what, pick.__name__] = cond / plain
+            print(f"  {what:4} {pick.__name__:6}  plain {plain:.3f} s   with if: {cond:.3f} s"
+                  f"   ratio {cond / plain:.3f}x")
+    # On a shared machine the fastest run of each is the least disturbed: the budget is
+    # judged on it, and the medians are printed beside it.
+    ratio = ratios["wall", "min"]
     verdict = "met" if ratio <= BUDGET else "missed"
-    print(f"  budget: wall ratio <= {BUDGET:.2f}x: {verdict}")
+    print(f"  budget: wall ratio (fastest runs) <= {BUDGET:.2f}x: {verdict}")
     return 0 if ratio <= BUDGET else 1
 
 

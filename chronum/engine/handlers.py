@@ -68,6 +68,8 @@ class StepScope:
         run = self._run
         if name == "cancelled":
             return run.cancelled
+        if not self._step.needs:  # nothing upstream: nothing failed
+            return name == "success" and not run.cancelled
         failed, not_ok = run.handlers.upstream(self._step)
         if name == "failure":
             return failed
