@@ -145,8 +145,8 @@ class Handlers:
     async def drain(self, limit: float | None, reason: str) -> None:
         """Run the handlers left pending when the run stopped early, in file order.
 
-        ``limit`` bounds them all (the kill grace after a cancel); what cannot run in it, or
-        is not a handler, is skipped with ``reason``.
+        ``limit`` bounds them all (the kill grace after a cancel or the run's timeout); what
+        cannot run in it, or is not a handler, is skipped with ``reason``.
         """
         run = self._run
         try:
@@ -155,8 +155,12 @@ class Handlers:
             else:
                 async with asyncio.timeout(limit):
                     await self._drain()
-        except (TimeoutError, asyncio.CancelledError):
-            pass  # the grace ran out, or a second Ctrl-C: what did not run is skipped
+        except TimeoutError:
+            pass  # the grace ran out: what did not run is skipped
+        except asyncio.CancelledError:
+            if limit is None:
+                raise  # a Ctrl-C while handlers run after stopOnFail: the run is cancelled
+            # a second Ctrl-C while the handlers of a cancel run: stop them too
         finally:
             run.skip_pending(reason)
 
