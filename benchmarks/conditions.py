@@ -10,6 +10,11 @@ every step, side by side in one run.
   ``if: always() and steps.s0.status == 'succeeded'``, which folds the state of all N steps
   upstream.
 
+Whole processes on a shared machine differ by more than 5 % from run to run, so the cost is
+also measured from inside one run: the time the engine spends deciding conditions
+(``Handlers.admit``, the join's fold of 10,000 states included) as a share of the whole run
+(``share``, printed first; a child process runs the ``if`` flow with ``admit`` timed).
+
 Each run is a whole ``chronum run`` process (load, run, record), after one warm-up each (which
 fills the flow cache, as a user's second run finds it); runs are interleaved (plain, if, plain,
 ...) and every run is checked in its database. The budget: the conditions add at most 5 % to
@@ -39,6 +44,34 @@ def conditional_yaml(n: int) -> str:
         cond = JOIN_CONDITION if block.startswith("join\n") else CONDITION
         out.append(f"  - name: {block}    if: {json.dumps(cond)}\n")
     return "".join(out)
+
+
+def _share(path: str, db: str) -> None:
+    """In this process: run the flow at ``path`` and print the share of its time spent in
+    ``Handlers.admit`` (``admit_s total_s``)."""
+    import time
+
+    import chronum
+    from chronum.engine import handlers
+
+    spent = 0.0
+    admit = handlers.Handlers.admit
+
+    def timed(self: handlers.Handlers, step: chronum.model.Step) -> bool:
+        nonlocal spent
+        start = time.perf_counter()
+        try:
+            return admit(self, step)
+        finally:
+            spent += time.perf_counter() - start
+
+    handlers.Handlers.admit = timed  # type: ignore[method-assign]
+    start = time.perf_counter()
+    run = chronum.run(path, db=db)
+    total = time.perf_counter() - start
+    if run.status != "succeeded":
+        raise SystemExit(f"the flow {run.status}")
+    print(f"{spent} {total}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +120,17 @@ def main(argv: list[str] | None = None) -> int:
 
         for variant in flows:  # warm-up: bytecode and flow caches
             once(variant)
+        shares = []
+        for i in range(repeat):
+            done = subprocess.run(
+                [sys.executable, __file__, "--share", str(flows["if"]),
+                 str(bench._db(tmp, "share", i))],
+                cwd=tmp, env=env, capture_output=True, text=True, check=True)
+            spent, total = map(float, done.stdout.split())
+            shares.append(spent / total)
+        share = statistics.median(shares)
+        print(f"W1 with {n:,} no-ops + 1 join: deciding the conditions takes {share:.2%} of "
+              f"the run (median of {repeat}; budget 5 %: {'met' if share <= 0.05 else 'missed'})")
         times: dict[str, list[tuple[float, float]]] = {v: [] for v in flows}
         for _ in range(repeat):
             for variant in flows:
@@ -104,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     ratio = ratios["wall", "min"]
     verdict = "met" if ratio <= BUDGET else "missed"
     print(f"  budget: wall ratio (fastest runs) <= {BUDGET:.2f}x: {verdict}")
-    return 0 if ratio <= BUDGET else 1
+    return 0 if ratio <= BUDGET and share <= BUDGET - 1 else 1
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--share"]:
+        _share(sys.argv[2], sys.argv[3])
+        raise SystemExit(0)
     raise SystemExit(main())
