@@ -45,7 +45,7 @@ def test_the_hand_written_events_keep_the_dataclass_shape():
     # keyword-only construction with defaults, read-only afterwards: what the plain form gives
     event = eventbus.StepFailed(run_id="r", step="s", attempt=2, exit_code=3, reason="boom")
     assert event.data == {"exit_code": 3, "duration_s": 0.0, "reason": "boom",
-                          "continued": False}
+                          "continued": False, "outputs": None}
     try:
         event.reason = "other"  # type: ignore[misc]
     except AttributeError:
