@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Protocol
 from ._lru import LRU
 from .errors import ConditionError
 
-__all__ = ["FUNCTIONS", "Condition", "Scope", "evaluate", "parse"]
+__all__ = ["FUNCTIONS", "Condition", "Scope", "evaluate", "holds", "parse", "reads"]
 
 #: The status functions, as GitHub Actions defines them.
 FUNCTIONS = ("always", "success", "failure", "cancelled")
@@ -373,10 +373,40 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def reads(condition: Condition) -> frozenset[str]:
+    """What the condition reads: a subset of ``params``, ``env``, ``steps`` (status and
+    outputs) and ``functions``; one that reads only params means the same for a whole run."""
+    found: set[str] = set()
+    stack = [condition.tree]
+    while stack:
+        node = stack.pop()
+        tag = node[0]
+        if tag in ("params", "env"):
+            found.add(tag)
+        elif tag in ("status", "output"):
+            found.add("steps")
+        elif tag == "fn":
+            found.add("functions")
+        elif tag == "list":
+            stack.extend(node[1])
+        elif tag in ("and", "or", "in"):
+            stack.extend(node[1:3])
+        elif tag == "cmp":
+            stack.extend(node[2:4])
+        elif tag == "not":
+            stack.append(node[1])
+    return frozenset(found)
+
+
 def evaluate(condition: Condition, scope: Scope) -> bool:
     """Whether the step runs: ``success() and (condition)`` unless it checks status itself."""
     if not condition.status_check and not scope.function("success"):
         return False
+    return holds(condition, scope)
+
+
+def holds(condition: Condition, scope: Scope) -> bool:
+    """The condition as written, without the ``success()`` that ``evaluate`` adds."""
     compiled = _COMPILED.get(condition.text)
     if compiled is None:
         compiled = _COMPILED[condition.text] = _compile(condition.tree)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ..conditions import evaluate
+from ..conditions import Condition, evaluate, holds, reads
 from ..eventbus import StepSkipped
 from ..model import Step
 
@@ -85,6 +85,9 @@ class Handlers:
         self.waiting = frozenset(s.name for s in run.flow.steps
                                  if s.condition is not None and s.condition.status_check)
         self._upstream: dict[str, tuple[bool, bool]] = {}
+        #: Conditions that mean the same for every step of this run (they read only params,
+        #: or params and the run's env), by text: their value, once worked out.
+        self._same: dict[str, bool | None] = {}  # None: it does not
 
     def upstream(self, step: Step) -> tuple[bool, bool]:
         """(a step upstream failed, a step upstream did not end ok), over all ancestors.
@@ -126,10 +129,25 @@ class Handlers:
     def admit(self, step: Step) -> bool:
         """Whether ``step`` runs; when not, it is recorded skipped with its condition."""
         condition = step.condition
-        if condition is None or evaluate(condition, StepScope(self._run, step)):
+        if condition is None or self._holds(condition, step):
             return True
         self.skip(step, f"condition false: {condition.text}")
         return False
+
+    def _holds(self, condition: Condition, step: Step) -> bool:
+        scope = StepScope(self._run, step)
+        if condition.status_check or step.env:
+            return evaluate(condition, scope)
+        # A generated flow may give thousands of steps one condition on params: decided once.
+        text = condition.text
+        if text in self._same:
+            known = self._same[text]
+        else:
+            same = reads(condition) <= {"params", "env"}
+            known = self._same[text] = holds(condition, scope) if same else None
+        if known is None:
+            return evaluate(condition, scope)
+        return known and scope.function("success")
 
     def skip(self, step: Step, reason: str) -> None:
         run = self._run

@@ -116,3 +116,18 @@ def test_outputs_from_ctx_output_reach_the_fold_and_the_next_step(
     assert outcome.outputs["w"] == "returned"  # a call step keeps its return value
     done = [e for e in recorder.events if e.kind == "step.succeeded" and e.step == "w"]
     assert done[0].outputs == {"rows": "42", "who": "me"}
+
+
+def test_a_condition_on_params_is_decided_once_but_success_per_step(
+        bus, registry, clock) -> None:
+    flow = make_flow(
+        when("params.mode == 'x'", "e"),
+        fake("a", codes=[1]),
+        when("failure()", "h", ["a"]),
+        when("params.mode == 'x'", "d", ["h"]),  # behind a failure: success() is false
+        when("params.mode == 'x'", "f", ["e"]),
+        params={"mode": "x"},
+    )
+    outcome = run(flow, bus, registry, clock)
+    assert outcome.states == {"e": "succeeded", "a": "failed", "h": "succeeded",
+                              "d": "skipped", "f": "succeeded"}
