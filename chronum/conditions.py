@@ -21,11 +21,13 @@ no ``steps.X.status`` means ``success() and (condition)``, as GitHub Actions' ``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+from ._lru import LRU
 from .errors import ConditionError
 
-__all__ = ["FUNCTIONS", "Condition", "Scope", "evaluate", "parse"]
+__all__ = ["FUNCTIONS", "Condition", "Scope", "evaluate", "holds", "parse", "reads"]
 
 #: The status functions, as GitHub Actions defines them.
 FUNCTIONS = ("always", "success", "failure", "cancelled")
@@ -303,48 +305,62 @@ def _order(op: str, a: Any, b: Any) -> bool:
     return bool(left >= right)
 
 
-def _truth(value: Any) -> bool:
-    return bool(value)
+Compiled = Callable[[Scope], Any]
 
 
-def _eval(node: tuple[Any, ...], scope: Scope) -> Any:
+def _contains(item: Any, within: Any) -> bool:
+    if isinstance(within, list):
+        return any(_equal(item, x) for x in within)
+    if isinstance(within, str):
+        return (item if isinstance(item, str) else _text(item)) in within
+    return False
+
+
+def _compile(node: tuple[Any, ...]) -> Compiled:
+    """The tree as nested closures: evaluated once per step, so the tags are read only once
+    per condition rather than at every evaluation."""
     tag = node[0]
     if tag == "lit":
-        return node[1]
-    if tag == "and":
-        return _truth(_eval(node[1], scope)) and _truth(_eval(node[2], scope))
-    if tag == "or":
-        return _truth(_eval(node[1], scope)) or _truth(_eval(node[2], scope))
-    if tag == "not":
-        return not _truth(_eval(node[1], scope))
-    if tag == "cmp":
-        a, b = _eval(node[2], scope), _eval(node[3], scope)
+        value = node[1]
+        return lambda scope: value
+    if tag in ("and", "or", "cmp", "in"):
+        a, b = (_compile(node[1]), _compile(node[2])) if tag != "cmp" else (
+            _compile(node[2]), _compile(node[3]))
+        if tag == "and":
+            return lambda scope: bool(a(scope)) and bool(b(scope))
+        if tag == "or":
+            return lambda scope: bool(a(scope)) or bool(b(scope))
+        if tag == "in":
+            return lambda scope: _contains(a(scope), b(scope))
         op = node[1]
         if op == "==":
-            return _equal(a, b)
+            return lambda scope: _equal(a(scope), b(scope))
         if op == "!=":
-            return not _equal(a, b)
-        return _order(op, a, b)
-    if tag == "in":
-        item, within = _eval(node[1], scope), _eval(node[2], scope)
-        if isinstance(within, list):
-            return any(_equal(item, x) for x in within)
-        if isinstance(within, str):
-            return (item if isinstance(item, str) else _text(item)) in within
-        return False
-    if tag == "fn":
-        return scope.function(node[1])
-    if tag == "status":
-        return scope.status(node[1])
-    if tag == "output":
-        return scope.output(node[1], node[2])
-    if tag == "params":
-        return scope.param(node[1])
-    if tag == "env":
-        return scope.env(node[1])
+            return lambda scope: not _equal(a(scope), b(scope))
+        return lambda scope: _order(op, a(scope), b(scope))
+    if tag == "not":
+        inner = _compile(node[1])
+        return lambda scope: not inner(scope)
     if tag == "list":
-        return [_eval(item, scope) for item in node[1]]
+        items = [_compile(item) for item in node[1]]
+        return lambda scope: [item(scope) for item in items]
+    name = node[1]
+    if tag == "fn":
+        return lambda scope: scope.function(name)
+    if tag == "status":
+        return lambda scope: scope.status(name)
+    if tag == "output":
+        key = node[2]
+        return lambda scope: scope.output(name, key)
+    if tag == "params":
+        return lambda scope: scope.param(name)
+    if tag == "env":
+        return lambda scope: scope.env(name)
     raise AssertionError(f"unknown node {tag!r}")
+
+
+#: Compiled conditions by their text (which decides the tree), shared by every run.
+_COMPILED: LRU[str, Compiled] = LRU(4096)
 
 
 def _text(value: Any) -> str:
@@ -357,8 +373,41 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def reads(condition: Condition) -> frozenset[str]:
+    """What the condition reads: a subset of ``params``, ``env``, ``steps`` (status and
+    outputs) and ``functions``; one that reads only params means the same for a whole run."""
+    found: set[str] = set()
+    stack = [condition.tree]
+    while stack:
+        node = stack.pop()
+        tag = node[0]
+        if tag in ("params", "env"):
+            found.add(tag)
+        elif tag in ("status", "output"):
+            found.add("steps")
+        elif tag == "fn":
+            found.add("functions")
+        elif tag == "list":
+            stack.extend(node[1])
+        elif tag in ("and", "or", "in"):
+            stack.extend(node[1:3])
+        elif tag == "cmp":
+            stack.extend(node[2:4])
+        elif tag == "not":
+            stack.append(node[1])
+    return frozenset(found)
+
+
 def evaluate(condition: Condition, scope: Scope) -> bool:
     """Whether the step runs: ``success() and (condition)`` unless it checks status itself."""
     if not condition.status_check and not scope.function("success"):
         return False
-    return _truth(_eval(condition.tree, scope))
+    return holds(condition, scope)
+
+
+def holds(condition: Condition, scope: Scope) -> bool:
+    """The condition as written, without the ``success()`` that ``evaluate`` adds."""
+    compiled = _COMPILED.get(condition.text)
+    if compiled is None:
+        compiled = _COMPILED[condition.text] = _compile(condition.tree)
+    return bool(compiled(scope))

@@ -132,7 +132,7 @@ def check_concurrent_resumes(work: Path, n_procs: int, n_steps: int = 20) -> lis
 # The previous copy counts as alive unless it is gone or a zombie (state Z in /proc: dead,
 # waiting for a parent that may never reap it, such as a container's PID 1).
 _SLEEPER = (
-    "s=$(test -f {name}.pid && cut -d' ' -f3 /proc/$(cat {name}.pid)/stat 2>/dev/null); "
+    "s=$(test -f {name}.pid && cut -d' ' -f3 /proc/$(cat {name}.pid)/stat 2>/dev/null || true); "
     "if [ -n \"$s\" ] && [ \"$s\" != Z ]; then echo {name} >> overlaps.txt; fi; "
     "echo $$ > {name}.pid; echo {name} >> started.txt; test -e fast || sleep 60"
 )

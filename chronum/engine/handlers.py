@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ..conditions import evaluate
+from ..conditions import Condition, evaluate, holds, reads
 from ..eventbus import StepSkipped
 from ..model import Step
 
@@ -68,6 +68,8 @@ class StepScope:
         run = self._run
         if name == "cancelled":
             return run.cancelled
+        if not self._step.needs:  # nothing upstream: nothing failed
+            return name == "success" and not run.cancelled
         failed, not_ok = run.handlers.upstream(self._step)
         if name == "failure":
             return failed
@@ -83,6 +85,9 @@ class Handlers:
         self.waiting = frozenset(s.name for s in run.flow.steps
                                  if s.condition is not None and s.condition.status_check)
         self._upstream: dict[str, tuple[bool, bool]] = {}
+        #: Conditions that mean the same for every step of this run (they read only params,
+        #: or params and the run's env), by text: their value, once worked out.
+        self._same: dict[str, bool | None] = {}  # None: it does not
 
     def upstream(self, step: Step) -> tuple[bool, bool]:
         """(a step upstream failed, a step upstream did not end ok), over all ancestors.
@@ -92,18 +97,18 @@ class Handlers:
         """
         known = self._upstream
         run = self._run
-        order: list[str] = []
-        stack = list(step.needs)
-        seen: set[str] = set()
-        while stack:  # ancestors not yet known; reversed, needs come before their dependents
-            name = stack.pop()
-            if name in seen or name in known:
+        # Post-order over the ancestors not yet known: a step after everything it needs.
+        stack: list[tuple[str, bool]] = [(name, False) for name in step.needs]
+        while stack:
+            name, expanded = stack.pop()
+            if name in known:
                 continue
-            seen.add(name)
-            order.append(name)
-            stack.extend(run.step(name).needs)
-        for name in reversed(order):
-            known[name] = self._fold(run.step(name).needs, self._own(name))
+            needs = run.step(name).needs
+            if expanded or all(need in known for need in needs):
+                known[name] = self._fold(needs, self._own(name))
+                continue
+            stack.append((name, True))
+            stack.extend((need, False) for need in needs if need not in known)
         return self._fold(step.needs, (False, False))
 
     def _own(self, name: str) -> tuple[bool, bool]:
@@ -124,10 +129,25 @@ class Handlers:
     def admit(self, step: Step) -> bool:
         """Whether ``step`` runs; when not, it is recorded skipped with its condition."""
         condition = step.condition
-        if condition is None or evaluate(condition, StepScope(self._run, step)):
+        if condition is None or self._holds(condition, step):
             return True
         self.skip(step, f"condition false: {condition.text}")
         return False
+
+    def _holds(self, condition: Condition, step: Step) -> bool:
+        scope = StepScope(self._run, step)
+        if condition.status_check or step.env:
+            return evaluate(condition, scope)
+        # A generated flow may give thousands of steps one condition on params: decided once.
+        text = condition.text
+        if text in self._same:
+            known = self._same[text]
+        else:
+            same = reads(condition) <= {"params", "env"}
+            known = self._same[text] = holds(condition, scope) if same else None
+        if known is None:
+            return evaluate(condition, scope)
+        return known and scope.function("success")
 
     def skip(self, step: Step, reason: str) -> None:
         run = self._run
@@ -143,8 +163,8 @@ class Handlers:
     async def drain(self, limit: float | None, reason: str) -> None:
         """Run the handlers left pending when the run stopped early, in file order.
 
-        ``limit`` bounds them all (the kill grace after a cancel); what cannot run in it, or
-        is not a handler, is skipped with ``reason``.
+        ``limit`` bounds them all (the kill grace after a cancel or the run's timeout); what
+        cannot run in it, or is not a handler, is skipped with ``reason``.
         """
         run = self._run
         try:
@@ -153,8 +173,12 @@ class Handlers:
             else:
                 async with asyncio.timeout(limit):
                     await self._drain()
-        except (TimeoutError, asyncio.CancelledError):
-            pass  # the grace ran out, or a second Ctrl-C: what did not run is skipped
+        except TimeoutError:
+            pass  # the grace ran out: what did not run is skipped
+        except asyncio.CancelledError:
+            if limit is None:
+                raise  # a Ctrl-C while handlers run after stopOnFail: the run is cancelled
+            # a second Ctrl-C while the handlers of a cancel run: stop them too
         finally:
             run.skip_pending(reason)
 

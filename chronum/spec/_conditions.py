@@ -33,8 +33,11 @@ def condition(b: _Builder, m: Mapping[Any, Any], path: str, pos: Pos) -> Conditi
         b.at(m, "if", path, pos, f"expected a condition (text), got {describe(raw)}",
              "e.g. if: params.mode == 'full'")
         return None
+    # Steps with the same condition share one parsed object: a generated flow of thousands
+    # of steps says the same thing many times, and the flow cache then stores it once.
+    known: dict[str, Condition] = b.__dict__.setdefault("_conditions", {})
     try:
-        parsed = parse(raw)
+        parsed = known.get(raw) or known.setdefault(raw, parse(raw))
     except ConditionError as exc:
         b.at(m, "if", path, pos, f"column {exc.column} of the condition: {exc.message}",
              exc.hint)
