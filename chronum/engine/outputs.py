@@ -112,11 +112,14 @@ class OutputFiles:
 
     def __init__(self) -> None:
         self._folder: str | None = None
+        #: A number per step: a step's name (``process[region=eu]``) is no file name.
+        self._numbers: dict[str, int] = {}
 
-    def path(self, position: int, attempt: int) -> str:
+    def path(self, step: str, attempt: int) -> str:
         if self._folder is None:
             self._folder = tempfile.mkdtemp(prefix="chronum-out-")
-        return os.path.join(self._folder, f"{position}.{attempt}")
+        number = self._numbers.setdefault(step, len(self._numbers))
+        return os.path.join(self._folder, f"{number}.{attempt}")
 
     def discard(self, path: str) -> None:
         with contextlib.suppress(OSError):

@@ -321,8 +321,7 @@ class _Run:
         inputs = {n: self.outputs[n] for n in step.needs if n in self.outputs}
         extra: dict[str, str] | None = None
         if step.call is None:  # a process: it may write outputs to a file
-            extra = {"CHRONUM_OUTPUT": self.output_files.path(self.position[step.name],
-                                                              attempt)}
+            extra = {"CHRONUM_OUTPUT": self.output_files.path(step.name, attempt)}
         if self.step_outputs:
             for need in step.needs:
                 written = self.step_outputs.get(need)
@@ -624,7 +623,7 @@ class _Run:
             return "cancelled"
         if self.run_reason:  # the run's own timeout
             return "failed"
-        any_failed = any_ok = False
+        any_failed = False
         for step in self.flow.steps:
             state = self.states[step.name]
             if state == "failed" and not step.continue_on_error:
@@ -632,9 +631,9 @@ class _Run:
             if state in ("upstream_failed", "cancelled"):
                 return "failed"
             any_failed = any_failed or state == "failed"
-            any_ok = any_ok or state in _DONE_OK
         # Failures under continueOnError leave the run succeeded, as in GitHub Actions, but
-        # not when nothing succeeded at all.
+        # not when nothing succeeded at all (an instance of a fan-out step counts).
+        any_ok = any(state in _DONE_OK for state in self.states.values())
         return "failed" if any_failed and not any_ok else "succeeded"
 
 

@@ -507,11 +507,12 @@ class LiveView:
         shows why, and before any step printed the panel says so."""
         name = self._selected
         text = "\n".join(self._log_lines.get(name, ())) if name else ""
+        step = self.state.steps.get(name) if name else None
         if not text:
             reason = self.snap.reasons.get(name) if name else None
             text = (f"{name}: {reason_label(reason)}" if reason
+                    else "" if step is not None and step.outputs
                     else f"{name}: no output yet" if name else "no step has printed yet")
-        step = self.state.steps.get(name) if name else None
         if step is not None and step.outputs:
             listed = "\n".join(f"  {key} = {value}" for key, value in step.outputs.items())
             text = f"{text}\n\noutputs:\n{listed}" if text else f"outputs:\n{listed}"

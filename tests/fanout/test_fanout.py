@@ -226,8 +226,8 @@ def test_plain_output_groups_the_instances(chronum: Chronum):
         "process[ 9/10 ] ✓8 ✗1",
         "process[10/10 ] ✓9 ✗1",
         "[process] failed in Ns: 1 of 10 instances failed: process[2] (continueOnError)",
-        "✓ run " + lines[0].split(" · run ")[1].split(" ")[0] + " succeeded in Ns "
-        "(2 failed, 9 succeeded)",
+        "✓ run " + lines[0].split(" · run ")[1].split(" ")[0] + " succeeded with 1 failure "
+        "(continued) in Ns (2 failed, 9 succeeded)",
     ]
     assert not any("started" in line for line in lines)  # no line per instance start
 
