@@ -25,7 +25,8 @@ __all__ = ["COLUMNS", "export", "rows"]
 COLUMNS: dict[str, tuple[str, ...]] = {
     "runs": queries.HISTORY_COLUMNS,
     "steps": queries.STEP_COLUMNS,
-    "attempts": queries.ATTEMPT_COLUMNS,
+    # ``attempts()``'s ``reason`` is read from the events of each run; the export is the table
+    "attempts": tuple(c for c in queries.ATTEMPT_COLUMNS if c != "reason"),
     "events": ("run_id", *queries.EVENT_COLUMNS),
 }
 _TIMES = {"started_at", "finished_at", "at"}
@@ -38,11 +39,11 @@ SELECT r.run_id, r.flow, r.status, r.started_at, r.finished_at,
        r.finished_at - r.started_at, r.n_steps,
        (SELECT COUNT(*) FROM steps s INDEXED BY steps_failed
         WHERE s.run_id = r.run_id AND s.status = 'failed'),
-       r.parent_run_id
+       r.parent_run_id, COALESCE(r.n_continued, 0)
 FROM runs r {where} ORDER BY r.started_at, r.rowid""",
     "steps": """
 SELECT s.run_id, s.step, s.status, s.attempts, s.exit_code, s.started_at, s.finished_at,
-       s.finished_at - s.started_at, s.reason
+       s.finished_at - s.started_at, s.reason, s.cache_key, s.item
 FROM runs r JOIN steps s ON s.run_id = r.run_id {where} ORDER BY r.started_at, r.rowid,
      s.position""",
     "attempts": """

@@ -25,7 +25,7 @@ r.run_id, r.flow, r.status, r.started_at, r.finished_at, r.finished_at - r.start
 r.n_steps,
 (SELECT COUNT(*) FROM steps s INDEXED BY steps_failed
  WHERE s.run_id = r.run_id AND s.status = 'failed'),
-r.parent_run_id
+r.parent_run_id, COALESCE(r.n_continued, 0)
 """
 
 

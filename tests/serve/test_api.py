@@ -29,7 +29,7 @@ def test_a_run_shows_in_every_view_of_the_api(served: Served):
     assert page["total"] == 1
     (row,) = page["runs"]
     assert list(row) == ["run_id", "flow", "status", "started_at", "finished_at", "duration_s",
-                         "n_steps", "n_failed", "parent_run_id"]
+                         "n_steps", "n_failed", "parent_run_id", "n_continued"]
     assert (row["flow"], row["status"], row["n_steps"], row["n_failed"]) == (
         "shapes", "failed", 3, 1)
     assert ISO.match(row["started_at"]) and ISO.match(row["finished_at"])

@@ -39,7 +39,8 @@ def _export(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
 def test_csv_and_jsonl_go_to_stdout_with_iso_utc_times(recorded: Served):
     runs = pd.read_csv(io.StringIO(_export(recorded, "runs").stdout))
     assert list(runs.columns) == ["run_id", "flow", "status", "started_at", "finished_at",
-                                  "duration_s", "n_steps", "n_failed", "parent_run_id"]
+                                  "duration_s", "n_steps", "n_failed", "parent_run_id",
+                                  "n_continued"]
     assert list(runs["flow"]) == ["one", "two"]  # oldest first
     assert list(runs["n_failed"]) == [1, 0]
     started = pd.to_datetime(runs["started_at"], utc=True, format="ISO8601")
