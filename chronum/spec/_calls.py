@@ -64,8 +64,10 @@ def _wiring(step: Step, func: Any, names: set[str], where: Location) -> list[Pro
     """A required parameter that no upstream feeds: a step outside ``needs``, or no step."""
     plan = call_plan(func)
     problems = []
+    # An instance of a fan-out step is given its item, and a matrix's values by key.
+    given = {"item", *(key for key, _values in step.matrix or ())} if step.fans_out else set()
     for name, required, _positional in plan.params:
-        if name in CONTEXT_NAMES or name in step.needs or not required:
+        if name in CONTEXT_NAMES or name in step.needs or name in given or not required:
             continue
         what = f"{step.call}: parameter {name!r}"
         if name in names and name != step.name:
