@@ -26,8 +26,10 @@ def _widget_states(nb: dict) -> list[dict]:
 
 
 def test_cell_runs_the_flow_shows_it_once_and_returns_the_run(notebook):
-    nb = notebook(["%load_ext chronum", FLOW, "print(_.status, sorted(_.steps['step']))",
-                   "print('next cell ran')"])
+    # The view is due after show_after seconds; 30 s instead of 0.25 s keeps a loaded machine
+    # (a two-echo run taking longer than 0.25 s) from making a widget this test says is not made.
+    nb = notebook(["%load_ext chronum\n%config ChronumMagics.show_after = 30", FLOW,
+                   "print(_.status, sorted(_.steps['step']))", "print('next cell ran')"])
     cell = nb.cells[1]
     assert len(cell.outputs) == 1  # the live view, replaced in place by its final picture
     out = cell.outputs[0]
