@@ -227,8 +227,6 @@ class _Run:
         #: Steps whose log file could not be written, and why: each fails with that reason.
         self.log_failed: dict[str, str] = {}
         self._executor_cache: dict[str, Executor] = {}
-        #: Why each step runs (the reuse plan's reasons), said when it starts.
-        self.why: Mapping[str, str] = {}
         #: Outputs of each step that wrote some (masked): for env, ``if:`` and the record.
         self.step_outputs: dict[str, Mapping[str, str]] = {}
         self.output_files = _outputs.OutputFiles()
@@ -421,7 +419,7 @@ class _Run:
             started = self.clock.monotonic()
             self.bus.emit(StepStarted(run_id=self.run_id, at=self.clock.now(), step=step.name,
                                       attempt=attempt, delay_s=delay, executor=step.executor,
-                                      reason=self.why.get(step.name, "")))
+                                      reason=self.plan.reasons.get(step.name, "")))
             try:
                 unset = self.missing(step) if attempt == 1 else None
                 result = unset if unset is not None else await self.attempt(step, ctx)
@@ -674,7 +672,6 @@ async def run_flow(
         flow.stop_on_fail if stop_on_fail is None else stop_on_fail,
         grace, extras or {}, os.environ if base_env is None else base_env, on_output, durable,
     )
-    run.why = plan.reasons
     run.plan = plan
     started_at, started = clock.now(), clock.monotonic()
     bus.emit(RunStarted(run_id=run_id, at=started_at, flow=flow.name, steps=flow.step_names,
