@@ -24,20 +24,11 @@ from ..model import Step
 if TYPE_CHECKING:
     from .runner import _Run
 
-__all__ = ["Handlers", "StepScope", "describe_timeout"]
+__all__ = ["Handlers", "StepScope"]
 
 _OK = frozenset({"succeeded", "cached"})
 _ENDED = frozenset({"succeeded", "cached", "failed", "skipped", "upstream_failed",
                     "cancelled"})
-
-
-def describe_timeout(seconds: float) -> str:
-    """``7200`` -> ``2h``, ``90`` -> ``90s``, ``5400`` -> ``90m``: as a person writes it."""
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
 
 
 class StepScope:

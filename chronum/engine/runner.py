@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._args import format_duration
 from ..eventbus import (
     EventBus,
     LogLine,
@@ -39,7 +40,7 @@ from ..executors import Executor, ExecutorRegistry, Result, StepContext, default
 from ..model import TIMEOUT_EXIT_CODE, Flow, Step
 from . import outputs as _outputs
 from .fanout import FanOuts
-from .handlers import Handlers, describe_timeout
+from .handlers import Handlers
 from .masking import Masker, missing_secrets, read_secrets, secret_names
 from .plan import ReusePlan
 from .retry import backoff_delay, seed_for
@@ -401,7 +402,7 @@ class _Run:
             async with asyncio.timeout(step.timeout):
                 return await executor.execute(step, ctx)
         except TimeoutError:
-            msg = f"timed out after {step.timeout:g}s"
+            msg = f"timed out after {format_duration(step.timeout or 0.0)}"
             ctx.log("stderr", f"chronum: {msg}; the step's processes were stopped")
             return Result(TIMEOUT_EXIT_CODE, error=msg)
         except asyncio.CancelledError:
@@ -757,7 +758,7 @@ async def run_flow(
 async def _time_out(run: _Run, slots: list[asyncio.Task[None]]) -> None:
     """The run's ``timeout:`` passed: stop its steps, give the handlers the kill grace."""
     assert run.flow.timeout is not None
-    reason = f"run timed out after {describe_timeout(run.flow.timeout)}"
+    reason = f"run timed out after {format_duration(run.flow.timeout)}"
     run.halted = run.cancelled = True
     run.cancel_reason = run.run_reason = reason
     await _stop_all(run, slots)

@@ -41,6 +41,8 @@ R = TypeVar("R")
 StepRef = str | Callable[..., Any]
 Needs = StepRef | Iterable[StepRef] | None
 Retry = int | Mapping[str, Any] | RetryPolicy | None
+#: Seconds, or a duration as YAML writes it: ``"90s"``, ``"10m"``, ``"2h"``, ``"1h30m"``.
+Duration = float | str | None
 #: ``foreach=``: a step (its name or function) returning the items, a list, or {"param": NAME}.
 Foreach = StepRef | Iterable[Any] | Mapping[str, str] | None
 
@@ -115,11 +117,11 @@ class Flow:
 
     def __init__(self, name: str, *, max_parallel: int | None = None,
                  stop_on_fail: bool | None = None, default_retry: int | None = None,
-                 default_timeout: float | None = None,
+                 default_timeout: Duration = None,
                  backoff: Mapping[str, Any] | Backoff | None = None,
                  env: Mapping[str, Any] | None = None,
                  params: Mapping[str, Any] | None = None, cache: bool | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: Duration = None) -> None:
         frame = sys._getframe(1)
         self._file, self._line = cell_name(frame.f_code.co_filename), frame.f_lineno
         self.name = name
@@ -147,11 +149,11 @@ class Flow:
 
     @overload
     def step(self, name: str | None = None, *, needs: Needs = None, retry: Retry = None,
-             timeout: float | None = None, executor: str = "python",
+             timeout: Duration = None, executor: str = "python",
              continue_on_error: bool = False, persist: bool = False,
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
              cache: bool | None = None, cache_key: str | None = None,
-             cache_for: float | str | None = None, inputs: Paths = None,
+             cache_for: Duration = None, inputs: Paths = None,
              outputs: Paths = None, isolate: bool = False,
              if_: str | None = None,
              foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
@@ -159,11 +161,11 @@ class Flow:
              ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def step(self, name: Any = None, *, needs: Needs = None, retry: Retry = None,
-             timeout: float | None = None, executor: str = "python",
+             timeout: Duration = None, executor: str = "python",
              continue_on_error: bool = False, persist: bool = False,
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
              cache: bool | None = None, cache_key: str | None = None,
-             cache_for: float | str | None = None, inputs: Paths = None,
+             cache_for: Duration = None, inputs: Paths = None,
              outputs: Paths = None, isolate: bool = False, if_: str | None = None,
              foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
              concurrency: int | None = None) -> Any:
@@ -199,10 +201,10 @@ class Flow:
         return register
 
     def shell(self, name: str, command: str, *, needs: Needs = None, retry: Retry = None,
-              timeout: float | None = None, continue_on_error: bool = False,
+              timeout: Duration = None, continue_on_error: bool = False,
               env: Mapping[str, Any] | None = None, cwd: str | None = None,
               shell: str | None = None, cache: bool | None = None,
-              cache_key: str | None = None, cache_for: float | str | None = None,
+              cache_key: str | None = None, cache_for: Duration = None,
               inputs: Paths = None, outputs: Paths = None, if_: str | None = None,
               foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
               concurrency: int | None = None) -> str:
@@ -222,7 +224,7 @@ class Flow:
         return name
 
     def script(self, name: str, path: str, *, needs: Needs = None, retry: Retry = None,
-               timeout: float | None = None, continue_on_error: bool = False,
+               timeout: Duration = None, continue_on_error: bool = False,
                env: Mapping[str, Any] | None = None, cwd: str | None = None,
                if_: str | None = None) -> str:
         """Add a python script step (run with this interpreter, relative to the flow's folder)."""
@@ -418,7 +420,7 @@ def _with(doc: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
 Paths = str | Sequence[str] | None
 
 
-def _caching(cache: bool | None, cache_key: str | None, cache_for: float | str | None,
+def _caching(cache: bool | None, cache_key: str | None, cache_for: Duration,
              inputs: Paths, outputs: Paths) -> dict[str, Any]:
     """The caching options of a step as YAML keys (``cache=False`` opts a step out)."""
     return {"cache": cache, "cacheKey": cache_key, "cacheFor": cache_for,
