@@ -708,6 +708,7 @@ async def run_flow(
     if run.fan is not None:  # instances are not counted yet
         to_run = run.max_parallel
     slots = [asyncio.ensure_future(run.slot()) for _ in range(min(run.max_parallel, to_run))]
+    deadline = None if flow.timeout is None else run.loop.time() + flow.timeout
     try:
         if slots:
             done, left = await asyncio.wait(slots, timeout=flow.timeout,
@@ -721,7 +722,8 @@ async def run_flow(
         if run.fatal is not None:
             raise run.fatal
         if run.handlers.pending():  # stopOnFail halted the run: its handlers still run
-            await run.handlers.drain(None, run.cancel_reason)
+            await run.handlers.drain(None, run.cancel_reason, deadline=deadline,
+                                     on_deadline=lambda: _timed_out(run))
     except asyncio.CancelledError as exc:
         cancelled = True
         run.halted = True
@@ -755,12 +757,18 @@ async def run_flow(
                       finished_at=clock.now(), errors=dict(run.errors))
 
 
-async def _time_out(run: _Run, slots: list[asyncio.Task[None]]) -> None:
-    """The run's ``timeout:`` passed: stop its steps, give the handlers the kill grace."""
+def _timed_out(run: _Run) -> str:
+    """Mark the run timed out (its ``timeout:`` passed) and say so."""
     assert run.flow.timeout is not None
     reason = f"run timed out after {format_duration(run.flow.timeout)}"
     run.halted = run.cancelled = True
     run.cancel_reason = run.run_reason = reason
+    return reason
+
+
+async def _time_out(run: _Run, slots: list[asyncio.Task[None]]) -> None:
+    """The run's ``timeout:`` passed: stop its steps, give the handlers the kill grace."""
+    reason = _timed_out(run)
     await _stop_all(run, slots)
     run.skip_pending(reason, keep_handlers=True)
     if run.handlers.pending():
