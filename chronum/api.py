@@ -49,6 +49,7 @@ __all__ = [
     "in_running_loop",
     "load",
     "options_of",
+    "recorded_flow",
     "resume",
     "resume_with",
     "run",
@@ -578,12 +579,16 @@ def show(run_id: str = "last", *, db: PathLike | None = None, timeline: bool = T
         rows = store.step_rows(rid)
         attempt_rows = store.attempts(rid) if timeline else None
     if flow is None:
-        flow = _recorded_flow(info)
+        flow = recorded_flow(info)
     return run_picture(flow, info, rows, attempt_rows, graph_for(rid, flow))
 
 
-def _recorded_flow(info: Mapping[str, Any]) -> Flow:
-    """A past run's flow: from its file, or (no edges) from its recorded step names."""
+def recorded_flow(info: Mapping[str, Any]) -> Flow:
+    """The flow of a recorded run, from the run as ``Store.run`` gives it (``flow``,
+    ``source``, ``params``, ``steps``): its flow file loaded again with the run's params, or,
+    when the file is gone or no longer loads, a flow of its recorded step names (no edges).
+
+    The one rebuild every picture of a past run uses: ``show()`` and ``chronum serve``."""
     source = info.get("source")
     if source and os.path.exists(source):
         try:

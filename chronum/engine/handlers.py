@@ -9,12 +9,14 @@ evaluated only once all its needs succeeded. A false condition makes the step ``
 
 When the run stops early (``stopOnFail``, Ctrl-C or Stop, the run's ``timeout:``), handlers
 still pending run after the other steps were stopped: one after another, in file order, and
-after a cancel only within the kill grace, so a cleanup cannot hold the terminal forever.
+after a cancel only within the kill grace, so a cleanup cannot hold the terminal forever. The
+run's ``timeout:`` bounds the handlers of ``stopOnFail`` too.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..conditions import Condition, evaluate, holds, reads
@@ -24,20 +26,11 @@ from ..model import Step
 if TYPE_CHECKING:
     from .runner import _Run
 
-__all__ = ["Handlers", "StepScope", "describe_timeout"]
+__all__ = ["Handlers", "StepScope"]
 
 _OK = frozenset({"succeeded", "cached"})
 _ENDED = frozenset({"succeeded", "cached", "failed", "skipped", "upstream_failed",
                     "cancelled"})
-
-
-def describe_timeout(seconds: float) -> str:
-    """``7200`` -> ``2h``, ``90`` -> ``90s``, ``5400`` -> ``90m``: as a person writes it."""
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
 
 
 class StepScope:
@@ -160,13 +153,28 @@ class Handlers:
         states = self._run.states
         return any(states[name] == "pending" for name in self.waiting)
 
-    async def drain(self, limit: float | None, reason: str) -> None:
+    async def drain(self, limit: float | None, reason: str, *, deadline: float | None = None,
+                    on_deadline: Callable[[], str] | None = None) -> None:
         """Run the handlers left pending when the run stopped early, in file order.
 
         ``limit`` bounds them all (the kill grace after a cancel or the run's timeout); what
-        cannot run in it, or is not a handler, is skipped with ``reason``.
+        cannot run in it, or is not a handler, is skipped with ``reason``. ``deadline`` (loop
+        time: the run's ``timeout:`` after ``stopOnFail``) stops them as a run timeout does:
+        ``on_deadline()`` marks the run timed out and gives the reason, the running handler is
+        cancelled with it, and the ones still pending get the kill grace.
         """
         run = self._run
+        me = asyncio.current_task()
+        assert me is not None
+        timed_out = ""
+        timer: asyncio.TimerHandle | None = None
+        if deadline is not None and on_deadline is not None:
+            def expire() -> None:
+                nonlocal timed_out
+                timed_out = on_deadline()  # before the cancel: the step is cancelled with it
+                me.cancel()
+
+            timer = run.loop.call_at(deadline, expire)
         try:
             if limit is None:
                 await self._drain()
@@ -176,11 +184,18 @@ class Handlers:
         except TimeoutError:
             pass  # the grace ran out: what did not run is skipped
         except asyncio.CancelledError:
-            if limit is None:
+            if timed_out and me.uncancel() == 0:
+                # The run's timeout passed while handlers ran after stopOnFail: as when it
+                # passes during the run, the handlers left get the kill grace.
+                run.skip_pending(timed_out, keep_handlers=True)
+                await self.drain(run.grace, timed_out)
+            elif limit is None:
                 raise  # a Ctrl-C while handlers run after stopOnFail: the run is cancelled
             # a second Ctrl-C while the handlers of a cancel run: stop them too
         finally:
-            run.skip_pending(reason)
+            if timer is not None:
+                timer.cancel()
+            run.skip_pending(timed_out or reason)
 
     async def _drain(self) -> None:
         run = self._run

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._args import format_duration
 from ..eventbus import (
     EventBus,
     LogLine,
@@ -39,7 +40,7 @@ from ..executors import Executor, ExecutorRegistry, Result, StepContext, default
 from ..model import TIMEOUT_EXIT_CODE, Flow, Step
 from . import outputs as _outputs
 from .fanout import FanOuts
-from .handlers import Handlers, describe_timeout
+from .handlers import Handlers
 from .masking import Masker, missing_secrets, read_secrets, secret_names
 from .plan import ReusePlan
 from .retry import backoff_delay, seed_for
@@ -401,7 +402,7 @@ class _Run:
             async with asyncio.timeout(step.timeout):
                 return await executor.execute(step, ctx)
         except TimeoutError:
-            msg = f"timed out after {step.timeout:g}s"
+            msg = f"timed out after {format_duration(step.timeout or 0.0)}"
             ctx.log("stderr", f"chronum: {msg}; the step's processes were stopped")
             return Result(TIMEOUT_EXIT_CODE, error=msg)
         except asyncio.CancelledError:
@@ -707,6 +708,7 @@ async def run_flow(
     if run.fan is not None:  # instances are not counted yet
         to_run = run.max_parallel
     slots = [asyncio.ensure_future(run.slot()) for _ in range(min(run.max_parallel, to_run))]
+    deadline = None if flow.timeout is None else run.loop.time() + flow.timeout
     try:
         if slots:
             done, left = await asyncio.wait(slots, timeout=flow.timeout,
@@ -720,7 +722,8 @@ async def run_flow(
         if run.fatal is not None:
             raise run.fatal
         if run.handlers.pending():  # stopOnFail halted the run: its handlers still run
-            await run.handlers.drain(None, run.cancel_reason)
+            await run.handlers.drain(None, run.cancel_reason, deadline=deadline,
+                                     on_deadline=lambda: _timed_out(run))
     except asyncio.CancelledError as exc:
         cancelled = True
         run.halted = True
@@ -754,12 +757,18 @@ async def run_flow(
                       finished_at=clock.now(), errors=dict(run.errors))
 
 
-async def _time_out(run: _Run, slots: list[asyncio.Task[None]]) -> None:
-    """The run's ``timeout:`` passed: stop its steps, give the handlers the kill grace."""
+def _timed_out(run: _Run) -> str:
+    """Mark the run timed out (its ``timeout:`` passed) and say so."""
     assert run.flow.timeout is not None
-    reason = f"run timed out after {describe_timeout(run.flow.timeout)}"
+    reason = f"run timed out after {format_duration(run.flow.timeout)}"
     run.halted = run.cancelled = True
     run.cancel_reason = run.run_reason = reason
+    return reason
+
+
+async def _time_out(run: _Run, slots: list[asyncio.Task[None]]) -> None:
+    """The run's ``timeout:`` passed: stop its steps, give the handlers the kill grace."""
+    reason = _timed_out(run)
     await _stop_all(run, slots)
     run.skip_pending(reason, keep_handlers=True)
     if run.handlers.pending():

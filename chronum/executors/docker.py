@@ -11,6 +11,13 @@ cancellation it is killed (``docker kill``) and removed (``docker rm -f``) befor
 ``CancelledError`` goes on, so no container outlives its run. The docker CLI itself is not
 trusted to do this: with a shell as PID 1, SIGTERM forwarded by the CLI is ignored.
 
+A step's outputs work as in a shell step: the attempt's ``$CHRONUM_OUTPUT`` file (a host path
+the container cannot see) is made empty beforehand and bind-mounted read-write at
+``/chronum/output``, where the container's ``CHRONUM_OUTPUT`` points; the engine reads the
+host file when the attempt ends. The file is writable by every user, as the image may run as
+any uid, and stays private through the runner's own folder around it. With a remote engine
+(``DOCKER_HOST=tcp://...``) the host path is on the wrong machine: outputs need a local one.
+
 Step keys: ``image`` (required), ``pull`` (``missing`` | ``always`` | ``never``, default
 ``missing``), ``dockerArgs`` (a list of extra ``docker run`` arguments), ``workdir`` (where the
 flow folder is mounted and the step runs, default ``/workspace``), ``mount`` (default true).
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 from collections import deque
@@ -31,10 +39,13 @@ from ..model import Step
 from .base import Result, StepContext
 from .process import describe_exit, run_process
 
-__all__ = ["DEFAULT_WORKDIR", "PULL_POLICIES", "DockerExecutor", "container_name"]
+__all__ = ["CONTAINER_OUTPUT", "DEFAULT_WORKDIR", "PULL_POLICIES", "DockerExecutor",
+           "container_name"]
 
 PULL_POLICIES = ("missing", "always", "never")
 DEFAULT_WORKDIR = "/workspace"
+#: Where the attempt's ``$CHRONUM_OUTPUT`` file is mounted in the container.
+CONTAINER_OUTPUT = "/chronum/output"
 #: ``docker run`` exits 125 when the container could not be created or started at all.
 _DOCKER_FAILED = 125
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
@@ -113,9 +124,15 @@ class DockerExecutor:
         docker = shutil.which(self.docker, path=ctx.env.get("PATH")) or self.docker
         argv = [docker, "run", "--rm", "--name", name, "--label", f"chronum.run={ctx.run_id}",
                 "--pull", opts.pull]
-        # Values travel in the CLI's own environment (``-e KEY``), never on its command line.
+        # Values travel in the CLI's own environment (``-e KEY``), never on its command line;
+        # the output file's container path is no secret, and differs from the host's.
+        output = ctx.env.get("CHRONUM_OUTPUT")
         for key in sorted(container_env(step, ctx)):
-            argv += ["-e", key]
+            if key == "CHRONUM_OUTPUT" and output:
+                argv += ["-e", f"CHRONUM_OUTPUT={CONTAINER_OUTPUT}",
+                         "-v", f"{output}:{CONTAINER_OUTPUT}:rw"]
+            else:
+                argv += ["-e", key]
         workdir = PurePosixPath(opts.workdir)
         if opts.mount:
             argv += ["-v", f"{ctx.flow.base_dir.resolve()}:{workdir}"]
@@ -131,6 +148,10 @@ class DockerExecutor:
             ctx.log("stderr", f"chronum: {argv}")
             return Result(2, error=argv)
         env = ctx.env
+        problem = _output_file(env.get("CHRONUM_OUTPUT"))
+        if problem is not None:
+            ctx.log("stderr", f"chronum: {problem}")
+            return Result(1, error=problem)
         sink = _StderrTail(ctx)
         # The CLI runs in a task of its own: on cancellation the container is killed first,
         # which ends the CLI at once, instead of waiting out a SIGTERM nobody handles.
@@ -170,6 +191,22 @@ class DockerExecutor:
         # A container that was still being created when killed is removed here.
         await run_process([self.docker, "rm", "-f", name], env=env, cwd=ctx.flow.base_dir,
                           log=quiet, grace=ctx.grace)
+
+
+def _output_file(path: str | None) -> str | None:
+    """Make the attempt's output file, empty and writable by the container's user, before it
+    is mounted: a bind mount of a missing path would make a folder there instead."""
+    if not path:
+        return None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o666)  # the folder around it is the runner's own (0700)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"cannot make the step's $CHRONUM_OUTPUT file: {exc.strerror or exc}"
+    return None
 
 
 def _discard(stream: str, line: str) -> None:

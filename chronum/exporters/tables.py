@@ -3,7 +3,8 @@
 Rows come from the same queries as the DataFrames (``store.queries``: the same columns),
 across every run, optionally of one flow and from a time on. Timestamps are ISO 8601 UTC
 strings in CSV and JSON lines, and UTC timestamps in Parquet; the events' ``data`` is a JSON
-object (a JSON string in CSV and Parquet).
+object (a JSON string in CSV and Parquet), and its common fields follow as columns, as in
+``events()``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "steps": queries.STEP_COLUMNS,
     # ``attempts()``'s ``reason`` is read from the events of each run; the export is the table
     "attempts": tuple(c for c in queries.ATTEMPT_COLUMNS if c != "reason"),
-    "events": ("run_id", *queries.EVENT_COLUMNS),
+    # as ``events()``: ``data`` whole, and its common fields as columns of their own
+    "events": ("run_id", *queries.EVENT_COLUMNS, *queries.EVENT_DATA_COLUMNS),
 }
 _TIMES = {"started_at", "finished_at", "at"}
 #: Rows read from SQLite at a time: a history of millions of steps streams through.
@@ -86,11 +88,17 @@ def rows(conn: sqlite3.Connection, table: str, flow: str | None = None,
         args.append(since)
     sql = _SQL[table].format(where=f"WHERE {' AND '.join(where)}" if where else "")
     cursor = conn.execute(sql, args)
+    fields = queries.EVENT_DATA_COLUMNS if table == "events" else ()
     while True:
         chunk = cursor.fetchmany(_CHUNK)
         if not chunk:
             return
-        yield from chunk
+        if fields:  # ``data`` stays JSON text; its common fields follow as columns
+            for row in chunk:
+                data = json.loads(row[-1])
+                yield (*row, *(data.get(f) for f in fields))
+        else:
+            yield from chunk
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -21,7 +21,7 @@ from typing import Any
 from ..model import Flow
 from .dot import STATE_COLORS
 from .groups import Group, groups_from_rows
-from .svg import GRAPH_MAX_HEIGHT, Layout, bake
+from .svg import GRAPH_MAX_HEIGHT, Layout, bake, timeout_label
 
 __all__ = ["Snapshot", "failed_steps", "is_timeout", "legend_html", "logs_html", "plain_text",
            "reason_label", "run_bundle", "snapshot_from_rows", "static_html", "table_html"]
@@ -68,7 +68,7 @@ class Snapshot:
         return {name for name, reason in self.reasons.items() if is_timeout(reason)}
 
 
-_TIMEOUT = re.compile(r"^timed out after (\d+(?:\.\d+)?)\s?s\b")
+_TIMEOUT = re.compile(r"^timed out after (\d+(?:\.\d+)?\s?[smhd])\b")
 
 
 def is_timeout(reason: str | None) -> bool:
@@ -76,10 +76,11 @@ def is_timeout(reason: str | None) -> bool:
 
 
 def reason_label(reason: str | None) -> str:
-    """A reason as pictures show it: "timed out after 3 s" (the engine writes "3s")."""
+    """A reason as pictures show it: "timed out after 3 s", "... 10 min" (the engine writes
+    "3s", "10m")."""
     if not reason:
         return ""
-    return _TIMEOUT.sub(lambda m: f"timed out after {m.group(1)} s", reason, count=1)
+    return _TIMEOUT.sub(lambda m: timeout_label(m.group(1)), reason, count=1)
 
 
 def snapshot_from_rows(flow: Flow, run_id: str, status: str, elapsed_s: float | None,

@@ -35,6 +35,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from .._args import duration_seconds, format_duration
 from .._lru import LRU
 from ..errors import ChronumError, DotNotFoundError
 from ..model import Flow
@@ -43,7 +44,7 @@ from .groups import Group
 
 __all__ = ["GRAPH_MAX_HEIGHT", "MAX_BADGE", "Layout", "bake", "counted", "elapsed_text",
            "graph_for", "layout", "layout_sync", "prefix_for", "remember_graph", "render",
-           "stylesheet"]
+           "stylesheet", "timeout_label"]
 
 #: Pixels a graph grows to before its box scrolls (it is scaled to the cell's width first).
 GRAPH_MAX_HEIGHT = 800
@@ -164,7 +165,19 @@ def _timeout_text(group: str, node: _Node, seconds: float, below_badge: bool,
     y = node.label_y + (24 if below_badge else 13)
     return (f'<text id="{group}_t" class="chronum-timeout"{display} text-anchor="middle" '
             f'x="{node.label_x}" y="{y:g}" font-family="Helvetica,sans-Serif" font-size="9" '
-            f'fill="#8a1c1c">timed out after {seconds:g} s</text>\n')
+            f'fill="#8a1c1c">{timeout_label(seconds)}</text>\n')
+
+
+#: The engine's units ("10m") as pictures write them, after a space ("10 min").
+_UNIT_WORDS = {"s": "s", "m": "min", "h": "h", "d": "d"}
+
+
+def timeout_label(seconds: float | str) -> str:
+    """The pictures' "timed out after 10 min" for 600 seconds (or the engine's "10m")."""
+    if isinstance(seconds, str):
+        seconds = duration_seconds(seconds) or 0.0
+    text = format_duration(seconds)
+    return f"timed out after {text[:-1]} {_UNIT_WORDS[text[-1]]}"
 
 
 #: Width of a fan-out node's bar, in the picture's units (points).

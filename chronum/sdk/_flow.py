@@ -41,6 +41,8 @@ R = TypeVar("R")
 StepRef = str | Callable[..., Any]
 Needs = StepRef | Iterable[StepRef] | None
 Retry = int | Mapping[str, Any] | RetryPolicy | None
+#: Seconds, or a duration as YAML writes it: ``"90s"``, ``"10m"``, ``"2h"``, ``"1h30m"``.
+Duration = float | str | None
 #: ``foreach=``: a step (its name or function) returning the items, a list, or {"param": NAME}.
 Foreach = StepRef | Iterable[Any] | Mapping[str, str] | None
 
@@ -115,11 +117,12 @@ class Flow:
 
     def __init__(self, name: str, *, max_parallel: int | None = None,
                  stop_on_fail: bool | None = None, default_retry: int | None = None,
-                 default_timeout: float | None = None,
+                 default_timeout: Duration = None,
                  backoff: Mapping[str, Any] | Backoff | None = None,
                  env: Mapping[str, Any] | None = None,
                  params: Mapping[str, Any] | None = None, cache: bool | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: Duration = None, secrets: Names = None,
+                 dask: str | Mapping[str, Any] | None = None) -> None:
         frame = sys._getframe(1)
         self._file, self._line = cell_name(frame.f_code.co_filename), frame.f_lineno
         self.name = name
@@ -133,6 +136,10 @@ class Flow:
                 doc[key] = value
         if backoff is not None:
             doc["backoff"] = _backoff_doc(backoff)
+        if secrets is not None:
+            doc["secrets"] = _names(secrets)
+        if dask is not None:  # ``dask="tcp://host:8786"`` is ``dask: {address: ...}``
+            doc["dask"] = {"address": dask} if isinstance(dask, str) else dict(dask)
         self._doc = doc
         self._specs: list[_Spec] = []
         #: Positions in ``_specs`` by step name (several when a name is, wrongly, reused).
@@ -147,26 +154,28 @@ class Flow:
 
     @overload
     def step(self, name: str | None = None, *, needs: Needs = None, retry: Retry = None,
-             timeout: float | None = None, executor: str = "python",
+             timeout: Duration = None, executor: str = "python",
              continue_on_error: bool = False, persist: bool = False,
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
              cache: bool | None = None, cache_key: str | None = None,
-             cache_for: float | str | None = None, inputs: Paths = None,
-             outputs: Paths = None, isolate: bool = False,
+             cache_for: Duration = None, inputs: Paths = None,
+             outputs: Paths = None, isolate: bool | str = False,
              if_: str | None = None,
              foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
-             concurrency: int | None = None,
+             concurrency: int | None = None, secrets: Names = None,
+             options: Mapping[str, Any] | None = None,
              ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def step(self, name: Any = None, *, needs: Needs = None, retry: Retry = None,
-             timeout: float | None = None, executor: str = "python",
+             timeout: Duration = None, executor: str = "python",
              continue_on_error: bool = False, persist: bool = False,
              env: Mapping[str, Any] | None = None, cwd: str | None = None,
              cache: bool | None = None, cache_key: str | None = None,
-             cache_for: float | str | None = None, inputs: Paths = None,
-             outputs: Paths = None, isolate: bool = False, if_: str | None = None,
+             cache_for: Duration = None, inputs: Paths = None,
+             outputs: Paths = None, isolate: bool | str = False, if_: str | None = None,
              foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
-             concurrency: int | None = None) -> Any:
+             concurrency: int | None = None, secrets: Names = None,
+             options: Mapping[str, Any] | None = None) -> Any:
         """Register a function as a step: ``@flow.step()`` or ``@flow.step("name", retry=2)``.
 
         Its parameters named like other steps receive their return values (and make it need
@@ -176,20 +185,22 @@ class Flow:
         ``foreach=`` fans the step out: a step (its name or function) whose value is the list
         of items, a list, or ``{"param": NAME}``; ``matrix={key: [values]}`` over every
         combination. Each instance gets its item as the parameter ``item`` (and a matrix's
-        values by key).
+        values by key). ``secrets=`` names environment variables the step gets, masked;
+        ``options=`` holds the executor's own keys, as in YAML.
         """
         file, line = _caller()
-        options = {"retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
-                   "persist": persist, "env": env, "cwd": cwd,
-                   "isolate": "process" if isolate else None, "if": if_,
-                   **_caching(cache, cache_key, cache_for, inputs, outputs),
-                   "matrix": matrix, "concurrency": concurrency}
+        keys = {"retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
+                "persist": persist, "env": env, "cwd": cwd,
+                "isolate": "process" if isolate is True else (isolate or None), "if": if_,
+                **_caching(cache, cache_key, cache_for, inputs, outputs),
+                "matrix": matrix, "concurrency": concurrency, "secrets": secrets}
         source, items = _foreach(foreach)
 
         def register(func: Callable[P, R]) -> Callable[P, R]:
             step_name = name if isinstance(name, str) else getattr(func, "__name__", "")
-            doc = {"name": step_name, "executor": executor, "call": call_target(func)}
-            self._add(_Spec(step_name, file, line, _with(doc, {**options, "foreach": items}),
+            doc = {**_options(options), "name": step_name, "executor": executor,
+                   "call": call_target(func)}
+            self._add(_Spec(step_name, file, line, _with(doc, {**keys, "foreach": items}),
                             _needs(needs), func, source))
             return func
 
@@ -199,38 +210,59 @@ class Flow:
         return register
 
     def shell(self, name: str, command: str, *, needs: Needs = None, retry: Retry = None,
-              timeout: float | None = None, continue_on_error: bool = False,
+              timeout: Duration = None, continue_on_error: bool = False,
               env: Mapping[str, Any] | None = None, cwd: str | None = None,
               shell: str | None = None, cache: bool | None = None,
-              cache_key: str | None = None, cache_for: float | str | None = None,
+              cache_key: str | None = None, cache_for: Duration = None,
               inputs: Paths = None, outputs: Paths = None, if_: str | None = None,
               foreach: Foreach = None, matrix: Mapping[str, Any] | None = None,
-              concurrency: int | None = None) -> str:
+              concurrency: int | None = None, secrets: Names = None,
+              detach: str | None = None, executor: str = "shell",
+              options: Mapping[str, Any] | None = None) -> str:
         """Add a shell step; returns its name, to use in another step's ``needs``.
 
         ``foreach``/``matrix``/``concurrency`` fan it out as for ``step``; each instance
         gets its item as ``$CHRONUM_ITEM`` and a matrix's values as ``$CHRONUM_MATRIX_<KEY>``.
+        ``executor=`` runs the command elsewhere, with that executor's own keys in
+        ``options=``: ``executor="docker", options={"image": "alpine"}``.
         """
         file, line = _caller()
         source, items = _foreach(foreach)
-        doc = _with({"name": name, "run": command}, {
+        head = {**_options(options), "name": name, "run": command}
+        if executor != "shell":
+            head["executor"] = executor
+        doc = _with(head, {
             "retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
             "env": env, "cwd": cwd, "shell": shell, "if": if_,
             **_caching(cache, cache_key, cache_for, inputs, outputs),
-            "foreach": items, "matrix": matrix, "concurrency": concurrency})
+            "foreach": items, "matrix": matrix, "concurrency": concurrency,
+            "secrets": secrets, "detach": detach})
         self._add(_Spec(name, file, line, doc, _needs(needs), source=source))
         return name
 
     def script(self, name: str, path: str, *, needs: Needs = None, retry: Retry = None,
-               timeout: float | None = None, continue_on_error: bool = False,
+               timeout: Duration = None, continue_on_error: bool = False,
                env: Mapping[str, Any] | None = None, cwd: str | None = None,
-               if_: str | None = None) -> str:
-        """Add a python script step (run with this interpreter, relative to the flow's folder)."""
+               if_: str | None = None, cache: bool | None = None,
+               cache_key: str | None = None, cache_for: Duration = None,
+               inputs: Paths = None, outputs: Paths = None, foreach: Foreach = None,
+               matrix: Mapping[str, Any] | None = None, concurrency: int | None = None,
+               secrets: Names = None, detach: str | None = None, executor: str = "python",
+               options: Mapping[str, Any] | None = None) -> str:
+        """Add a python script step (run with this interpreter, relative to the flow's folder).
+
+        It takes the keys of ``shell``: fan-out (each instance gets ``$CHRONUM_ITEM``),
+        caching, ``secrets=``, ``detach=``; ``executor="dask"`` runs it on the cluster.
+        """
         file, line = _caller()
-        doc = _with({"name": name, "executor": "python", "run": path}, {
+        source, items = _foreach(foreach)
+        doc = _with({**_options(options), "name": name, "executor": executor, "run": path}, {
             "retry": retry, "timeout": timeout, "continueOnError": continue_on_error,
-            "env": env, "cwd": cwd, "if": if_})
-        self._add(_Spec(name, file, line, doc, _needs(needs)))
+            "env": env, "cwd": cwd, "if": if_,
+            **_caching(cache, cache_key, cache_for, inputs, outputs),
+            "foreach": items, "matrix": matrix, "concurrency": concurrency,
+            "secrets": secrets, "detach": detach})
+        self._add(_Spec(name, file, line, doc, _needs(needs), source=source))
         return name
 
     def _add(self, spec: _Spec) -> None:
@@ -411,14 +443,32 @@ def _with(doc: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
             value = _retry_doc(value)
         elif key in ("env", "matrix"):
             value = dict(value)
+        elif key == "secrets":
+            value = _names(value)
         doc[key] = value
     return doc
 
 
 Paths = str | Sequence[str] | None
+#: ``secrets=``: one environment variable name, or several.
+Names = str | Sequence[str] | None
 
 
-def _caching(cache: bool | None, cache_key: str | None, cache_for: float | str | None,
+def _names(names: str | Sequence[str]) -> Any:
+    """``secrets=``: a name or a list, as YAML takes them (anything else is left for the
+    validator to report)."""
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        return names
+    return list(names)
+
+
+def _options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options=``: the executor's own keys (``image``, ``docker_args`` or ``dockerArgs``)
+    as YAML keys; the named parameters come after them, so they win."""
+    return {} if options is None else _camel(options)
+
+
+def _caching(cache: bool | None, cache_key: str | None, cache_for: Duration,
              inputs: Paths, outputs: Paths) -> dict[str, Any]:
     """The caching options of a step as YAML keys (``cache=False`` opts a step out)."""
     return {"cache": cache, "cacheKey": cache_key, "cacheFor": cache_for,

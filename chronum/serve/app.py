@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..api import _recorded_flow
+from ..api import recorded_flow
 from ..errors import ChronumError, RunNotFoundError
 from ..model import RUN_STATES
 from ..render.dot import STATE_COLORS
@@ -246,7 +246,7 @@ class Server:
 
         rid = self._run_id(request)
         info = self.store.run(rid)
-        layout = graph_for(rid, _recorded_flow(info))
+        layout = graph_for(rid, recorded_flow(info))
         return {"svg": layout.svg if layout is not None else None, "colors": COLORS}
 
     def timeline(self, request: Request) -> Any:

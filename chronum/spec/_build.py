@@ -134,8 +134,8 @@ class _Builder(Checker):
         stop = False if get("stopOnFail") is None else self.boolean(doc, "stopOnFail", "", pos)
         retry = 0 if get("defaultRetry") is None else self.integer(
             doc, "defaultRetry", "", pos, 0, MAX_RETRIES)
-        timeout = None if get("defaultTimeout") is None else self.number(
-            doc, "defaultTimeout", "", pos, 0, exclusive=True, maximum=MAX_TIMEOUT)
+        timeout = None if get("defaultTimeout") is None else self.duration(
+            doc, "defaultTimeout", "", pos, MAX_TIMEOUT)
         backoff = self.backoff(doc, "backoff", "", pos, Backoff())
         env = {} if get("env") is None else self.str_map(doc, "env", "", pos)
         if env:
@@ -147,8 +147,8 @@ class _Builder(Checker):
         if params:
             self.param_names(doc, params, pos)
         self.declared = params or {}
-        run_timeout = None if get("timeout") is None else self.number(
-            doc, "timeout", "", pos, 0, exclusive=True, maximum=MAX_TIMEOUT)
+        run_timeout = None if get("timeout") is None else self.duration(
+            doc, "timeout", "", pos, MAX_TIMEOUT)
         secrets = self.secrets(doc, "", pos)
         defaults = _Defaults(retry or 0, timeout, backoff)
         steps = self.steps(doc, pos, defaults)
@@ -253,8 +253,8 @@ class _Builder(Checker):
                                  for k in ("run", "call", "cwd", "shell"))
         needs = self.needs(m, path, pos)
         retry = self.retry(m, path, pos, defaults)
-        timeout = defaults.timeout if get("timeout") is None else self.number(
-            m, "timeout", path, pos, 0, exclusive=True, maximum=MAX_TIMEOUT)
+        timeout = defaults.timeout if get("timeout") is None else self.duration(
+            m, "timeout", path, pos, MAX_TIMEOUT)
         coe = False if get("continueOnError") is None else self.boolean(
             m, "continueOnError", path, pos)
         env = {} if get("env") is None else self.str_map(m, "env", path, pos)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .._args import duration_seconds, format_duration
 from ..errors import Location, Problem
 from ._nodes import Pos, child_pos
 
@@ -168,6 +169,29 @@ class Checker:
             self.at(c, key, prefix, fb, f"must be at most {maximum:,g}, got {value:g}")
             return None
         return float(value)
+
+    def duration(self, c: Any, key: Any, prefix: str, fb: Pos, maximum: float
+                 ) -> float | None:
+        """Seconds above zero: a number, or a duration text (``90s``, ``10m``, ``1h30m``) as
+        ``cacheFor`` and ``chronum history --older-than`` read it."""
+        value = c[key]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return self.number(c, key, prefix, fb, 0, exclusive=True, maximum=maximum)
+        seconds = duration_seconds(value)
+        if seconds is None or math.isnan(seconds):
+            self.at(c, key, prefix, fb, f"expected seconds or a duration, got "
+                    f"{describe(value)}", "write a number of seconds or a duration like "
+                    "90s, 10m, 2h or 1h30m")
+            return None
+        text = str(value).strip()
+        if seconds <= 0:
+            self.at(c, key, prefix, fb, f"must be greater than 0, got {text}")
+            return None
+        if seconds > maximum:
+            self.at(c, key, prefix, fb, f"must be at most {format_duration(maximum)}, got "
+                    f"{text}")
+            return None
+        return seconds
 
     def choice(self, c: Any, key: Any, prefix: str, fb: Pos, choices: tuple[str, ...]
                ) -> str | None:

@@ -41,7 +41,7 @@ _KINDS: dict[str, str] = {
     "n_steps": "int64", "n_failed": "int64", "attempts": "int64", "seq": "int64",
     "n_continued": "int64",
     "exit_code": "Int64", "data": "object", "item": "text",
-    "stream": "text", "line": "text", "executor": "text", "from_run": "text",
+    "executor": "text", "from_run": "text",
 }
 #: Kinds of the event data columns where the plain kind would be wrong: an event's ``status``
 #: mixes run and step words (so plain text, not a category), and its ``n_failed`` is missing

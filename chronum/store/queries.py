@@ -48,9 +48,10 @@ STEP_COLUMNS = ("run_id", "step", "status", "attempts", "exit_code", "started_at
 ATTEMPT_COLUMNS = ("run_id", "step", "attempt", "status", "exit_code", "started_at",
                    "finished_at", "duration_s", "delay_s", "reason")
 EVENT_COLUMNS = ("seq", "at", "kind", "step", "attempt", "data")
-#: The fields of event ``data`` that ``events()`` also gives as columns of their own.
-EVENT_DATA_COLUMNS = ("status", "exit_code", "reason", "delay_s", "duration_s", "stream",
-                      "line", "executor", "from_run", "n_failed")
+#: The fields of event ``data`` that ``events()`` also gives as columns of their own (log
+#: lines are no events: they are in the step's log, so no ``stream``/``line`` columns).
+EVENT_DATA_COLUMNS = ("status", "exit_code", "reason", "delay_s", "duration_s", "executor",
+                      "from_run", "n_failed")
 #: Event kinds that end an attempt with a reason.
 _ENDS_WITH_REASON = ("step.retrying", "step.failed", "step.cancelled")
 _RAW_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",

@@ -84,8 +84,8 @@ def test_dataframes_have_exactly_the_documented_columns(tmp_path: Path, db: Path
     assert attempts["delay_s"].tolist() == [0.0, 0.0, 0.0]
     events = chronum.events(db=db)
     assert list(events.columns) == ["seq", "at", "kind", "step", "attempt", "data", "status",
-                                    "exit_code", "reason", "delay_s", "duration_s", "stream",
-                                    "line", "executor", "from_run", "n_failed"]
+                                    "exit_code", "reason", "delay_s", "duration_s",
+                                    "executor", "from_run", "n_failed"]
     assert events["kind"].iloc[0] == "run.started" and events["kind"].iloc[-1] == "run.finished"
     assert run.steps.equals(steps)
 

@@ -49,8 +49,9 @@ CASES = [
       "(e.g. if: params.mode == 'full')"]),
     ("run-timeout", "name: f\ntimeout: 0\nsteps: []\n",
      ["flow.yaml:2:10: timeout: must be greater than 0, got 0"]),
-    ("run-timeout-text", "name: f\ntimeout: 2h\nsteps: []\n",
-     ["flow.yaml:2:10: timeout: expected a number, got a string '2h'"]),
+    ("run-timeout-text", "name: f\ntimeout: two hours\nsteps: []\n",
+     ["flow.yaml:2:10: timeout: expected seconds or a duration, got a string 'two hours' "
+      "(write a number of seconds or a duration like 90s, 10m, 2h or 1h30m)"]),
     ("on-timeout", HEAD + "    retry: {limit: 2, onTimeout: 0}\n",
      ["flow.yaml:9:34: steps[1].retry.onTimeout: expected true or false, got an integer 0"]),
     ("on-timeout-typo", HEAD + "    retry: {limit: 2, onTimout: false}\n",

@@ -12,7 +12,8 @@ import chronum.render
 
 RENDER = Path(chronum.render.__file__).parent
 #: What render may import of chronum: the pure core, and itself.
-ALLOWED = {"chronum.model", "chronum.errors", "chronum._lru", "chronum.conditions"}
+ALLOWED = {"chronum.model", "chronum.errors", "chronum._lru", "chronum._args",
+           "chronum.conditions"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -36,8 +36,8 @@ ATTEMPTS = {"run_id": TEXT, "step": TEXT, "attempt": "int64", "status": STEP_CAT
             "delay_s": "float64", "reason": TEXT}
 EVENTS = {"seq": "int64", "at": TS, "kind": TEXT, "step": TEXT, "attempt": "Int64",
           "data": "object", "status": TEXT, "exit_code": "Int64", "reason": TEXT,
-          "delay_s": "float64", "duration_s": "float64", "stream": TEXT, "line": TEXT,
-          "executor": TEXT, "from_run": TEXT, "n_failed": "Int64"}
+          "delay_s": "float64", "duration_s": "float64", "executor": TEXT, "from_run": TEXT,
+          "n_failed": "Int64"}
 
 
 def _dtypes(frame: pd.DataFrame) -> dict[str, object]:
