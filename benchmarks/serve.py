@@ -244,7 +244,9 @@ def w1(folder: Path, quick: bool, repeat: int) -> list[tuple[str, float, float |
     wl.write_noop_module(work)
     flow = wl.write_flow(work, "w1", wl.fan_in(200 if quick else 1_000))
     db = work / "chronum.db"
-    base = {**os.environ, "CHRONUM_SUBSCRIBERS": ""}
+    # compiled modules kept, as an installed Chronum has them (see benchmarks/otel.py)
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    base.update(CHRONUM_SUBSCRIBERS="", PYTHONPYCACHEPREFIX=str(work / "pycache"))
     receiver = Receiver()
     otel = {**base, "CHRONUM_SUBSCRIBERS": "otel",
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}"}

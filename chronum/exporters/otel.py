@@ -158,6 +158,10 @@ def settings(environ: Mapping[str, str] = os.environ) -> Settings:
                      "OTEL_EXPORTER_OTLP_HEADERS")
     headers.update(_pairs(environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS", ""),
                           "OTEL_EXPORTER_OTLP_TRACES_HEADERS"))
+    for key, value in headers.items():
+        if not key.isprintable() or not value.isprintable() or ":" in key:
+            raise UsageError(f"OTEL_EXPORTER_OTLP_HEADERS: the header {key!r} cannot be sent "
+                             "as written (a line break, a control character or a ':' in it)")
     resource: dict[str, Any] = {"service.name": "chronum", "telemetry.sdk.language": "python",
                                 "telemetry.sdk.name": "chronum"}
     resource.update(_pairs(environ.get("OTEL_RESOURCE_ATTRIBUTES", ""),
@@ -479,44 +483,84 @@ class ExportError(Exception):
 
 
 class Sender:
-    """POSTs requests to the collector over one kept-alive connection."""
+    """POSTs requests to the collector over one kept-alive connection.
+
+    HTTP/1.1 is written on the socket here rather than through ``http.client``, which imports
+    the ``email`` package to parse headers: that import alone costs a short run a visible
+    share, and a POST and its answer need a status line, ``Content-Length`` or chunks, and
+    ``Connection``."""
 
     def __init__(self, config: Settings) -> None:
         self.config = config
         parts = urllib.parse.urlsplit(config.url)
         self._target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         self._https = parts.scheme == "https"
-        self._host, self._port = parts.hostname or "", parts.port
-        self._headers = {"Content-Type": "application/x-protobuf"
-                         if config.protocol == "http/protobuf" else "application/json",
-                         "User-Agent": "chronum", **config.headers}
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if self._https else 80)
+        headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": "chronum",
+                   "Content-Type": "application/x-protobuf"
+                   if config.protocol == "http/protobuf" else "application/json",
+                   **config.headers}
         if config.gzip:
-            self._headers["Content-Encoding"] = "gzip"
-        self._conn: Any = None
+            headers["Content-Encoding"] = "gzip"
+        self._head = (f"POST {self._target} HTTP/1.1\r\n"
+                      + "".join(f"{k}: {v}\r\n" for k, v in headers.items()))
+        self._sock: Any = None
+        self._file: Any = None
         self.encode = encode_protobuf if config.protocol == "http/protobuf" else encode_json
 
-    def _connection(self) -> Any:
-        if self._conn is None:
-            import http.client
+    def _open(self) -> None:
+        import socket
 
-            if self._https:
-                import ssl
+        sock = socket.create_connection((self._host, self._port), self.config.timeout_s)
+        if self._https:
+            import ssl
 
-                context = ssl.create_default_context(cafile=self.config.certificate)
-                if self.config.client_certificate:
-                    context.load_cert_chain(self.config.client_certificate,
-                                            self.config.client_key)
-                self._conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.config.timeout_s, context=context)
-            else:
-                self._conn = http.client.HTTPConnection(self._host, self._port,
-                                                        timeout=self.config.timeout_s)
-        return self._conn
+            context = ssl.create_default_context(cafile=self.config.certificate)
+            if self.config.client_certificate:
+                context.load_cert_chain(self.config.client_certificate, self.config.client_key)
+            sock = context.wrap_socket(sock, server_hostname=self._host)
+        self._sock, self._file = sock, sock.makefile("rb")
+
+    def _post(self, body: bytes) -> tuple[int, bytes]:
+        """One request and its answer: (status, body)."""
+        if self._sock is None:
+            self._open()
+        head = f"{self._head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
+        self._sock.sendall(head + body)
+        read = self._file
+        status = read.readline(65537).split(None, 2)
+        if len(status) < 2 or not status[0].startswith(b"HTTP/") or not status[1].isdigit():
+            raise ConnectionError(f"not an HTTP answer: {b' '.join(status)[:100]!r}")
+        headers: dict[bytes, bytes] = {}
+        while True:
+            line = read.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().lower()
+        code = int(status[1])
+        if code in (204, 304) or code < 200:
+            answer = b""  # no body, whatever the headers say
+        elif b"content-length" in headers:
+            answer = read.read(int(headers[b"content-length"]))
+        elif headers.get(b"transfer-encoding") == b"chunked":
+            answer = b""
+            while size := int(read.readline(65537).split(b";")[0], 16):
+                answer += read.read(size)
+                read.readline(65537)
+            while read.readline(65537) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+        else:
+            answer = read.read()  # the answer ends with the connection
+            headers[b"connection"] = b"close"
+        if headers.get(b"connection") == b"close" or (
+                status[0] == b"HTTP/1.0" and headers.get(b"connection") != b"keep-alive"):
+            self.close()
+        return code, answer
 
     def send(self, spans: list[Span]) -> None:
         """Every span, in requests of at most ``batch``; ExportError if one is refused."""
-        import http.client
-
         step = self.config.batch
         for i in range(0, len(spans), step):
             body = self.encode(spans[i:i + step], self.config.resource)
@@ -524,31 +568,37 @@ class Sender:
                 packer = zlib.compressobj(wbits=31)  # the gzip container
                 body = packer.compress(body) + packer.flush()
             deadline = time.monotonic() + self.config.timeout_s
-            for attempt in range(TRIES):
+            attempt = 0
+            while True:
+                reused = self._sock is not None
                 try:
-                    conn = self._connection()
-                    conn.request("POST", self._target, body, self._headers)
-                    response = conn.getresponse()
-                    answer = response.read()
-                except (OSError, http.client.HTTPException) as exc:
+                    code, answer = self._post(body)
+                except (OSError, ValueError) as exc:
                     self.close()
+                    if reused:  # the collector closed the idle connection: once more, anew
+                        continue
                     why = f"{type(exc).__name__}: {exc}"
                     retry = True
                 else:
-                    if 200 <= response.status < 300:
+                    if 200 <= code < 300:
                         break
-                    why = f"HTTP {response.status} {answer[:200]!r}"
-                    retry = response.status in RETRYABLE
+                    why = f"HTTP {code} {answer[:200]!r}"
+                    retry = code in RETRYABLE
                 pause = 0.5 * 2 ** attempt
-                if not retry or attempt == TRIES - 1 or time.monotonic() + pause > deadline:
+                attempt += 1
+                if not retry or attempt == TRIES or time.monotonic() + pause > deadline:
                     raise ExportError(f"{len(spans) - i} spans not sent to {self.config.url}: "
                                       f"{why}")
                 time.sleep(pause)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._sock is not None:
+            import contextlib
+
+            with contextlib.suppress(OSError):
+                self._file.close()
+                self._sock.close()
+            self._sock = self._file = None
 
 
 # -- the subscriber ---------------------------------------------------------------------------
