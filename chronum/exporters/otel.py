@@ -185,21 +185,27 @@ def _ns(at: float) -> int:
     return int(at * 1_000_000_000)
 
 
+_NONE: dict[str, Any] = {}
+
+
 class Span:
     """A span as OTLP carries it: ids as integers, times in ns since the epoch, attributes as
-    a dict, events as ``(time, name, attributes)``, status as ``(code, message)``."""
+    ``shared`` (a dict several spans hold, never changed: a step's and its attempts' flow, run
+    and step, encoded once) plus ``attributes``, events as ``(time, name, attributes)``, status
+    as ``(code, message)``."""
 
-    __slots__ = ("attributes", "end", "events", "name", "parent", "span_id", "start", "status",
-                 "trace_id")
+    __slots__ = ("attributes", "end", "events", "name", "parent", "shared", "span_id", "start",
+                 "status", "trace_id")
 
     def __init__(self, name: str, trace_id: int, start: int, parent: int | None,
-                 attributes: dict[str, Any]) -> None:
+                 attributes: dict[str, Any], shared: dict[str, Any] = _NONE) -> None:
         self.name = name
         self.trace_id = trace_id
         self.start = self.end = start
         self.parent = parent
         self.span_id = random.getrandbits(64) or 1
         self.attributes = attributes
+        self.shared = shared
         self.events: list[tuple[int, str, dict[str, Any]]] = []
         self.status: tuple[int, str] = (UNSET, "")
 
@@ -223,24 +229,16 @@ class Tracer:
             return random.getrandbits(128) or 1, None, ""
         return run[0].trace_id, run[0].span_id, run[1]
 
-    def _base(self, event: Event, flow: str) -> dict[str, Any]:
-        attributes: dict[str, Any] = {"chronum.flow": flow, "chronum.run_id": event.run_id}
-        if event.step is not None:
-            attributes["chronum.step"] = event.step
-        return attributes
-
     def _end(self, span: Span, end: int) -> None:
         span.end = max(end, span.start)
         self.done.append(span)
 
     def _run_started(self, event: RunStarted) -> None:
-        attributes: dict[str, Any] = {"chronum.flow": event.flow,
-                                      "chronum.run_id": event.run_id,
-                                      "chronum.max_parallel": event.max_parallel}
+        attributes: dict[str, Any] = {"chronum.max_parallel": event.max_parallel}
         if event.parent_run_id:
             attributes["chronum.parent_run_id"] = event.parent_run_id
         span = Span(f"run {event.flow}", random.getrandbits(128) or 1, _ns(event.at), None,
-                    attributes)
+                    attributes, {"chronum.flow": event.flow, "chronum.run_id": event.run_id})
         self._runs[event.run_id] = (span, event.flow)
 
     def _step_span(self, event: Event, cache: str) -> Span:
@@ -248,18 +246,18 @@ class Tracer:
         span = self._steps.get(key)
         if span is None:
             trace_id, root, flow = self._trace(event.run_id)
+            shared = {"chronum.flow": flow, "chronum.run_id": event.run_id,
+                      "chronum.step": event.step}
             span = self._steps[key] = Span(f"step {event.step}", trace_id, _ns(event.at), root,
-                                           {**self._base(event, flow), "chronum.cache": cache})
+                                           {"chronum.cache": cache}, shared)
         return span
 
     def _started(self, event: StepStarted) -> None:
         step = self._step_span(event, "ran")
         attempt = event.attempt or 1
-        attributes = {**step.attributes, "chronum.attempt": attempt,
-                      "chronum.executor": event.executor}
-        del attributes["chronum.cache"]
         self._attempts[(event.run_id, event.step or "")] = Span(
-            f"attempt {attempt}", step.trace_id, _ns(event.at), step.span_id, attributes)
+            f"attempt {attempt}", step.trace_id, _ns(event.at), step.span_id,
+            {"chronum.attempt": attempt, "chronum.executor": event.executor}, step.shared)
 
     def _end_attempt(self, event: Event, ok: bool, exit_code: int | None, reason: str) -> None:
         span = self._attempts.pop((event.run_id, event.step or ""), None)
@@ -350,6 +348,8 @@ _HANDLERS: dict[type[Event], Any] = {
 _SMALL = [bytes([n]) for n in range(128)]
 _Q = struct.Struct("<Q").pack
 _D = struct.Struct("<d").pack
+_KIND = b"\x30" + _SMALL[KIND_INTERNAL]
+_FLAGS = b"\x85\x01" + struct.pack("<I", FLAGS)  # field 16, fixed32
 
 
 def _varint(n: int) -> bytes:
@@ -387,6 +387,15 @@ class _Attributes:
 
     def __init__(self) -> None:
         self._seen: dict[tuple[bytes, str, type, Any], bytes] = {}
+        self._shared: dict[int, bytes] = {}
+
+    def shared(self, attributes: dict[str, Any]) -> bytes:
+        """A span's ``shared`` attributes, encoded once per dict: every span of the request
+        is alive while it is encoded, so no two of their dicts share an ``id``."""
+        encoded = self._shared.get(id(attributes))
+        if encoded is None:
+            encoded = self._shared[id(attributes)] = b"".join(self(b"\x4a", attributes))
+        return encoded
 
     def __call__(self, tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
         seen = self._seen
@@ -414,8 +423,8 @@ def _span_pb(span: Span, attributes: _Attributes) -> bytes:
              b"\x12\x08", span.span_id.to_bytes(8, "big")]
     if span.parent is not None:
         parts += (b"\x22\x08", span.parent.to_bytes(8, "big"))
-    parts += (_field(b"\x2a", span.name.encode()), b"\x30", _SMALL[KIND_INTERNAL],
-              b"\x39", _Q(span.start), b"\x41", _Q(span.end))
+    parts += (_field(b"\x2a", span.name.encode()), _KIND, b"\x39", _Q(span.start), b"\x41",
+              _Q(span.end), attributes.shared(span.shared))
     parts += attributes(b"\x4a", span.attributes)
     for at, name, values in span.events:
         parts.append(_field(b"\x5a", b"".join([b"\x09", _Q(at), _field(b"\x12", name.encode()),
@@ -424,7 +433,7 @@ def _span_pb(span: Span, attributes: _Attributes) -> bytes:
     if code != UNSET:
         parts.append(_field(b"\x7a", (_field(b"\x12", message.encode()) if message else b"")
                             + b"\x18" + _SMALL[code]))
-    parts += (b"\x85\x01", struct.pack("<I", FLAGS))
+    parts.append(_FLAGS)
     return _field(b"\x12", b"".join(parts))  # ScopeSpans.spans
 
 
@@ -459,7 +468,7 @@ def encode_json(spans: list[Span], resource: Mapping[str, Any]) -> bytes:
             "traceId": f"{span.trace_id:032x}", "spanId": f"{span.span_id:016x}",
             "name": span.name, "kind": KIND_INTERNAL, "flags": FLAGS,
             "startTimeUnixNano": str(span.start), "endTimeUnixNano": str(span.end),
-            "attributes": _attributes_json(span.attributes)}
+            "attributes": _attributes_json({**span.shared, **span.attributes})}
         if span.parent is not None:
             item["parentSpanId"] = f"{span.parent:016x}"
         if span.events:

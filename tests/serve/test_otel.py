@@ -38,7 +38,8 @@ class Receiver:
     """An OTLP/HTTP receiver: each POST decoded with opentelemetry-proto (protobuf, or JSON
     through protobuf's own JSON parser), kept with when it came and its headers."""
 
-    def __init__(self) -> None:
+    def __init__(self, answers: tuple[int, ...] = (), http10: bool = False,
+                 chunked: bool = False) -> None:
         from google.protobuf import json_format
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
@@ -49,13 +50,25 @@ class Receiver:
         self.paths: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.requests: list[tuple[float, list[Any]]] = []  # (when, its spans)
+        self.answers = list(answers)  # statuses to answer first, then 200
+        self.refused = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as collectors answer
+            # keep-alive, as collectors answer; or one request per connection
+            protocol_version = "HTTP/1.0" if http10 else "HTTP/1.1"
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.answers:
+                    receiver.refused += 1
+                    status = receiver.answers.pop(0)
+                    message = f"status {status}".encode()
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(message)))
+                    self.end_headers()
+                    self.wfile.write(message)
+                    return
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 request = ExportTraceServiceRequest()
@@ -78,8 +91,13 @@ class Receiver:
                 receiver.requests.append((time.time(), spans))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                if chunked:  # a partial_success-shaped body, in two chunks
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -258,6 +276,55 @@ def test_a_collector_that_is_not_there_is_a_warning_not_a_failure(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     assert "warning: the OpenTelemetry exporter could not send spans" in proc.stderr
     assert f"127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("answers", "http10", "chunked"), [
+    ((503, 429), False, False),  # retried
+    ((), True, False),  # a new connection per request
+    ((), False, True),  # a chunked answer, the connection kept
+], ids=["retried", "http10", "chunked"])
+def test_the_collector_answers_it_copes_with(tmp_path: Path, answers: tuple[int, ...],
+                                             http10: bool, chunked: bool):
+    receiver = Receiver(answers, http10=http10, chunked=chunked)
+    try:
+        proc = _run(tmp_path, FLOW,
+                    OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}",
+                    OTEL_BSP_MAX_EXPORT_BATCH_SIZE="3")
+    finally:
+        receiver.close()
+    assert proc.returncode == 1, proc.stderr
+    assert "warning" not in proc.stderr
+    assert receiver.refused == len(answers)
+    assert len(receiver.requests) == 3 and len(receiver.spans) == 9
+    assert len({s.span_id for s in receiver.spans}) == 9
+
+
+def test_a_refused_export_is_one_warning(tmp_path: Path):
+    receiver = Receiver((400, 400, 400))
+    try:
+        proc = _run(tmp_path, "name: f\nsteps:\n  - name: a\n    run: 'true'\n",
+                    OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}")
+    finally:
+        receiver.close()
+    assert proc.returncode == 0, proc.stderr
+    assert receiver.refused == 1  # a 400 is not retried
+    [warning] = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert "could not send spans" in warning and "HTTP 400" in warning
+    assert "3 spans not sent" in warning
+
+
+def test_the_built_in_is_found_as_importlib_metadata_finds_it():
+    from importlib.metadata import entry_points
+
+    from chronum import subscribers
+
+    standard = {ep.name: ep.value for ep in entry_points(group=subscribers.GROUP)}
+    own = subscribers._own_entry_points()
+    assert own is not None and own["otel"] == standard["otel"]
+    assert subscribers._registered(["otel"]) == own  # found without the scan
+    assert subscribers._load(own["otel"]).__module__ == "chronum.exporters.otel"
+    text = "[console_scripts]\notel = x:y\n\n[chronum.subscribers]\n# a note\na = m.n:f.g\n"
+    assert subscribers._group(text) == {"a": "m.n:f.g"}
 
 
 def test_otel_sdk_disabled_sends_nothing(receiver: Receiver, tmp_path: Path):
