@@ -204,6 +204,9 @@ class LiveView:
         header's output, which the final picture replaces."""
         if self.parts is None:
             self.parts = {name: Part(self._ids[name], self.publish) for name in PARTS}
+            if self._following() and self._last_logged is not None:
+                self._selected = self._last_logged  # a step printed before the view came
+            self._dirty = False
             graph = self._graph_html() if self.graph is not None else ""
             initial = {"header": self._header_html(), "style": self._style(), "graph": graph,
                        "table": self._table(), "log": self._log_html()}

@@ -97,3 +97,16 @@ def test_running_steps_show_their_elapsed_time_as_a_node_badge_and_a_legend_is_s
     assert '#chronum_r1_0_e::after{content:"7 s"}' in view.html("style")
     view.finish("cancelled")
     assert "::after" not in view._style()  # a finished run shows no clocks
+
+
+def test_a_view_shown_late_shows_the_log_of_the_step_that_printed_before():
+    flow = loads("name: f\nsteps:\n  - name: a\n    run: x\n", filename="f.yaml")
+    screen = Screen()
+    view = LiveView(flow, "r1", interval=60, build=False, publish=screen)
+    view(RunStarted(run_id="r1", flow="f", steps=("a",)))
+    view(StepStarted(run_id="r1", step="a", attempt=1))
+    view(LogLine(run_id="r1", step="a", stream="stdout", line="early"))
+    assert screen.sent == []  # nothing is shown before the view is due
+    view.build()
+    assert 'data-step="a"' in view.html("log") and "early</pre>" in view.html("log")
+    assert '<span class="chronum-state">running</span>' in view.html("header")
