@@ -1,6 +1,6 @@
 """Chronum in Jupyter: ``%load_ext chronum`` registers ``%%chronum`` and ``%chronum``.
 
-IPython and ipywidgets are imported only when the extension is loaded or a view is built, so
+IPython is imported only when the extension is loaded or a view is built, so
 ``chronum.show`` and ``Run``'s rich display work in plain Python too.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 # What the extension imports from the ``notebook`` extra; a missing one is named in one line.
-_EXTRA = ("IPython", "ipywidgets")
+_EXTRA = ("IPython",)
 
 _PYODIDE_NOTICE = (
     "chronum: in JupyterLite (Pyodide) there are no subprocesses and no threads: only "

@@ -2,7 +2,7 @@
 
 ``run_cell`` is a coroutine: the input transformer turns a ``%%chronum`` cell into a top-level
 ``await`` of it, so the run happens on the kernel's own loop and the cell blocks like any other
-while widget clicks and the Stop button keep working. ``--background`` starts the same coroutine
+while Cancel clicks and the Stop button keep working. ``--background`` starts the same coroutine
 as a task in an empty ``contextvars.Context`` (so its messages go to whichever cell is running,
 which is what nbclient and JupyterLab keep) and returns a ``RunHandle`` at once.
 """
@@ -31,7 +31,7 @@ from ..render.svg import layout_sync, prefix_for
 from ..session import RunOptions, new_run_id
 from .kernel import current, settings
 from .names import cellify_traceback
-from .view import LiveView
+from .view import LiveView, Part
 
 __all__ = ["CellOptions", "RunHandle", "cell_parser", "parse_flow", "parse_options", "run_cell",
            "run_with_view"]
@@ -39,7 +39,7 @@ __all__ = ["CellOptions", "RunHandle", "cell_parser", "parse_flow", "parse_optio
 #: Seconds a finished cell waits for its graph before sending the final picture without it.
 LAYOUT_WAIT = 1.0
 #: A cell's live view appears once its run has lasted this long. A run that ends sooner shows
-#: only its final picture: a widget on screen for a blink costs more to make, send and store
+#: only its final picture: a live view on screen for a blink costs more to make, send and store
 #: than the run itself. ``--background`` runs show their view at once.
 SHOW_AFTER = 0.25
 #: Log lines a ``--raise`` error shows of a failed step that left no Python traceback.
@@ -255,7 +255,8 @@ class _Screen:
 
     def __init__(self, view: LiveView | None) -> None:
         self.view = view
-        self.handle: DisplayHandle | None = None
+        #: The output the final picture goes to: the live view's header, or the picture's own.
+        self.handle: DisplayHandle | Part | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def show(self) -> None:
@@ -263,7 +264,7 @@ class _Screen:
         self._timer = None
         if self.view is None or self.handle is not None or self.view.finished:
             return
-        self._display(self.view.bundle())
+        self.handle = self.view.build()
 
     def show_after(self, seconds: float) -> None:
         if seconds < 0:
@@ -281,8 +282,10 @@ class _Screen:
         if self.view is None:
             return
         bundle = self.view.static_bundle()
-        if self.handle is not None:
-            self.handle.update(bundle, raw=True)  # type: ignore[no-untyped-call]
+        if self.view.built:
+            self.view.settle(bundle)  # the Cancel button and the live parts go
+        elif self.handle is not None:
+            self.handle.update(bundle, raw=True)
         else:
             self._display(bundle)
 
@@ -329,9 +332,10 @@ class RunHandle:
         """The finished Run; re-sends the final picture so this cell's reader sees it too."""
         assert self.task is not None
         run = await asyncio.shield(self.task)
-        if self.view is not None and self._screen.handle is not None:
-            self._screen.handle.update(self.view.static_bundle(),  # type: ignore[no-untyped-call]
-                                       raw=True)
+        if self.view is not None and self.view.built:
+            self.view.settle(self.view.static_bundle(), force=True)
+        elif self.view is not None and self._screen.handle is not None:
+            self._screen.handle.update(self.view.static_bundle(), raw=True)
         return run
 
     def __repr__(self) -> str:
@@ -442,7 +446,7 @@ def _finish(view: LiveView | None, screen: _Screen, status: str,
     if shown is not None and layout is not None and not layout.done():
         def resend(_: asyncio.Future[None]) -> None:
             if view.graph is not None:
-                shown.update(view.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
+                shown.update(view.static_bundle(), raw=True)
 
         layout.add_done_callback(resend, context=contextvars.Context())
 

@@ -99,11 +99,22 @@ def state_of(shell: Any) -> KernelState:
     if state is None:
         state = _STATES[shell] = KernelState()
         install_shutdown(shell)
-        if getattr(shell, "kernel", None) is not None:
+        kernel = getattr(shell, "kernel", None)
+        if kernel is not None:
             from .. import api
 
             api.view_runner = _run_with_view
+            _register_comm(kernel)
     return state
+
+
+def _register_comm(kernel: Any) -> None:
+    """The Cancel button's comm target (``view.on_comm_open``)."""
+    from .view import COMM_TARGET, on_comm_open
+
+    manager = getattr(kernel, "comm_manager", None)
+    if manager is not None:
+        manager.register_target(COMM_TARGET, on_comm_open)
 
 
 def current() -> KernelState:

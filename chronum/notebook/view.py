@@ -1,17 +1,27 @@
-"""The live view of a run: an ipywidgets box fed by the event bus, at a few updates a second.
+"""The live view of a run: plain HTML outputs updated in place, at a few updates a second.
+
+What a notebook saves is always a picture: the view is a handful of ``display_data`` outputs
+(header, Cancel, the graph's colours, the graph, the step table, the log tail), each updated in
+place through its display id, never a widget. A kernel that dies outright (SIGKILL), or a page
+closed while the run went on, leaves a picture of the run as it last was, never "model not
+found". When the run ends the header's output becomes the final picture (``static_bundle``) and
+the other outputs become empty.
 
 Events only change Python state and set a dirty flag; a timer (``interval``, 0.25 s) turns the
-state into widget updates, and only values that changed are sent. So a 1,000-step flow costs a
-handful of messages a second, not one per event. The graph is laid out once (``svg.layout``,
-an asyncio subprocess) and recoloured by swapping its small ``<style>``.
+state into display updates, and only the parts whose HTML changed are sent. So a 1,000-step
+flow costs a handful of messages a second, not one per event. The graph is laid out once
+(``svg.layout``, an asyncio subprocess), sent once, and recoloured by sending its small
+``<style>`` part again (a page's ``<style>`` applies to the whole page).
 
-The widgets may be built later than the view (``build=False``, then ``build()``): the view
-keeps the run's state from its first event, so widgets built a quarter of a second into a run
-show everything that happened before.
+The Cancel button is the one interactive part: an ``application/vnd.chronum.cancel+json``
+output that chronum-lab (the package's JupyterLab extension) draws as a button. The button asks
+the kernel over the ``chronum`` comm whether the run is live and shows only if it is, so a
+saved notebook reopened after its kernel died shows no button; other front ends show the
+``text/plain`` line. A click sends ``cancel`` over the same comm (``on_comm_open``).
 
-Logs: the lines of each step are kept (a bounded tail) and the selected step's tail is written
-into an ``Output`` widget by assigning its ``outputs`` trait, which sends only that key (a full
-``send_state`` of an ``Output`` crashes nbclient); nothing is ever ``print``-ed from a task.
+The outputs may be shown later than the view is made (``build=False``, then ``build()``): the
+view keeps the run's state from its first event, so outputs shown a quarter of a second into a
+run show everything that happened before.
 """
 
 from __future__ import annotations
@@ -20,15 +30,11 @@ import asyncio
 import html
 import threading
 import time
+import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
-
-import ipywidgets as widgets  # type: ignore[import-untyped]
-from ipywidgets.widgets.widget_string import (  # type: ignore[import-untyped]
-    HTMLStyle,
-    LabelStyle,
-)
 
 from ..eventbus import (
     Event,
@@ -44,6 +50,7 @@ from ..render import svg
 from ..render.groups import Group
 from ..render.html import (
     Snapshot,
+    header_html,
     legend_html,
     plain_text,
     reason_label,
@@ -53,26 +60,84 @@ from ..render.html import (
 from ..render.svg import prefix_for, remember_graph
 from ..state import FINISHED, RunState, StepState, run_words
 
-__all__ = ["LiveView"]
+__all__ = ["CANCEL_MIME", "COMM_TARGET", "LiveView", "Part", "on_comm_open"]
 
 #: Rows of the live table before it switches to counts plus the steps worth looking at.
 TABLE_LIMIT = 40
 LOG_TAIL = 200
+#: Lines of the followed step's log shown live (its whole kept tail is in the final picture).
+LOG_SHOWN = 40
+#: The output that chronum-lab draws as the Cancel button.
+CANCEL_MIME = "application/vnd.chronum.cancel+json"
+#: The comm target the button talks to (registered with the kernel state, ``kernel.py``).
+COMM_TARGET = "chronum"
+#: The view's outputs, in the order they appear in the cell.
+PARTS = ("header", "cancel", "style", "graph", "table", "log")
+BLOCKING_TOOLTIP = ("flow.run() blocks the kernel: stop it with the kernel's Stop button "
+                    "(or use await flow.arun())")
+
+#: Sends one output: (display id, mimebundle, whether it replaces the output with that id).
+Publish = Callable[[str, dict[str, Any], bool], None]
+
+#: Live views by run id, for the Cancel button's comm (weak: a view lives as long as its cell
+#: or its kernel state keeps it).
+_LIVE: weakref.WeakValueDictionary[str, LiveView] = weakref.WeakValueDictionary()
 
 
-def _classes(*names: str) -> dict[str, Any]:
-    return {"_dom_classes": names}
+def _publish(display_id: str, bundle: dict[str, Any], update: bool) -> None:
+    from IPython.display import display
+
+    display(bundle, raw=True, display_id=display_id, update=update)  # type: ignore[no-untyped-call]
+
+
+class Part:
+    """One output of the view: its display id and the bundle last sent (sent again only when
+    it changed)."""
+
+    __slots__ = ("display_id", "publish", "sent")
+
+    def __init__(self, display_id: str, publish: Publish) -> None:
+        self.display_id = display_id
+        self.publish = publish
+        self.sent: dict[str, Any] | None = None
+
+    def show(self, bundle: dict[str, Any]) -> None:
+        self.publish(self.display_id, bundle, False)
+        self.sent = bundle
+
+    def update(self, bundle: dict[str, Any], raw: bool = True, *, force: bool = False) -> None:
+        """Replace the output (``raw`` for the signature of IPython's ``DisplayHandle``);
+        ``force``: even with what it shows already."""
+        if force or bundle != self.sent:  # unchanged values would still cost a message
+            self.publish(self.display_id, bundle, True)
+            self.sent = bundle
+
+    @property
+    def html(self) -> str:
+        return str((self.sent or {}).get("text/html", ""))
+
+
+def _html(run_id: str, name: str, body: str) -> dict[str, Any]:
+    # Every part carries the run's id: a test or a stylesheet finds the run's outputs by it.
+    return {"text/html": f'<div class="chronum-view chronum-live chronum-part-{name}" '
+                         f'data-run-id="{run_id}">{body}</div>'}
+
+
+#: What a part becomes when the run has ended (the header's output holds the whole picture).
+EMPTY: dict[str, Any] = {"text/plain": ""}
 
 
 class LiveView:
-    """One run's widget: header, progress, graph, step table, logs and a Cancel button."""
+    """One run's live outputs: header, Cancel, graph, step table and the log tail."""
 
     def __init__(self, flow: Flow, run_id: str, *, interval: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic, build: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, build: bool = True,
+                 publish: Publish | None = None) -> None:
         self.flow = flow
         self.run_id = run_id
         self.interval = interval
         self.clock = clock
+        self.publish = publish or _publish
         self.snap = Snapshot(flow, run_id, status="running")
         self.graph: svg.Layout | None = None
         self.task: asyncio.Future[Any] | None = None
@@ -89,111 +154,97 @@ class LiveView:
         self._ticker: asyncio.TimerHandle | None = None
         self._run_started: float | None = None
         self.started_at_epoch: float | None = None  # the run's own start, from its event
-        #: The step whose log is shown (the dropdown's value once built).
+        #: The step whose log is shown.
         self._selected: str | None = None
-        #: The log panel follows the step printing, then the first that fails, until the
-        #: user picks one in the dropdown.
+        self._log_shown: str | None = None  # the step whose log the log output last showed
+        #: The log panel follows the step printing, then the first that fails, unless a step
+        #: was picked (``select``).
         self._picked = False
         self._failed_shown = False
         self._last_logged: str | None = None
         #: clock() at each running step's current attempt start: its elapsed time.
         self._step_started: dict[str, float] = {}
-        self._syncing_options = False
-        #: What the dropdown's steps were made from at its last update (see _log_options_key).
-        self._log_options_seen: tuple[int, int, str | None] = (0, 0, None)
         #: Fan-out steps' instances: each instance's group (``snap.groups`` by step).
         self._group_of: dict[str, Group] = {}
         #: The graph's counters changed since the picture was last sent, and when that was.
         self._counts_dirty = False
         self._counts_sent = 0.0
-        self.widget: widgets.VBox | None = None
+        #: A blocking ``flow.run()`` in a cell: its run has a loop of its own while the
+        #: kernel's waits, so no click reaches it until the run ends.
+        self.blocking = threading.current_thread() is not threading.main_thread()
+        key = uuid.uuid4().hex[:8]
+        self.parts: dict[str, Part] | None = None
+        self._ids = {name: f"chronum-{run_id}-{name}-{key}" for name in PARTS}
         #: Sends the final picture again (set by the cell): a step's thread that outlived its
         #: cancel ended after the run did.
         self.refresh: Callable[[], None] | None = None
         #: HTML the final picture ends with (the timeline, with %config ChronumMagics.timeline).
         self.footer = ""
+        _LIVE[run_id] = self
         if build:
             self.build()
 
     @property
     def built(self) -> bool:
-        return self.widget is not None
+        return self.parts is not None
 
-    # -- widgets --------------------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        """Whether a Cancel click can still stop this run."""
+        return self.built and not self.finished and not self.blocking
 
-    def build(self) -> None:
-        """Make the widgets, showing the state so far; the graph too if it is laid out."""
-        if self.widget is not None:
+    def html(self, part: str) -> str:
+        """The HTML last sent for ``part`` (one of ``PARTS``); "" before the view is shown."""
+        return self.parts[part].html if self.parts is not None else ""
+
+    # -- outputs --------------------------------------------------------------------------
+
+    def build(self) -> Part:
+        """Show the outputs with the state so far (the graph too if it is laid out); the
+        header's output, which the final picture replaces."""
+        if self.parts is None:
+            self.parts = {name: Part(self._ids[name], self.publish) for name in PARTS}
+            if self._following() and self._last_logged is not None:
+                self._selected = self._last_logged  # a step printed before the view came
+            self._dirty = False
+            graph = self._graph_html() if self.graph is not None else ""
+            initial = {"header": self._header_html(), "style": self._style(), "graph": graph,
+                       "table": self._table(), "log": self._log_html()}
+            for name, part in self.parts.items():
+                part.show(self._cancel_bundle() if name == "cancel"
+                          else _html(self.run_id, name, initial[name]))
+            if self.graph is not None:
+                self._graph_sent()
+            if self._run_started is not None and not self.finished:
+                self._schedule_tick()
+        return self.parts["header"]
+
+    def show(self) -> Part:
+        return self.build()
+
+    def _cancel_bundle(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"run_id": self.run_id, "target": COMM_TARGET}
+        if self.blocking:
+            data.update(disabled=True, tooltip=BLOCKING_TOOLTIP)
+        return {CANCEL_MIME: data,
+                "text/plain": f"(to cancel this run: %chronum cancel {self.run_id})"}
+
+    def settle(self, bundle: dict[str, Any], *, force: bool = False) -> None:
+        """The run is over: the header's output becomes ``bundle`` (the final picture) and
+        the others become empty; the Cancel button goes with them. ``force``: sent again
+        (for the cell running now: nbclient keeps only its messages)."""
+        if self.parts is None:
             return
-        self._build()
-        if self.graph is not None:
-            self._show_graph()
-        if self._run_started is not None and not self.finished:
-            self._schedule_tick()
-        self._dirty = True
-        self.flush()
+        for name, part in self.parts.items():
+            part.update(bundle if name == "header" else EMPTY, force=force)
 
-    def _build(self) -> None:
-        n = len(self.flow.steps)
-        # One Layout for every widget and one style per widget type, shared: each widget would
-        # otherwise open two more comms of its own (a third of the view's start-up cost), and
-        # none of them is ever restyled on its own.
-        layout = widgets.Layout()
-        html_style, label_style = HTMLStyle(), LabelStyle()
+    def _send(self, name: str, body: str) -> None:
+        assert self.parts is not None
+        self.parts[name].update(_html(self.run_id, name, body))
 
-        def html(value: str, name: str) -> widgets.HTML:
-            return widgets.HTML(value, layout=layout, style=html_style, **_classes(name))
-
-        def label(value: str, name: str) -> widgets.Label:
-            return widgets.Label(value, layout=layout, style=label_style, **_classes(name))
-
-        # The id is where a second display of a background run links to (summary_bundle).
-        self.title = html(f'<b id="chronum-run-{self.run_id}">{self.flow.name}</b>',
-                          "chronum-title")
-        self.run_label = label(self.run_id, "chronum-run-id")
-        self.state_label = label("running", "chronum-state")
-        self.elapsed_label = label("0.0s", "chronum-elapsed")
-        self.progress = widgets.IntProgress(value=0, min=0, max=max(n, 1), layout=layout,
-                                            **_classes("chronum-progress"))
-        self.cancel_button = widgets.Button(description="Cancel", button_style="warning",
-                                            icon="stop", layout=layout,
-                                            **_classes("chronum-cancel"))
-        self.cancel_button.on_click(lambda _button: self.cancel())
-        if threading.current_thread() is not threading.main_thread():
-            # A blocking ``flow.run()`` in a cell: its run has a loop of its own while the
-            # kernel's waits, so no click reaches it until the run ends.
-            self.cancel_button.disabled = True
-            self.cancel_button.tooltip = ("flow.run() blocks the kernel: stop it with the "
-                                          "kernel's Stop button (or use await flow.arun())")
-        self.graph_box = html("", "chronum-graph")
-        self.style_box = html("", "chronum-style")
-        self.table = html(self._table(), "chronum-table-box")
-        # Only the steps that printed something (and the one shown): a thousand-step flow
-        # would otherwise send, and offer, a thousand names with nothing behind most of them.
-        self.log_select = widgets.Dropdown(options=self._log_options(), value=self._selected,
-                                           description="log", layout=layout,
-                                           **_classes("chronum-log-select"))
-        self._log_options_seen = self._log_options_key()
-        self.log_select.observe(self._on_select, names="value")
-        self.log_output = widgets.Output(layout=layout, **_classes("chronum-log"))
-        self._show_log()
-        header = widgets.HBox([self.title, self.run_label, self.state_label, self.elapsed_label,
-                               self.progress, self.cancel_button], layout=layout,
-                              **_classes("chronum-header"))
-        self.widget = widgets.VBox(
-            [header, self.style_box, self.graph_box, self.table, self.log_select,
-             self.log_output], layout=layout, **_classes("chronum-view"))
-
-    def bundle(self) -> dict[str, Any]:
-        """The live mimebundle: the widget view plus the fixed text summary (builds the
-        widgets if they are not built yet)."""
-        self.build()
-        assert self.widget is not None
-        return {
-            "application/vnd.jupyter.widget-view+json": {
-                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id},
-            "text/plain": plain_text(self.flow.name, None, len(self.flow.steps)),
-        }
+    def _header_html(self) -> str:
+        done = sum(1 for s in self.snap.states.values() if s in FINISHED)
+        return header_html(self.snap, self._status_words(), self._elapsed(), done, live=True)
 
     def summary_bundle(self) -> dict[str, Any]:
         """One line about the run, for a second display of it: where its view is, how far it
@@ -211,7 +262,7 @@ class LiveView:
         return {"text/plain": text, "text/html": link}
 
     def static_bundle(self) -> dict[str, Any]:
-        """The final picture left in the notebook when the run ends (widget state is not saved)."""
+        """The final picture left in the notebook when the run ends."""
         self.snap.logs = {k: "\n".join(v) for k, v in self._log_lines.items()}
         return {
             "text/plain": plain_text(self.flow.name, self.snap.status, len(self.flow.steps)),
@@ -228,16 +279,22 @@ class LiveView:
         """Lay the graph out (once) and show it; without ``dot`` the table is the picture."""
         self.graph = await svg.layout(self.flow, prefix_for(self.run_id))
         remember_graph(self.run_id, self.graph)
-        if self.graph is not None and self.built:
+        if self.graph is not None and self.built and not self.finished:
             self._show_graph()
 
-    def _show_graph(self) -> None:
+    def _graph_html(self) -> str:
         assert self.graph is not None
-        self.style_box.value = self._style()
         picture = svg.counted(self.graph, self.snap.groups) if self.snap.groups \
             else self.graph.svg
-        self.graph_box.value = (f'{legend_html()}<div style="overflow:auto;'
-                                f'max-height:{svg.GRAPH_MAX_HEIGHT}px">{picture}</div>')
+        return (f'{legend_html()}<div class="chronum-graph" style="overflow:auto;'
+                f'max-height:{svg.GRAPH_MAX_HEIGHT}px">{picture}</div>')
+
+    def _show_graph(self) -> None:
+        self._send("style", self._style())
+        self._send("graph", self._graph_html())
+        self._graph_sent()
+
+    def _graph_sent(self) -> None:
         if self.first_graph_at is None:
             self.first_graph_at = self.clock()
         self._counts_dirty, self._counts_sent = False, self.clock()
@@ -261,12 +318,12 @@ class LiveView:
         for row in rows:
             if row["step"] in running:
                 row["elapsed_s"] = running[row["step"]]
-        return table_html(rows, limit=TABLE_LIMIT)
+        return f'<div class="chronum-table-box">{table_html(rows, limit=TABLE_LIMIT)}</div>'
 
     # -- events ---------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
-        """Bus subscriber: update state now, widgets at the next tick."""
+        """Bus subscriber: update state now, the outputs at the next tick."""
         step = event.step
         snap = self.snap
         if isinstance(event, LogLine):
@@ -389,11 +446,11 @@ class LiveView:
     def _tick(self) -> None:
         if self.finished or not self.built:
             return
-        self._set(self.elapsed_label, "value", self._elapsed())
+        self._send("header", self._header_html())
         if self._step_started:  # the running steps' elapsed time: table and node badges
-            self._set(self.table, "value", self._table())
+            self._send("table", self._table())
             if self.graph is not None:
-                self._set(self.style_box, "value", self._style())
+                self._send("style", self._style())
         self._schedule_tick()
 
     def _elapsed(self) -> str:
@@ -402,38 +459,27 @@ class LiveView:
         start = self._run_started if self._run_started is not None else self.created_at
         return f"{self.clock() - start:.1f}s"
 
-    @staticmethod
-    def _set(widget: widgets.Widget, name: str, value: Any) -> None:
-        if getattr(widget, name) != value:  # unchanged values would still cost a message
-            setattr(widget, name, value)
-
     def flush(self) -> None:
-        """Send what changed since the last flush (called by the timer, and at the end)."""
+        """Send what changed since the last flush (called by the timer). A finished run's
+        outputs are the final picture's (``settle``): nothing is sent then."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._dirty or not self.built:
+        if not self._dirty or not self.built or self.finished:
             return
         self._dirty = False
-        snap = self.snap
-        # From the picture's states: ``finish`` marks steps a cancelled task never reported.
-        done = sum(1 for s in snap.states.values() if s in FINISHED)
-        self._set(self.progress, "value", done)
-        self._set(self.state_label, "value", self._status_words())
-        self._set(self.elapsed_label, "value", self._elapsed())
+        self._send("header", self._header_html())
         if self.graph is not None:
-            self._set(self.style_box, "value", self._style())
+            self._send("style", self._style())
             # The counters are text in the picture: it is sent again, at most once a second.
-            if self._counts_dirty and (self.finished or self.snap.status != "running"
+            if self._counts_dirty and (self.snap.status != "running"
                                        or self.clock() - self._counts_sent >= 1.0):
                 self._show_graph()
-        self._set(self.table, "value", self._table())
+        self._send("table", self._table())
         if self._following() and self._last_logged is not None:
-            self._select(self._last_logged)
-        if self._log_dirty:
-            self._sync_log_options()
-        if self._selected in self._log_dirty:
-            self._show_log()
+            self._selected = self._last_logged
+        if self._selected in self._log_dirty or self._selected != self._log_shown:
+            self._send("log", self._log_html())
         self._log_dirty.clear()
 
     def _following(self) -> bool:
@@ -449,64 +495,23 @@ class LiveView:
         words = run_words(self.snap.status, state.n_continued, state.reason)
         return f"⚠ {words}" if state.n_continued else words
 
+    def select(self, step: str | None) -> None:
+        """Show ``step``'s log from now on, whoever prints (``handle.view.select(name)``)."""
+        self._picked = True
+        self._select(step)
+
     def _select(self, step: str | None) -> None:
-        """Show ``step``'s log (a click in the dropdown, the step printing, or the first
-        failure)."""
+        """Show ``step``'s log (the step printing, or the first failure)."""
         self._selected = step
-        if self.built:
-            self._sync_log_options()
-            self._syncing_options = True  # not a click: the panel keeps following
-            try:
-                self._set(self.log_select, "value", step)
-            finally:
-                self._syncing_options = False
-            self._show_log()
+        if self.built and not self.finished:
+            self._send("log", self._log_html())
 
-    def _on_select(self, change: dict[str, Any]) -> None:
-        if not self._syncing_options:  # a click, not the options being brought up to date
-            self._picked = True
-            self._select(change["new"])
-
-    def _log_options(self) -> list[str]:
-        """The dropdown's steps, in file order: those with log lines, and the one shown."""
-        logged, shown = self._log_lines, self._selected
-        if not logged and shown is None:
-            return []
-        names = [name for name in self.flow.step_names if name in logged or name == shown]
-        if self._group_of:  # instances: the one shown, and those that failed with a log
-            for group in self.snap.groups.values():
-                names.extend(n for n, s in group.states.items()
-                             if n == shown or (s == "failed" and n in logged))
-        return names
-
-    def _log_options_key(self) -> tuple[int, int, str | None]:
-        """Changes whenever ``_log_options`` may: log lines only ever add steps."""
-        shown = self._selected
-        failed = sum(g.failed for g in self.snap.groups.values())
-        return len(self._log_lines), failed, None if shown in self._log_lines else shown
-
-    def _sync_log_options(self) -> None:
-        """New steps with logs join the dropdown; the step shown stays selected."""
-        key = self._log_options_key()
-        if key == self._log_options_seen:
-            return
-        self._log_options_seen = key
-        options = tuple(self._log_options())
-        if options == self.log_select.options:
-            return
-        self._syncing_options = True
-        try:
-            with self.log_select.hold_sync():
-                self.log_select.options = options
-                self.log_select.value = self._selected
-        finally:
-            self._syncing_options = False
-
-    def _show_log(self) -> None:
-        """The selected step's log; never an empty panel: a failed step without output
-        shows why, and before any step printed the panel says so."""
+    def log_text(self) -> str:
+        """The log panel's text: never empty; a failed step without output shows why, and
+        before any step printed the panel says so."""
         name = self._selected
-        text = "\n".join(self._log_lines.get(name, ())) if name else ""
+        lines = self._log_lines.get(name, ()) if name else ()
+        text = "\n".join(list(lines)[-LOG_SHOWN:])
         step = self.state.steps.get(name) if name else None
         if not text:
             reason = self.snap.reasons.get(name) if name else None
@@ -516,9 +521,16 @@ class LiveView:
         if step is not None and step.outputs:
             listed = "\n".join(f"  {key} = {value}" for key, value in step.outputs.items())
             text = f"{text}\n\noutputs:\n{listed}" if text else f"outputs:\n{listed}"
-        outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},) if text \
-            else ()
-        self._set(self.log_output, "outputs", outputs)
+        return text
+
+    def _log_html(self) -> str:
+        self._log_shown = self._selected
+        name = self._selected
+        title = f"log of <b>{html.escape(name)}</b>" if name else "log"
+        return (f'<div class="chronum-log" data-step="{html.escape(name or "")}">'
+                f'<div class="chronum-log-title" style="font-size:11px">{title}</div>'
+                f'<pre class="chronum-log-text" style="max-height:240px;overflow:auto;'
+                f'margin:0">{html.escape(self.log_text())}</pre></div>')
 
     # -- control --------------------------------------------------------------------------
 
@@ -529,12 +541,10 @@ class LiveView:
     def cancel(self) -> None:
         if self.task is not None and not self.task.done():
             self.cancel_requested = True
-            if self.built:
-                self.cancel_button.disabled = True
             self.task.cancel()
 
     def finish(self, status: str | None = None) -> None:
-        """The run is over: final flush; the view keeps its last state."""
+        """The run is over: the view keeps its last state, for the final picture."""
         if status is not None:
             self.snap.status = status
         if self.snap.elapsed_s is None and self._run_started is not None:
@@ -545,11 +555,27 @@ class LiveView:
                     started = self.state.steps[name].attempts > 0
                     self.snap.states[name] = "cancelled" if started else "skipped"
         self._step_started.clear()  # no clocks on a finished run
-        self._dirty = True
-        self.flush()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._dirty = False
         self.finished = True
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
-        if self.built:
-            self.cancel_button.disabled = True
+
+
+def on_comm_open(comm: Any, msg: dict[str, Any]) -> None:
+    """The Cancel button's comm (target ``chronum``): ``query`` is answered with whether the
+    run is live (a button drawn for a dead run, in a reopened notebook, stays hidden);
+    ``cancel`` cancels it as ``handle.cancel()`` does."""
+    data = msg.get("content", {}).get("data", {}) or {}
+
+    def answer(data: dict[str, Any]) -> None:
+        view = _LIVE.get(str(data.get("run_id", "")))
+        if data.get("action") == "cancel" and view is not None and view.live:
+            view.cancel()
+        comm.send({"run_id": data.get("run_id"), "live": bool(view is not None and view.live)})
+
+    comm.on_msg(lambda message: answer({**data, **(message["content"]["data"] or {})}))
+    answer(data)

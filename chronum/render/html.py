@@ -1,6 +1,6 @@
 """Static pictures of a run: the HTML a finished run leaves in a notebook, and its mimebundle.
 
-The same DOM classes are used here and in the notebook's live widget view (``chronum-view``,
+The same DOM classes are used here and in the notebook's live view (``chronum-view``,
 ``chronum-state``, ``chronum-graph``, ``chronum-table``; nodes and rows carry ``data-step`` and
 ``data-state``), so a browser test reads a finished static picture and a live view alike.
 ``text/plain`` never holds a run id or a time: nbval compares it across runs.
@@ -218,6 +218,27 @@ def failed_steps(snap: Snapshot) -> dict[str, str]:
             if snap.states.get(name) == "failed"}
 
 
+def header_html(snap: Snapshot, state: str, elapsed: str, done: int, *, title: str = "run",
+                live: bool = False) -> str:
+    """The header line: flow, run id, state, elapsed time and steps done (the live view's
+    has a progress bar and the anchor a run's summary links to)."""
+    n = len(snap.flow.steps)
+    name = html.escape(snap.flow.name)
+    if live:
+        return (f'<div class="chronum-header"><b class="chronum-title" '
+                f'id="chronum-run-{snap.run_id}">{name}</b> '
+                f'<code class="chronum-run-id">{snap.run_id}</code> '
+                f'<span class="chronum-state">{html.escape(state)}</span> '
+                f'<span class="chronum-elapsed">{elapsed}</span> '
+                f'<progress class="chronum-progress" value="{done}" max="{max(n, 1)}">'
+                f"</progress> <span class=\"chronum-done\">{done}/{n}</span></div>")
+    return (f'<div class="chronum-header"><b class="chronum-title">{name}</b>'
+            f' {title} <code class="chronum-run-id">{snap.run_id}</code> '
+            f'<span class="chronum-state">{html.escape(state)}</span> '
+            f'<span class="chronum-elapsed">{elapsed}</span> '
+            f'<span class="chronum-progress">{done}/{n}</span></div>')
+
+
 def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> str:
     """A self-contained picture: header, graph (states baked in) or table, step logs."""
     elapsed = f"{snap.elapsed_s:.1f}s" if snap.elapsed_s is not None else ""
@@ -235,11 +256,7 @@ def static_html(snap: Snapshot, graph: Layout | None, *, title: str = "run") -> 
                    "</div>")
     return (
         f'<div class="chronum-view chronum-static" data-run-id="{snap.run_id}">'
-        f'<div class="chronum-header"><b class="chronum-title">{html.escape(snap.flow.name)}</b>'
-        f' {title} <code class="chronum-run-id">{snap.run_id}</code> '
-        f'<span class="chronum-state">{snap.status}</span> '
-        f'<span class="chronum-elapsed">{elapsed}</span> '
-        f'<span class="chronum-progress">{done}/{len(snap.flow.steps)}</span></div>'
+        f"{header_html(snap, snap.status, elapsed, done, title=title)}"
         f"{legend_html()}{picture}{table_html(snap.rows(), limit=STATIC_ROWS)}"
         f"{logs_html(snap.logs, snap.flow.step_names, failed_steps(snap))}</div>"
     )

@@ -22,9 +22,11 @@ steps:
     run: echo about to fail; exit 3
     needs: [slow]"""
 
-#: The live view while the run goes on: its legend, and each node's running-time badge.
+#: The live view while the run goes on: its legend, and each node's running-time badge (the
+#: view is several outputs of its cell: their output area).
 LIVE = """() => {
-  const view = [...document.querySelectorAll(".chronum-view")].pop();
+  const last = [...document.querySelectorAll(".chronum-view")].pop();
+  const view = last ? (last.closest(".jp-OutputArea") || last) : null;
   if (!view) return null;
   const badges = {};
   for (const el of view.querySelectorAll(".chronum-elapsed-badge")) {
@@ -92,7 +94,7 @@ def test_legend_badge_open_failure_and_yaml_highlighting(page: Any, lab: Lab) ->
     assert live["badges"]["slow"].strip('"').endswith(" s"), live
     assert live["badges"]["bad"] in ("none", "normal", '""'), live  # not running: no clock
     assert any(w.startswith("running for ") for w in live["why"]), live
-    screenshot(page, "polish-running", ".chronum-view")
+    screenshot(page, "polish-running", ".chronum-part-header")
 
     wait_all_executed(page, timeout=60)
     time.sleep(0.5)

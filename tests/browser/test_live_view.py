@@ -1,8 +1,8 @@
 """The live view as a user sees it: JupyterLab + Debian Chromium, everything read from the page.
 
 The quickstart notebook is run with Run All; the page is polled every 100 ms while its flow
-runs, so a step is seen ``running`` and then ``succeeded`` in the browser, not only in widget
-traits. A long flow is cancelled with the view's Cancel button. Screenshots go to
+runs, so a step is seen ``running`` and then ``succeeded`` in the browser, not only in Python
+state. A long flow is cancelled with the view's Cancel button. Screenshots go to
 build/screenshots/.
 """
 
@@ -23,9 +23,9 @@ from .lab import ROOT, Lab, open_notebook, poll, run_all, screenshot, wait_all_e
 
 pytestmark = pytest.mark.timeout(240)
 
-#: The run's view (live widget or final static picture), not the dry run's drawing: the
+#: The run's view (live outputs or final static picture), not the dry run's drawing: the
 #: state word, every graph node's state and every table row's state.
-#: The graph of a view: the live widget's inline SVG, or the SVG inside the <img> of a final
+#: The graph of a view: the live view's inline SVG, or the SVG inside the <img> of a final
 #: static picture, decoded (what the image shows is what is checked).
 GRAPH_JS = """
   const graphOf = (view) => {
@@ -37,9 +37,15 @@ GRAPH_JS = """
   };
 """
 
-PROBE = """() => {""" + GRAPH_JS + """
+#: The live view is several outputs of one cell (header, Cancel, style, graph, table, log):
+#: the view is the output area of the cell that shows the last run.
+VIEW_JS = """
   const views = [...document.querySelectorAll(".chronum-view:not([data-run-id='dry-run'])")];
-  const view = views[views.length - 1];
+  const last = views[views.length - 1];
+  const view = last ? (last.closest(".jp-OutputArea") || last) : null;
+"""
+
+PROBE = """() => {""" + GRAPH_JS + VIEW_JS + """
   if (!view) return null;
   const stateOf = (el) => el.getAttribute("data-state")
       || getComputedStyle(el).getPropertyValue("--chronum-state").trim() || "pending";
@@ -61,9 +67,7 @@ PROBE = """() => {""" + GRAPH_JS + """
   return {state: label ? label.innerText.trim() : null, nodes, rows};
 }"""
 
-FINAL_NODES = """() => {""" + GRAPH_JS + """
-  const views = [...document.querySelectorAll(".chronum-view:not([data-run-id='dry-run'])")];
-  const view = views[views.length - 1];
+FINAL_NODES = """() => {""" + GRAPH_JS + VIEW_JS + """
   return [...graphOf(view).querySelectorAll("g[data-step]")].map((g) => ({
     step: g.getAttribute("data-step"),
     classes: g.getAttribute("class"),
@@ -147,7 +151,7 @@ def test_quickstart_lights_up_then_ends_green(page: Any, lab: Lab) -> None:
         assert "state-succeeded" in node["classes"].split(), node
         assert node["fill"] == SUCCEEDED_FILL, node
 
-    # saved and reloaded, the notebook still shows the final picture (widget state is not saved)
+    # saved and reloaded, the notebook still shows the final picture
     page.locator(".jp-Notebook .jp-Cell").first.click()
     page.keyboard.press("Control+s")
     _wait_saved_with_view(lab, "notebooks/01-quickstart.ipynb")

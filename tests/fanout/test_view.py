@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-widgets = pytest.importorskip("ipywidgets")
+pytest.importorskip("IPython")
 
-from chronum import api  # noqa: E402
-from chronum.notebook.view import LiveView  # noqa: E402
-from chronum.render.html import run_bundle  # noqa: E402
-from chronum.spec import loads  # noqa: E402
+from chronum import api
+from chronum.notebook.view import LiveView
+from chronum.render.html import run_bundle
+from chronum.spec import loads
 
 N = 10_000
 
@@ -25,20 +25,17 @@ def _noop(item):
     return None
 
 
-@pytest.fixture
-def sends(monkeypatch):
-    counted: list[dict] = []
-    original = widgets.Widget._send
+class Screen:
+    """Where the view publishes: every display and update message."""
 
-    def counting(self, msg, buffers=None):
-        counted.append(msg)
-        return original(self, msg, buffers)
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict, bool]] = []
 
-    monkeypatch.setattr(widgets.Widget, "_send", counting)
-    return counted
+    def __call__(self, display_id: str, bundle: dict, update: bool) -> None:
+        self.sent.append((display_id, bundle, update))
 
 
-def test_a_ten_thousand_item_fanout_in_the_live_view(tmp_path, sends):
+def test_a_ten_thousand_item_fanout_in_the_live_view(tmp_path):
     flow = loads(f"""
 name: wide
 maxParallel: 4
@@ -51,9 +48,10 @@ steps:
 """.replace("'", ""), filename="wide.yaml")
     flushes: list[float] = []
     events: list[object] = []
+    screen = Screen()
 
     async def main():
-        view = LiveView(flow, "wide1", interval=0.25)
+        view = LiveView(flow, "wide1", interval=0.25, publish=screen)
         await view.layout()
         flush = view.flush
 
@@ -63,9 +61,10 @@ steps:
             flushes.append(time.perf_counter() - start)
 
         view.flush = timed_flush  # type: ignore[method-assign]
-        sends.clear()
+        screen.sent.clear()
         run = await api.arun(flow, db=tmp_path / "c.db", namespace={"noop": _noop},
                              subscribers=[events.append, view], run_id="wide1")
+        view.flush()
         view.finish(run.status)
         return run, view
 
@@ -73,23 +72,24 @@ steps:
     assert run.status == "succeeded"
     assert len(events) > 2 * N
     # batched: a few messages per flush, not one per event
-    updates = [m for m in sends if m.get("method") == "update"]
+    updates = [m for m in screen.sent if m[2]]
     assert len(updates) < len(events) / 100
     assert max(flushes) < 1.0  # each paint of the 10,000 instances, the first included
     assert view.first_graph_at is not None and view.first_graph_at - view.created_at < 1.0
     # the graph: three nodes, the fan-out one with its counter and bar
-    picture = view.graph_box.value
+    picture = view.html("graph")
     assert picture.count('class="node"') == 3
     assert f">{N}/{N}</text>" in picture and 'id="chronum_wide1_1_bar"' in picture
     # the table: three rows, the instances folded under the fan-out row (failed first, open)
-    table = view.table.value
+    table = view.html("table")
     assert re.findall(r'<tr data-step="(\w+)"', table) == ["prepare", "each", "done"]
     assert '<details open><summary class="chronum-group-count">' \
            f"{N}/{N} ✓{N - 1} ✗1</summary>" in table
     assert table.index('data-step="each[4321]"') < table.index('data-step="each[0]"')
     assert table.count("<tr data-step=\"each[") == 40 and f"and {N - 40:,} more" in table
-    assert view.progress.value == 3  # the flow's steps, not its instances
-    assert "each[4321]" in view.log_select.options  # the failed instance's log is offered
+    # the flow's steps, not its instances
+    assert '<progress class="chronum-progress" value="3" max="3">' in view.html("header")
+    assert any("this one fails" in line for line in view.log_lines("each[4321]"))
 
 
 def test_a_finished_fanout_is_drawn_from_its_rows(tmp_path):

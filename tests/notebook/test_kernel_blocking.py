@@ -19,6 +19,8 @@ import chronum
 
 jupyter_client = pytest.importorskip("jupyter_client")
 
+from chronum.notebook.view import CANCEL_MIME  # noqa: E402
+
 from .conftest import KERNEL  # noqa: E402
 
 FLOW = ("import chronum\nflow = chronum.Flow('blocking')\n"
@@ -29,7 +31,8 @@ FLOW = ("import chronum\nflow = chronum.Flow('blocking')\n"
 
 async def _run_all(kernel_path: Path, cwd: Path, cells: list[str], *,
                    interrupt_when: Path | None = None) -> list[dict[str, Any]]:
-    """Send every cell at once; per cell: reply status, streams, display kinds, html."""
+    """Send every cell at once; per cell: reply status, streams, display kinds, and what
+    each of its displays shows at the end (by display id)."""
     km = jupyter_client.AsyncKernelManager(kernel_name=KERNEL)
     await km.start_kernel(cwd=str(cwd), env=dict(os.environ))
     kc = km.client()
@@ -38,7 +41,7 @@ async def _run_all(kernel_path: Path, cwd: Path, cells: list[str], *,
         await kc.wait_for_ready(timeout=60)
         ids = [kc.execute(code) for code in cells]
         seen: dict[str, dict[str, Any]] = {
-            i: {"status": None, "text": "", "kinds": [], "html": ""} for i in ids}
+            i: {"status": None, "text": "", "kinds": [], "outputs": {}} for i in ids}
         by_display: dict[str, str] = {}
         interrupted = interrupt_when is None
         deadline = time.monotonic() + 90
@@ -62,11 +65,14 @@ async def _run_all(kernel_path: Path, cwd: Path, cells: list[str], *,
                     if kind == "stream":
                         seen[target]["text"] += content["text"]
                     elif kind in ("display_data", "update_display_data", "error"):
+                        data = content.get("data", {})
                         seen[target]["kinds"].append(
                             kind if kind == "error" else
-                            "widget" if "application/vnd.jupyter.widget-view+json"
-                            in content["data"] else "html")
-                        seen[target]["html"] = content.get("data", {}).get("text/html", "")
+                            "widget" if "application/vnd.jupyter.widget-view+json" in data
+                            else "cancel" if CANCEL_MIME in data else "html")
+                        seen[target]["outputs"][display_id] = data
+                        if CANCEL_MIME in data:
+                            seen[target]["cancel"] = data[CANCEL_MIME]
             while True:
                 try:
                     reply = await kc.get_shell_msg(timeout=0.01)
@@ -102,9 +108,16 @@ def test_flow_run_in_a_cell_blocks_with_the_live_view_and_queued_cells_run_after
     out = asyncio.run(_run_all(kernel_path, tmp_path, cells))
     assert [c["status"] for c in out] == ["ok"] * 5
     assert out[1]["text"] == "succeeded 42\n"
-    # The live view, then the final picture in its place.
-    assert out[1]["kinds"][0] == "widget" and out[1]["kinds"][-1] == "html"
-    assert "succeeded" in out[1]["html"]
+    # The live view (plain HTML, its Cancel shown inactive: the kernel is blocked), then the
+    # final picture in the header's place and the other outputs empty; never a widget.
+    kinds = out[1]["kinds"]
+    assert kinds[:2] == ["html", "cancel"] and "widget" not in kinds
+    assert kinds.count("cancel") == 1 and "update_display_data" not in kinds
+    finals = list(out[1]["outputs"].values())
+    assert len(finals) == 6 and finals[1:] == [{"text/plain": ""}] * 5
+    assert '<span class="chronum-state">succeeded</span>' in finals[0]["text/html"]
+    assert "chronum-static" in finals[0]["text/html"]
+    assert out[1]["cancel"]["disabled"] is True and "Stop button" in out[1]["cancel"]["tooltip"]
     assert [c["text"] for c in out[2:]] == ["queued 1 succeeded\n", "queued 2 succeeded\n",
                                             "queued 3 1\n"]
 

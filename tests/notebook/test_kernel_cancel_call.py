@@ -15,7 +15,7 @@ STILL = "cancelled — still running in the background"
 _CANCEL = ("import asyncio, os, time\nh = _\nwhile h.view.snap.states.get('{step}') != 'running':\n"
            "    await asyncio.sleep(0.02)\nwhile not os.path.exists({ready!r}):\n"
            "    await asyncio.sleep(0.02)\nclicked = time.monotonic()\n"
-           "h.view.cancel_button.click()\nr = await h.wait()\n")
+           "h.view.cancel()\nr = await h.wait()\n")
 
 
 def test_isolated_call_is_stopped_within_a_second(notebook, tmp_path):
@@ -72,7 +72,7 @@ def test_a_thread_left_running_is_shown_until_it_ends(notebook, tmp_path):
         "print(r.status, r.still_running)\n"
         "print(list(chronum.steps(r.run_id)['reason']), list(chronum.steps(r.run_id)['status']))\n"
         "print(h.view.snap.states['stubborn'], 'still running in the background' in "
-        "h.view.table.value)",
+        "h.view.static_bundle()['text/html'])",
         # A later run of the same flow, while the thread lives, is warned.
         "%%chronum stubborn\nsteps:\n  - name: quick\n    run: echo quick\n",
         f"open({str(release)!r}, 'w').close()\n"

@@ -96,8 +96,10 @@ def test_restart_mid_run_stops_the_steps_and_records_why(client_for, tmp_path, e
     assert shown, nb.cells[1].outputs
     for out in shown:
         assert "application/vnd.jupyter.widget-view+json" not in out.data
-    assert "restartme: cancelled" in shown[-1].data["text/plain"]
-    assert "text/html" in shown[-1].data
+    # the live view's first output became the picture, its other outputs (Cancel too) empty
+    assert "restartme: cancelled" in shown[0].data["text/plain"]
+    assert "chronum-static" in shown[0].data["text/html"]
+    assert [out.data for out in shown[1:]] == [{"text/plain": ""}] * 5
 
 
 def test_resume_after_sigkill_stops_the_orphan_before_the_step_runs_again(

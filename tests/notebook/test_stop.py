@@ -26,14 +26,17 @@ def _wait_for(path, seconds: float = 30.0) -> int:
     raise AssertionError(f"{path} was never written")
 
 
-def test_cancel_button_cancels_a_background_run_and_kills_its_process(notebook, tmp_path):
+def test_view_cancel_cancels_a_background_run_and_kills_its_process(notebook, tmp_path):
     pid_file = tmp_path / "pid"
     nb = notebook([
         "%load_ext chronum",
         f"%%chronum long --background\nsteps:\n  - name: nap\n    run: echo $$ > {pid_file};"
         " exec sleep 30\n",
-        "import asyncio\nh = _\nwhile not h.view.snap.states.get('nap') == 'running':\n"
-        "    await asyncio.sleep(0.05)\nh.view.cancel_button.click()\nr = await h.wait()\n"
+        # the step has written its pid (a cancel before that would leave no pid to check)
+        "import asyncio, os\nh = _\nwhile not h.view.snap.states.get('nap') == 'running' "
+        f"or not os.path.getsize({str(pid_file)!r} if os.path.exists({str(pid_file)!r}) "
+        "else os.devnull):\n"
+        "    await asyncio.sleep(0.05)\nh.view.cancel()\nr = await h.wait()\n"
         "print(r.status, h.status)",
         "import chronum\nprint(chronum.history()['status'][0], chronum.steps()['status'][0])",
     ])
