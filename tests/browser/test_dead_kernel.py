@@ -49,7 +49,7 @@ def _saved(lab: Lab, relpath: str, needle: str, timeout: float = 20.0) -> dict[s
         try:
             model = lab.api(f"/api/contents/{relpath}?content=1")
         except urllib.error.HTTPError as exc:  # read while the server was writing the file
-            if exc.code != 500:
+            if exc.code not in (400, 500):  # 400: "Unreadable Notebook", an empty file
                 raise
         else:
             if needle in json.dumps(model["content"]):

@@ -169,7 +169,7 @@ def _wait_saved_with_view(lab: Lab, relpath: str, timeout: float = 20.0) -> None
         try:
             model = lab.api(f"/api/contents/{relpath}?content=1")
         except urllib.error.HTTPError as exc:  # read while the server was writing the file
-            if exc.code != 500:
+            if exc.code not in (400, 500):  # 400: "Unreadable Notebook", an empty file
                 raise
         else:
             if "chronum-view" in json.dumps(model["content"]):
