@@ -175,18 +175,10 @@
       }
 
       dispose() {
-        if (this.isDisposed) {
-          return;
-        }
-        var comm = this._comm;
+        // The comm is dropped, not closed: this output goes away as its run ends, while the
+        // kernel moves on to the next cell, and the kernel's side of it is a few bytes.
         this._comm = null;
-        if (comm && !comm.isDisposed) {
-          try {
-            comm.close();
-          } catch (err) {
-            // the kernel is gone: nothing to close
-          }
-        }
+        this._button = null;
         super.dispose();
       }
     };
