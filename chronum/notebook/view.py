@@ -219,9 +219,6 @@ class LiveView:
                 self._schedule_tick()
         return self.parts["header"]
 
-    def show(self) -> Part:
-        return self.build()
-
     def _cancel_bundle(self) -> dict[str, Any]:
         data: dict[str, Any] = {"run_id": self.run_id, "target": COMM_TARGET}
         if self.blocking:
