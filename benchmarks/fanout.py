@@ -7,15 +7,15 @@ view of a wide fan-out beside a small flow's.
    ``chronum run`` processes, interleaved (plain, fan-out, plain, ...) after one warm-up run of
    each; the medians of the wall times, divided by ``n``, are the cost per step and per
    instance. Budget: per instance at most 1.1x per step.
-2. **Notebook view.** A ``LiveView`` (no kernel: widgets count their messages, as in
-   ``tests/notebook/test_view.py``) over a real run of a fan-out of ``n`` no-op instances,
-   beside the same view over a 10-step flow, in one process (the 10-step run first, so it
-   pays the process's first imports). Measured: first paint, from the view's creation until
-   its graph is sent (as ``notebook_bench.py`` measures it); from the fan-out step's
-   expansion until a flush has sent its ``n`` instances (counter, bar, table); from the view's
-   creation until the first flush after the run started (session start included); the
-   slowest flush; widget messages per event. Budget: first paint at most 1 s, the instances
-   on screen within 1 s of their expansion, updates batched.
+2. **Notebook view.** A ``LiveView`` (no kernel: its display messages are counted where they
+   are published, as in ``tests/notebook/test_view.py``) over a real run of a fan-out of ``n``
+   no-op instances, beside the same view over a 10-step flow, in one process (the 10-step run
+   first, so it pays the process's first imports). Measured: first paint, from the view's
+   creation until its graph is sent (as ``notebook_bench.py`` measures it); from the fan-out
+   step's expansion until a flush has sent its ``n`` instances (counter, bar, table); from the
+   view's creation until the first flush after the run started (session start included); the
+   slowest flush; output updates per event. Budget: first paint at most 1 s, the instances on
+   screen within 1 s of their expansion, updates batched.
 
     python benchmarks/fanout.py [--n 10000] [--repeat 5] [--json PATH]
 """
@@ -84,22 +84,17 @@ def per_instance(n: int, repeat: int, scratch: Path) -> dict[str, Any]:
 
 
 def _view_run(flow_text: str, scratch: Path, run_id: str) -> dict[str, Any]:
-    import ipywidgets as widgets
-
     from chronum import api
     from chronum.eventbus import RunStarted, StepExpanded
     from chronum.notebook.view import LiveView
     from chronum.spec import loads
 
     flow = loads(flow_text, filename=f"{run_id}.yaml")
-    sent: list[object] = []
-    original = widgets.Widget._send
+    sent: list[bool] = []  # one per display message: whether it updates an output
 
-    def counting(self: Any, msg: Any, buffers: Any = None) -> Any:
-        sent.append(msg)
-        return original(self, msg, buffers)
+    def counting(display_id: str, bundle: dict[str, Any], update: bool) -> None:
+        sent.append(update)
 
-    widgets.Widget._send = counting
     flushes: list[float] = []
     painted: list[float] = []
     expanded: list[float] = []
@@ -109,7 +104,7 @@ def _view_run(flow_text: str, scratch: Path, run_id: str) -> dict[str, Any]:
     async def main() -> tuple[float, float]:
         nonlocal events
         created = time.perf_counter()
-        view = LiveView(flow, run_id)
+        view = LiveView(flow, run_id, publish=counting)
         await view.layout()
         started = False
         flush = view.flush
@@ -134,20 +129,18 @@ def _view_run(flow_text: str, scratch: Path, run_id: str) -> dict[str, Any]:
         view.flush = timed_flush  # type: ignore[method-assign]
         run = await api.arun(flow, db=scratch / f"{run_id}.db", namespace={"noop": _noop},
                              subscribers=[count, view], run_id=run_id)
+        view.flush()  # what the run left unsent (a cell sends its final picture then)
         view.finish(run.status)
         graph.append((view.first_graph_at or created) - created)
         return created, time.perf_counter()
 
     graph: list[float] = []
-    try:
-        asyncio.run(main())
-    finally:
-        widgets.Widget._send = original
-    updates = sum(1 for m in sent if isinstance(m, dict) and m.get("method") == "update")
+    asyncio.run(main())
+    updates = sum(sent)
     return {"first_paint_s": graph[0], "instances_shown_s": shown[0] if shown else None,
             "first_run_flush_s": painted[0] if painted else None,
             "slowest_flush_s": max(flushes) if flushes else None,
-            "flushes": len(flushes), "events": events, "widget_updates": updates}
+            "flushes": len(flushes), "events": events, "view_updates": updates}
 
 
 def _noop(item: Any = None) -> None:
@@ -193,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
           f"budget <= 1 s  {shown_ok}")
     print(f"     creation to the first flush of the run: {fan['first_run_flush_s']:.3f} s, "
           f"10 steps {ten['first_run_flush_s']:.3f} s")
-    print(f"     slowest flush {fan['slowest_flush_s']:.3f} s; {fan['widget_updates']} widget "
+    print(f"     slowest flush {fan['slowest_flush_s']:.3f} s; {fan['view_updates']} output "
           f"updates for {fan['events']:,} events in {fan['flushes']} flushes")
     if args.json is not None:
         args.json.write_text(json.dumps({"per_instance": cost, "view": view}, indent=2))

@@ -122,7 +122,25 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'chronum' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
+    if name == "run":
+        _in_a_kernel()
     return value
+
+
+def _in_a_kernel() -> None:
+    """``chronum.run(...)`` in a Jupyter kernel shows the live view of ``%%chronum`` even
+    where ``%load_ext chronum`` never ran: the notebook's state for this shell sets it up."""
+    import sys
+
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if getattr(shell, "kernel", None) is not None:
+        from .notebook.kernel import state_of
+
+        state_of(shell)
 
 
 def __dir__() -> list[str]:

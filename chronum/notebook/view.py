@@ -219,9 +219,6 @@ class LiveView:
                 self._schedule_tick()
         return self.parts["header"]
 
-    def show(self) -> Part:
-        return self.build()
-
     def _cancel_bundle(self) -> dict[str, Any]:
         data: dict[str, Any] = {"run_id": self.run_id, "target": COMM_TARGET}
         if self.blocking:
@@ -567,15 +564,21 @@ class LiveView:
 
 def on_comm_open(comm: Any, msg: dict[str, Any]) -> None:
     """The Cancel button's comm (target ``chronum``): ``query`` is answered with whether the
-    run is live (a button drawn for a dead run, in a reopened notebook, stays hidden);
-    ``cancel`` cancels it as ``handle.cancel()`` does."""
+    run is live (a button drawn for a dead run, in a reopened notebook, stays hidden) and,
+    for a run this kernel saw end, its final picture; ``cancel`` cancels it as
+    ``handle.cancel()`` does."""
     data = msg.get("content", {}).get("data", {}) or {}
 
     def answer(data: dict[str, Any]) -> None:
         view = _LIVE.get(str(data.get("run_id", "")))
         if data.get("action") == "cancel" and view is not None and view.live:
             view.cancel()
-        comm.send({"run_id": data.get("run_id"), "live": bool(view is not None and view.live)})
+        reply = {"run_id": data.get("run_id"), "live": bool(view is not None and view.live)}
+        if view is not None and view.finished and view.built:
+            # A page opened again after the run ended (it was closed, or reloaded from the
+            # file saved mid-run): the live outputs it shows are replaced by the final picture.
+            reply["final"] = view.static_bundle()
+        comm.send(reply)
 
     comm.on_msg(lambda message: answer({**data, **(message["content"]["data"] or {})}))
     answer(data)

@@ -49,7 +49,7 @@ def _saved(lab: Lab, relpath: str, needle: str, timeout: float = 20.0) -> dict[s
         try:
             model = lab.api(f"/api/contents/{relpath}?content=1")
         except urllib.error.HTTPError as exc:  # read while the server was writing the file
-            if exc.code != 500:
+            if exc.code not in (400, 500):  # 400: "Unreadable Notebook", an empty file
                 raise
         else:
             if needle in json.dumps(model["content"]):
@@ -130,4 +130,65 @@ def test_a_notebook_saved_mid_run_reopens_without_a_dead_widget_after_kill_9(
         assert "first" in page.locator(".chronum-log-text").inner_text()
     finally:
         context.close()
+        lab.delete_sessions()
+
+
+SHORT = """%%chronum short --db .chronum-nb/short.db
+steps:
+  - name: nap
+    run: sleep 4; echo woke
+  - name: after
+    run: echo after
+    needs: [nap]"""
+
+
+def test_a_run_that_ended_while_the_page_was_closed_shows_its_final_picture(
+        browser: Any, lab: Lab) -> None:
+    import chronum
+
+    folder = lab.root / "closed"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext chronum"),
+                nbformat.v4.new_code_cell(SHORT)]
+    nbformat.write(nb, folder / "short.ipynb")
+    db = folder / ".chronum-nb" / "short.db"
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        try:
+            page = context.new_page()
+            open_notebook(page, lab, "closed/short.ipynb")
+            run_all(page)
+            page.wait_for_selector("button.chronum-cancel", state="visible", timeout=30_000)
+            page.locator(".jp-Notebook .jp-Cell").first.click()
+            page.keyboard.press("Control+s")
+            _saved(lab, "closed/short.ipynb", "chronum-live")  # saved mid-run
+        finally:
+            context.close()  # the page goes; the kernel and its run go on
+
+        deadline = time.monotonic() + 60
+        while not (db.exists() and chronum.history(db=db)["status"].tolist() == ["succeeded"]):
+            assert time.monotonic() < deadline, "the run did not end"
+            time.sleep(0.2)
+
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        try:
+            page = context.new_page()
+            open_notebook(page, lab, "closed/short.ipynb")
+            # the file shows the run as saved, running; the kernel hands over its final picture
+            page.wait_for_selector(".chronum-static .chronum-state", timeout=30_000)
+            assert page.locator(".chronum-static .chronum-state").text_content() == "succeeded"
+            assert page.locator(".chronum-live").count() == 0
+            assert page.locator("button.chronum-cancel:visible").count() == 0
+            screenshot(page, "closed-page-reopened", ".chronum-static")
+            page.locator(".jp-Notebook .jp-Cell").first.click()
+            page.keyboard.press("Control+s")
+            saved = _saved(lab, "closed/short.ipynb", "chronum-static")
+            text = json.dumps(saved)
+            assert "chronum-live" not in text and "application/vnd.chronum.cancel+json" not in text
+        finally:
+            context.close()
+    finally:
         lab.delete_sessions()

@@ -18,7 +18,6 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
-pytest.importorskip("ipywidgets")
 
 KERNEL = "chronum-test"
 

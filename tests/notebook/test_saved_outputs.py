@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,17 @@ def test_an_executed_notebook_holds_pictures_and_no_widget(kernel_path: Path,
         assert "".join(first["data"]["text/html"]) == picture  # where the live view began
     assert "".join(_wait["outputs"][0]["text"]) == "succeeded\n"
     assert "succeeded" in "".join("".join(o.get("text", "")) for o in sdk["outputs"])
+
+
+def test_chronum_run_without_load_ext_shows_the_live_view(notebook: Any, tmp_path: Path) -> None:
+    (tmp_path / "f.yaml").write_text(
+        "name: plain\nsteps:\n  - name: a\n    run: sleep 0.8 && echo a\n")
+    nb = notebook(["import chronum\nr = chronum.run('f.yaml')\nprint(r.status)"])
+    outputs = nb.cells[0].outputs
+    shown = [o for o in outputs if o.output_type == "display_data"]
+    # The live view appeared (six outputs) and settled to the final picture.
+    assert len(shown) == 6, outputs
+    assert "chronum-static" in shown[0].data["text/html"]
+    assert '<span class="chronum-state">succeeded</span>' in shown[0].data["text/html"]
+    assert [o.data for o in shown[1:]] == [{"text/plain": ""}] * 5
+    assert [o.text for o in outputs if o.output_type == "stream"] == ["succeeded\n"]

@@ -211,11 +211,15 @@ def test_the_cancel_control_asks_the_kernel_and_cancels_through_its_comm():
             await task
         assert view.cancel_requested
         view.finish("cancelled")
-        gone = Comm()  # a notebook reopened later asks about a run that is over: no button
+        # a page opened again later asks about a run that is over: no button, and the final
+        # picture to put in place of the live outputs it shows
+        gone = Comm()
         on_comm_open(gone, {"content": {"data": {"action": "query", "run_id": "cc1"}}})
-        unknown = Comm()  # or about a run this kernel never had
+        unknown = Comm()  # or about a run this kernel never had: nothing
         on_comm_open(unknown, {"content": {"data": {"action": "cancel", "run_id": "zz"}}})
-        return gone.replies + unknown.replies
+        return view, gone.replies + unknown.replies
 
-    assert asyncio.run(main()) == [{"run_id": "cc1", "live": False},
-                                   {"run_id": "zz", "live": False}]
+    view, replies = asyncio.run(main())
+    assert replies == [{"run_id": "cc1", "live": False, "final": view.static_bundle()},
+                       {"run_id": "zz", "live": False}]
+    assert replies[0]["final"]["text/plain"] == "<chronum run c: cancelled (1 steps)>"

@@ -5,7 +5,8 @@
  * - The live view's Cancel button: an output of type application/vnd.chronum.cancel+json drawn
  *   as a button that talks to the kernel over the "chronum" comm. It shows only while the
  *   kernel says the run is live, so a saved notebook whose kernel died never shows a dead
- *   control (the rest of the live view is plain HTML).
+ *   control (the rest of the live view is plain HTML). A page opened again after its run
+ *   ended in a kernel still running gets the run's final picture in place of its live outputs.
  *
  * Written by hand rather than built by webpack: JupyterLab loads this file as a federated
  * extension (it calls window._JUPYTERLAB["chronum-lab"].init(shareScope), then .get(module)
@@ -94,6 +95,54 @@
     return null;
   }
 
+  function htmlOf(data) {
+    var value = data["text/html"];
+    return Array.isArray(value) ? value.join("") : value || "";
+  }
+
+  // The cell showing `node`: its model's outputs of run `runId` (the live parts and the
+  // Cancel output) become the final picture, then empty outputs, as the kernel settles them.
+  function settle(node, runId, finalBundle) {
+    if (!theApp) {
+      return;
+    }
+    var widgets = theApp.shell.widgets("main");
+    for (var it = widgets.next(); !it.done; it = widgets.next()) {
+      var panel = it.value;
+      if (!panel.node || !panel.node.contains(node) || !panel.content) {
+        continue;
+      }
+      var cells = panel.content.widgets || [];
+      for (var c = 0; c < cells.length; c++) {
+        var cell = cells[c];
+        if (!cell.node.contains(node) || !cell.model || !cell.model.outputs) {
+          continue;
+        }
+        var outputs = cell.model.outputs;
+        var mine = [];
+        var live = 'data-run-id="' + runId + '"';
+        for (var i = 0; i < outputs.length; i++) {
+          var json = outputs.get(i).toJSON();
+          var data = json.data || {};
+          var cancel = data[CANCEL_MIME];
+          var html = htmlOf(data);
+          if ((cancel && cancel.run_id === runId)
+              || (html.indexOf("chronum-live") >= 0 && html.indexOf(live) >= 0)) {
+            mine.push(i);
+          }
+        }
+        mine.forEach(function (index, n) {
+          outputs.set(index, {
+            output_type: "display_data",
+            data: n === 0 ? finalBundle : { "text/plain": "" },
+            metadata: {}
+          });
+        });
+        return;
+      }
+    }
+  }
+
   function cancelRendererClass(Widget) {
     // A class, not a prototype chain: Lumino's Widget is an ES class.
     return class CancelRenderer extends Widget {
@@ -160,6 +209,12 @@
           if (self._button) {
             self._button.style.display = answer.live ? "" : "none";
           }
+          if (answer.final) {
+            // the run ended while this page did not show it: its final picture replaces
+            // the live outputs the page was opened with (the saved file gets it too)
+            var node = self.node;
+            setTimeout(function () { settle(node, data.run_id, answer.final); }, 0);
+          }
         };
         comm.onClose = function () {
           self._comm = null;
@@ -175,18 +230,10 @@
       }
 
       dispose() {
-        if (this.isDisposed) {
-          return;
-        }
-        var comm = this._comm;
+        // The comm is dropped, not closed: this output goes away as its run ends, while the
+        // kernel moves on to the next cell, and the kernel's side of it is a few bytes.
         this._comm = null;
-        if (comm && !comm.isDisposed) {
-          try {
-            comm.close();
-          } catch (err) {
-            // the kernel is gone: nothing to close
-          }
-        }
+        this._button = null;
         super.dispose();
       }
     };
