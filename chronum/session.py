@@ -381,7 +381,7 @@ def _cache_plan(store: Store, flow: Flow, options: RunOptions, functions: Functi
     def value_of(run_id: str, step: str) -> Any:
         return None if (run_id, step) in nones else stored(run_id, step)
 
-    return plan_run(
+    plan = plan_run(
         flow, keys,
         enabled=lambda step: cache_enabled(flow, step, options.cache),
         hits=hits,
@@ -393,6 +393,24 @@ def _cache_plan(store: Store, flow: Flow, options: RunOptions, functions: Functi
         outputs_now=lambda step: output_digests(flow, step, memo),
         now=time.time(), functions=functions, from_step=options.from_step,
         only=options.only, in_play=caching_in_play(flow, options.cache))
+    outputs = _kept_outputs(store, plan.kept)
+    return replace(plan, outputs=outputs) if outputs else plan
+
+
+def _kept_outputs(store: Store, kept: Mapping[str, str]) -> dict[str, Any]:
+    """The outputs of the steps a run reuses, from the runs that made them: the steps after
+    a cache hit see ``steps.X.outputs`` as if it had run."""
+    by_run: dict[str, list[str]] = {}
+    for step, run_id in kept.items():
+        by_run.setdefault(run_id, []).append(step)
+    found: dict[str, Any] = {}
+    for run_id, names in by_run.items():
+        try:
+            outputs = _recorded_outputs(store, store.step_rows(run_id))
+        except ChronumError:
+            continue  # that run was deleted: the steps kept from it had no outputs to give
+        found.update({name: outputs[name] for name in names if name in outputs})
+    return found
 
 
 def _record_cache(store: Store, flow: Flow, run_id: str, plan: ReusePlan,

@@ -292,3 +292,32 @@ def test_the_input_hash_is_remembered(project: Chronum, tmp_path: Path) -> None:
     with sqlite3.connect(project.db) as conn:
         paths = {Path(p).name for (p,) in conn.execute("SELECT path FROM input_hashes")}
     assert {"raw.csv", "other.txt"} <= paths
+
+
+OUTPUTS_FLOW = """
+name: counted
+cache: true
+steps:
+  - name: count
+    run: echo counting; echo rows=3 >> "$CHRONUM_OUTPUT"
+  - name: report
+    needs: [count]
+    if: steps.count.outputs.rows == '3'
+    run: echo "rows $CHRONUM_OUT_COUNT_ROWS"
+    cache: false
+"""
+
+
+def test_a_cache_hit_brings_back_the_outputs_of_the_step_it_reuses(chronum: Chronum) -> None:
+    """The steps after a reused step see its outputs (``if:`` and ``$CHRONUM_OUT_*``) as if it
+    had run: the cached result includes what the step said, not only that it succeeded."""
+    chronum.write("flow.yaml", OUTPUTS_FLOW)
+    first = chronum("run", "flow.yaml")
+    assert first.returncode == 0, first.stderr
+    again = chronum("run", "flow.yaml")
+    assert again.returncode == 0, again.stderr
+    rows = steps(chronum)
+    assert rows["count"]["status"] == "cached"
+    assert rows["report"]["status"] == "succeeded", rows["report"]
+    log = chronum("logs", "last", "report")
+    assert "rows 3" in log.stdout
