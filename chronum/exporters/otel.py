@@ -348,13 +348,14 @@ _HANDLERS: dict[type[Event], Any] = {
 _SMALL = [bytes([n]) for n in range(128)]
 _Q = struct.Struct("<Q").pack
 _D = struct.Struct("<d").pack
-_KIND = b"\x30" + _SMALL[KIND_INTERNAL]
 _FLAGS = b"\x85\x01" + struct.pack("<I", FLAGS)  # field 16, fixed32
 
 
 def _varint(n: int) -> bytes:
     if n < 128:
         return _SMALL[n]
+    if n < 16384:
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -418,23 +419,38 @@ class _Attributes:
         return out
 
 
+_M64 = (1 << 64) - 1
+#: trace_id (field 1, 16 bytes) and span_id (2, 8 bytes), then parent_span_id (4, 8 bytes):
+#: ids are big-endian, as their hex in JSON reads.
+_ROOT = struct.Struct(">BBQQBBQ").pack
+_CHILD = struct.Struct(">BBQQBBQBBQ").pack
+#: kind (6), start_time_unix_nano (7, fixed64), end_time_unix_nano (8, fixed64).
+_TIMES = struct.Struct("<BBBQBQ").pack
+_STATUS_OK = _field(b"\x7a", b"\x18" + _SMALL[OK])
+
+
 def _span_pb(span: Span, attributes: _Attributes) -> bytes:
-    parts = [b"\x0a\x10", span.trace_id.to_bytes(16, "big"),
-             b"\x12\x08", span.span_id.to_bytes(8, "big")]
-    if span.parent is not None:
-        parts += (b"\x22\x08", span.parent.to_bytes(8, "big"))
-    parts += (_field(b"\x2a", span.name.encode()), _KIND, b"\x39", _Q(span.start), b"\x41",
-              _Q(span.end), attributes.shared(span.shared))
+    t = span.trace_id
+    name = span.name.encode()
+    parts = [_ROOT(0x0A, 16, t >> 64, t & _M64, 0x12, 8, span.span_id) if span.parent is None
+             else _CHILD(0x0A, 16, t >> 64, t & _M64, 0x12, 8, span.span_id, 0x22, 8,
+                         span.parent),
+             b"\x2a", _varint(len(name)), name,
+             _TIMES(0x30, KIND_INTERNAL, 0x39, span.start, 0x41, span.end),
+             attributes.shared(span.shared)]
     parts += attributes(b"\x4a", span.attributes)
-    for at, name, values in span.events:
-        parts.append(_field(b"\x5a", b"".join([b"\x09", _Q(at), _field(b"\x12", name.encode()),
+    for at, title, values in span.events:
+        parts.append(_field(b"\x5a", b"".join([b"\x09", _Q(at), _field(b"\x12", title.encode()),
                                                *attributes(b"\x1a", values)])))
     code, message = span.status
-    if code != UNSET:
+    if code == OK and not message:
+        parts.append(_STATUS_OK)
+    elif code != UNSET:
         parts.append(_field(b"\x7a", (_field(b"\x12", message.encode()) if message else b"")
                             + b"\x18" + _SMALL[code]))
     parts.append(_FLAGS)
-    return _field(b"\x12", b"".join(parts))  # ScopeSpans.spans
+    body = b"".join(parts)
+    return b"\x12" + _varint(len(body)) + body  # ScopeSpans.spans
 
 
 def encode_protobuf(spans: list[Span], resource: Mapping[str, Any]) -> bytes:
