@@ -230,7 +230,7 @@ class Tracer:
         return run[0].trace_id, run[0].span_id, run[1]
 
     def _end(self, span: Span, end: int) -> None:
-        span.end = max(end, span.start)
+        span.end = end if end > span.start else span.start
         self.done.append(span)
 
     def _run_started(self, event: RunStarted) -> None:
@@ -389,6 +389,17 @@ class _Attributes:
     def __init__(self) -> None:
         self._seen: dict[tuple[bytes, str, type, Any], bytes] = {}
         self._shared: dict[int, bytes] = {}
+        self._blocks: dict[tuple[tuple[str, Any], ...], bytes] = {}
+
+    def block(self, attributes: dict[str, Any]) -> bytes:
+        """A span's own attributes, encoded once per request for the same keys and values:
+        most steps end alike. (A span's attributes are ``str`` or ``int``, never a ``bool`` or
+        ``float`` that would compare equal to an ``int`` and take its bytes.)"""
+        known = tuple(attributes.items())
+        encoded = self._blocks.get(known)
+        if encoded is None:
+            encoded = self._blocks[known] = b"".join(self(b"\x4a", attributes))
+        return encoded
 
     def shared(self, attributes: dict[str, Any]) -> bytes:
         """A span's ``shared`` attributes, encoded once per dict: every span of the request
@@ -437,8 +448,7 @@ def _span_pb(span: Span, attributes: _Attributes) -> bytes:
                          span.parent),
              b"\x2a", _varint(len(name)), name,
              _TIMES(0x30, KIND_INTERNAL, 0x39, span.start, 0x41, span.end),
-             attributes.shared(span.shared)]
-    parts += attributes(b"\x4a", span.attributes)
+             attributes.shared(span.shared), attributes.block(span.attributes)]
     for at, title, values in span.events:
         parts.append(_field(b"\x5a", b"".join([b"\x09", _Q(at), _field(b"\x12", title.encode()),
                                                *attributes(b"\x1a", values)])))
