@@ -182,7 +182,10 @@ def settings(environ: Mapping[str, str] = os.environ) -> Settings:
 # -- spans ------------------------------------------------------------------------------------
 
 def _ns(at: float) -> int:
-    return int(at * 1_000_000_000)
+    return int(at * 1e9)
+
+
+_OK = (OK, "")
 
 
 _NONE: dict[str, Any] = {}
@@ -253,25 +256,29 @@ class Tracer:
         return span
 
     def _started(self, event: StepStarted) -> None:
-        step = self._step_span(event, "ran")
+        key = (event.run_id, event.step or "")
+        step = self._steps.get(key) or self._step_span(event, "ran")
         attempt = event.attempt or 1
-        self._attempts[(event.run_id, event.step or "")] = Span(
-            f"attempt {attempt}", step.trace_id, _ns(event.at), step.span_id,
+        self._attempts[key] = Span(
+            f"attempt {attempt}", step.trace_id, int(event.at * 1e9), step.span_id,
             {"chronum.attempt": attempt, "chronum.executor": event.executor}, step.shared)
 
-    def _end_attempt(self, event: Event, ok: bool, exit_code: int | None, reason: str) -> None:
-        span = self._attempts.pop((event.run_id, event.step or ""), None)
+    def _end_attempt(self, key: tuple[str, str], end: int, ok: bool, exit_code: int | None,
+                     reason: str) -> None:
+        span = self._attempts.pop(key, None)
         if span is None:
             return
         if exit_code is not None:
             span.attributes["chronum.exit_code"] = exit_code
         if reason:
             span.attributes["chronum.reason"] = reason
-        span.status = (OK, "") if ok else (ERROR, reason or "failed")
-        self._end(span, _ns(event.at))
+        span.status = _OK if ok else (ERROR, reason or "failed")
+        span.end = end if end > span.start else span.start
+        self.done.append(span)
 
     def _retrying(self, event: StepRetrying) -> None:
-        self._end_attempt(event, False, event.exit_code, event.reason)
+        self._end_attempt((event.run_id, event.step or ""), _ns(event.at), False,
+                          event.exit_code, event.reason)
         self._step_span(event, "ran").events.append(
             (_ns(event.at), "retry wait", {"chronum.attempt": event.attempt or 0,
                                            "chronum.delay_s": float(event.delay_s),
@@ -281,11 +288,13 @@ class Tracer:
         status = _ENDED[type(event)]
         reason = getattr(event, "reason", "") or ""
         ok = status == "succeeded"
-        self._end_attempt(event, ok, event.exit_code, reason)
-        self._finish_step(event, self._step_span(event, "ran"), status, ok, event.exit_code,
-                          reason)
+        key = (event.run_id, event.step or "")
+        end = int(event.at * 1e9)
+        self._end_attempt(key, end, ok, event.exit_code, reason)
+        self._finish_step(key, end, self._steps.get(key) or self._step_span(event, "ran"),
+                          status, ok, event.exit_code, reason)
 
-    def _finish_step(self, event: Event, span: Span, status: str, ok: bool,
+    def _finish_step(self, key: tuple[str, str], end: int, span: Span, status: str, ok: bool,
                      exit_code: int | None, reason: str) -> None:
         span.attributes["chronum.status"] = status
         if exit_code is not None:
@@ -293,20 +302,22 @@ class Tracer:
         if reason:
             span.attributes["chronum.reason"] = reason
         if ok:
-            span.status = (OK, "")
+            span.status = _OK
         elif status in ("failed", "cancelled"):
             span.status = (ERROR, reason or status)
-        self._steps.pop((event.run_id, event.step or ""), None)
-        self._end(span, _ns(event.at))
+        self._steps.pop(key, None)
+        span.end = end if end > span.start else span.start
+        self.done.append(span)
 
     def _skipped(self, event: StepSkipped) -> None:
-        self._finish_step(event, self._step_span(event, "ran"), event.status, False, None,
-                          event.reason)
+        self._finish_step((event.run_id, event.step or ""), _ns(event.at),
+                          self._step_span(event, "ran"), event.status, False, None, event.reason)
 
     def _cached(self, event: StepCached) -> None:
         span = self._step_span(event, "cached")
         span.attributes["chronum.cached_from"] = event.from_run
-        self._finish_step(event, span, "cached", True, None, "")
+        self._finish_step((event.run_id, event.step or ""), _ns(event.at), span, "cached", True,
+                          None, "")
 
     def _run_finished(self, event: RunFinished) -> None:
         end = _ns(event.at)
@@ -319,7 +330,7 @@ class Tracer:
             span = run[0]
             span.attributes["chronum.status"] = event.status
             span.attributes["chronum.n_failed"] = event.n_failed
-            span.status = ((OK, "") if event.status == "succeeded" else
+            span.status = (_OK if event.status == "succeeded" else
                            (ERROR, f"run {event.status}"))
             self._end(span, end)
 
