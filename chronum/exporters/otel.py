@@ -26,6 +26,7 @@ import logging
 import os
 import random
 import struct
+import sys
 import threading
 import time
 import urllib.parse
@@ -624,7 +625,8 @@ class Sender:
                     if reused:  # the collector closed the idle connection: once more, anew
                         continue
                     why = f"{type(exc).__name__}: {exc}"
-                    retry = True
+                    ssl = sys.modules.get("ssl")  # imported for an https:// endpoint
+                    retry = ssl is None or not isinstance(exc, ssl.SSLError)  # not a blip
                 else:
                     if 200 <= code < 300:
                         break
