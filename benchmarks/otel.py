@@ -1,6 +1,6 @@
 """What the ``otel`` subscriber adds to W1 (issue 15's budget: at most 10 %).
 
-    python benchmarks/otel.py [--repeat N] [--steps N] [--parts] [--profile]
+    python benchmarks/otel.py [--repeat N] [--steps N] [--parts] [--instructions] [--profile]
 
 W1 (1,000 in-process no-ops + a join) as whole ``chronum run`` processes, interleaved: alone,
 then with ``CHRONUM_SUBSCRIBERS=otel`` sending to an OTLP/HTTP receiver on 127.0.0.1 (a thread
@@ -9,6 +9,10 @@ the runs). Each run is measured twice: wall time, and CPU time (user + system) o
 process and every process it waited for, from ``os.wait4``. The machine is shared with other
 work, so the CPU ratio is the one to judge: load stretches wall times but not the CPU a run
 needs. Medians, and the ratios to the run alone.
+
+``--instructions`` instead counts the instructions one W1 executes under valgrind's callgrind
+(alone, with the subscriber loaded but disabled, with it sending), which no other work on the
+machine changes; the spans of a run slowed this much are still sent once, at its end.
 
 ``--profile`` instead runs one W1 with the subscriber under cProfile (in this process) and
 prints where the subscriber's time goes.
@@ -142,6 +146,36 @@ def compare(repeat: int, steps: int, parts: bool) -> None:
     print("budget: otel <= 1.10x alone")
 
 
+def instructions(argv: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Instructions one process executes, counted by callgrind."""
+    import re
+
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                           *argv], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=True)
+    return int(re.findall(r"Collected : (\d+)", proc.stderr)[-1])
+
+
+def count(steps: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="chronum-otel-bench-") as tmp:
+        work = Path(tmp)
+        wl.write_noop_module(work)
+        flow = wl.write_flow(work, "w1", wl.fan_in(steps))
+        receiver = Receiver()
+        base = compiled({**os.environ, "CHRONUM_SUBSCRIBERS": "", "CHRONUM_DB": str(work / "c.db")},
+                        work)
+        otel = {**base, "CHRONUM_SUBSCRIBERS": "otel", "OTEL_BSP_SCHEDULE_DELAY": "600000",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}"}
+        envs = {"alone": base, "disabled": {**otel, **PARTS["disabled"]}, "otel": otel}
+        argv = [PY, "-m", "chronum", "run", str(flow), "-q"]
+        for env in envs.values():  # warm-up: the flow cache, compiled modules
+            timed(argv, env, work)
+        counts = {mode: instructions(argv, env, work) for mode, env in envs.items()}
+    print(f"W1 ({steps} no-ops + a join), instructions under callgrind")
+    for mode, n in counts.items():
+        print(f"{mode:10}{n / 1e6:12,.1f} M{n / counts['alone']:9.3f}x")
+
+
 def profile(steps: int) -> None:
     import cProfile
     import pstats
@@ -171,11 +205,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--steps", type=int, default=1_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--instructions", action="store_true")
     parser.add_argument("--parts", action="store_true",
                         help="also the modes that split the cost: " + ", ".join(PARTS))
     args = parser.parse_args()
     if args.profile:
         profile(args.steps)
+    elif args.instructions:
+        count(args.steps)
     else:
         compare(args.repeat, args.steps, args.parts)
 

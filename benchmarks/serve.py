@@ -1,7 +1,7 @@
 """`chronum serve`'s figures (issue 15): page and API times on a big store, and what watching,
 following and tracing a run cost the runner.
 
-    python benchmarks/serve.py [--quick] [--repeat N] [--only pages,w1]
+    python benchmarks/serve.py [--quick] [--repeat N] [--only pages,w1,instructions]
 
 - **pages**: a store of 10,000 runs and 1,000,000 steps (one run of 1,000 steps among runs of
   100), made with plain SQL; a real `chronum serve` process; each API call the pages make,
@@ -14,7 +14,14 @@ following and tracing a run cost the runner.
   measured as wall time and as CPU time (user + system, from ``os.wait4``: the runner and the
   processes it waited for). Medians and the ratios to the run alone. The budgets are judged on
   the CPU ratio: this machine is shared, and other work (here: the server and the 50 clients,
-  on two cores) stretches a run's wall time without the runner doing any more work.
+  on two cores) stretches a run's wall time without the runner doing any more work. Also: the
+  store held open by an idle connection, so closing the runner's connection does not
+  checkpoint the log, as with a server.
+- **instructions** (only when named in ``--only``): the instructions one W1 executes under
+  valgrind's callgrind, which no other work on the machine changes: alone, with the store held
+  open by an idle connection, with ``chronum serve`` following it; each on its own copy of one
+  store, the three at once. Under callgrind the run is some 50 times slower, so the follower
+  polls some 50 times as often per step: any work its reads make for the runner is magnified.
 """
 
 from __future__ import annotations
@@ -324,6 +331,43 @@ def w1(folder: Path, quick: bool, repeat: int) -> list[tuple[str, float, float |
     return rows
 
 
+def instructions_w1(folder: Path) -> list[tuple[str, float, float | None]]:
+    import re
+    import shutil
+
+    work = folder / "instructions"
+    work.mkdir()
+    wl.write_noop_module(work)
+    flow = wl.write_flow(work, "w1", wl.fan_in(1_000))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(CHRONUM_SUBSCRIBERS="", PYTHONPYCACHEPREFIX=str(work / "pycache"))
+    argv = [PY, "-m", "chronum", "run", str(flow), "-q", "--db"]
+    subprocess.run([*argv, str(work / "seed.db")], cwd=work, env=env, check=True,
+                   stdout=subprocess.DEVNULL)  # a store with a run in it; compiled modules
+    modes = ("alone", "held", "followed")
+    for mode in modes:
+        shutil.copy(work / "seed.db", work / f"{mode}.db")
+    held = sqlite3.connect(work / "held.db")
+    held.execute("SELECT COUNT(*) FROM runs").fetchall()
+    server = Server(work / "followed.db", folder)
+    try:
+        procs = {mode: subprocess.Popen(["valgrind", "--tool=callgrind",
+                                         "--callgrind-out-file=/dev/null", *argv,
+                                         str(work / f"{mode}.db")], cwd=work, env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        text=True) for mode in modes}
+        counts = {mode: int(re.findall(r"Collected : (\d+)", proc.communicate()[1])[-1])
+                  for mode, proc in procs.items()}
+    finally:
+        server.stop()
+        held.close()
+    return [("W1 alone, instructions (M)", counts["alone"] / 1e6, None),
+            ("W1 with the store held open, idle (x alone)", counts["held"] / counts["alone"],
+             None),
+            ("W1 with chronum serve following (x alone)", counts["followed"] / counts["alone"],
+             1.05)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -340,6 +384,9 @@ def main() -> None:
         if "w1" in args.only:
             print("w1 ...", file=sys.stderr)
             rows += w1(folder, args.quick, args.repeat)
+        if "instructions" in args.only:
+            print("instructions ...", file=sys.stderr)
+            rows += instructions_w1(folder)
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>9}  budget")
     for name, value, budget in rows:

@@ -26,6 +26,7 @@ import logging
 import os
 import random
 import struct
+import sys
 import threading
 import time
 import urllib.parse
@@ -182,7 +183,10 @@ def settings(environ: Mapping[str, str] = os.environ) -> Settings:
 # -- spans ------------------------------------------------------------------------------------
 
 def _ns(at: float) -> int:
-    return int(at * 1_000_000_000)
+    return int(at * 1e9)
+
+
+_OK = (OK, "")
 
 
 _NONE: dict[str, Any] = {}
@@ -230,7 +234,7 @@ class Tracer:
         return run[0].trace_id, run[0].span_id, run[1]
 
     def _end(self, span: Span, end: int) -> None:
-        span.end = max(end, span.start)
+        span.end = end if end > span.start else span.start
         self.done.append(span)
 
     def _run_started(self, event: RunStarted) -> None:
@@ -253,25 +257,29 @@ class Tracer:
         return span
 
     def _started(self, event: StepStarted) -> None:
-        step = self._step_span(event, "ran")
+        key = (event.run_id, event.step or "")
+        step = self._steps.get(key) or self._step_span(event, "ran")
         attempt = event.attempt or 1
-        self._attempts[(event.run_id, event.step or "")] = Span(
-            f"attempt {attempt}", step.trace_id, _ns(event.at), step.span_id,
+        self._attempts[key] = Span(
+            f"attempt {attempt}", step.trace_id, int(event.at * 1e9), step.span_id,
             {"chronum.attempt": attempt, "chronum.executor": event.executor}, step.shared)
 
-    def _end_attempt(self, event: Event, ok: bool, exit_code: int | None, reason: str) -> None:
-        span = self._attempts.pop((event.run_id, event.step or ""), None)
+    def _end_attempt(self, key: tuple[str, str], end: int, ok: bool, exit_code: int | None,
+                     reason: str) -> None:
+        span = self._attempts.pop(key, None)
         if span is None:
             return
         if exit_code is not None:
             span.attributes["chronum.exit_code"] = exit_code
         if reason:
             span.attributes["chronum.reason"] = reason
-        span.status = (OK, "") if ok else (ERROR, reason or "failed")
-        self._end(span, _ns(event.at))
+        span.status = _OK if ok else (ERROR, reason or "failed")
+        span.end = end if end > span.start else span.start
+        self.done.append(span)
 
     def _retrying(self, event: StepRetrying) -> None:
-        self._end_attempt(event, False, event.exit_code, event.reason)
+        self._end_attempt((event.run_id, event.step or ""), _ns(event.at), False,
+                          event.exit_code, event.reason)
         self._step_span(event, "ran").events.append(
             (_ns(event.at), "retry wait", {"chronum.attempt": event.attempt or 0,
                                            "chronum.delay_s": float(event.delay_s),
@@ -281,11 +289,13 @@ class Tracer:
         status = _ENDED[type(event)]
         reason = getattr(event, "reason", "") or ""
         ok = status == "succeeded"
-        self._end_attempt(event, ok, event.exit_code, reason)
-        self._finish_step(event, self._step_span(event, "ran"), status, ok, event.exit_code,
-                          reason)
+        key = (event.run_id, event.step or "")
+        end = int(event.at * 1e9)
+        self._end_attempt(key, end, ok, event.exit_code, reason)
+        self._finish_step(key, end, self._steps.get(key) or self._step_span(event, "ran"),
+                          status, ok, event.exit_code, reason)
 
-    def _finish_step(self, event: Event, span: Span, status: str, ok: bool,
+    def _finish_step(self, key: tuple[str, str], end: int, span: Span, status: str, ok: bool,
                      exit_code: int | None, reason: str) -> None:
         span.attributes["chronum.status"] = status
         if exit_code is not None:
@@ -293,20 +303,22 @@ class Tracer:
         if reason:
             span.attributes["chronum.reason"] = reason
         if ok:
-            span.status = (OK, "")
+            span.status = _OK
         elif status in ("failed", "cancelled"):
             span.status = (ERROR, reason or status)
-        self._steps.pop((event.run_id, event.step or ""), None)
-        self._end(span, _ns(event.at))
+        self._steps.pop(key, None)
+        span.end = end if end > span.start else span.start
+        self.done.append(span)
 
     def _skipped(self, event: StepSkipped) -> None:
-        self._finish_step(event, self._step_span(event, "ran"), event.status, False, None,
-                          event.reason)
+        self._finish_step((event.run_id, event.step or ""), _ns(event.at),
+                          self._step_span(event, "ran"), event.status, False, None, event.reason)
 
     def _cached(self, event: StepCached) -> None:
         span = self._step_span(event, "cached")
         span.attributes["chronum.cached_from"] = event.from_run
-        self._finish_step(event, span, "cached", True, None, "")
+        self._finish_step((event.run_id, event.step or ""), _ns(event.at), span, "cached", True,
+                          None, "")
 
     def _run_finished(self, event: RunFinished) -> None:
         end = _ns(event.at)
@@ -319,7 +331,7 @@ class Tracer:
             span = run[0]
             span.attributes["chronum.status"] = event.status
             span.attributes["chronum.n_failed"] = event.n_failed
-            span.status = ((OK, "") if event.status == "succeeded" else
+            span.status = (_OK if event.status == "succeeded" else
                            (ERROR, f"run {event.status}"))
             self._end(span, end)
 
@@ -348,13 +360,14 @@ _HANDLERS: dict[type[Event], Any] = {
 _SMALL = [bytes([n]) for n in range(128)]
 _Q = struct.Struct("<Q").pack
 _D = struct.Struct("<d").pack
-_KIND = b"\x30" + _SMALL[KIND_INTERNAL]
 _FLAGS = b"\x85\x01" + struct.pack("<I", FLAGS)  # field 16, fixed32
 
 
 def _varint(n: int) -> bytes:
     if n < 128:
         return _SMALL[n]
+    if n < 16384:
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -388,6 +401,17 @@ class _Attributes:
     def __init__(self) -> None:
         self._seen: dict[tuple[bytes, str, type, Any], bytes] = {}
         self._shared: dict[int, bytes] = {}
+        self._blocks: dict[tuple[tuple[str, Any], ...], bytes] = {}
+
+    def block(self, attributes: dict[str, Any]) -> bytes:
+        """A span's own attributes, encoded once per request for the same keys and values:
+        most steps end alike. (A span's attributes are ``str`` or ``int``, never a ``bool`` or
+        ``float`` that would compare equal to an ``int`` and take its bytes.)"""
+        known = tuple(attributes.items())
+        encoded = self._blocks.get(known)
+        if encoded is None:
+            encoded = self._blocks[known] = b"".join(self(b"\x4a", attributes))
+        return encoded
 
     def shared(self, attributes: dict[str, Any]) -> bytes:
         """A span's ``shared`` attributes, encoded once per dict: every span of the request
@@ -418,23 +442,37 @@ class _Attributes:
         return out
 
 
+_M64 = (1 << 64) - 1
+#: trace_id (field 1, 16 bytes) and span_id (2, 8 bytes), then parent_span_id (4, 8 bytes):
+#: ids are big-endian, as their hex in JSON reads.
+_ROOT = struct.Struct(">BBQQBBQ").pack
+_CHILD = struct.Struct(">BBQQBBQBBQ").pack
+#: kind (6), start_time_unix_nano (7, fixed64), end_time_unix_nano (8, fixed64).
+_TIMES = struct.Struct("<BBBQBQ").pack
+_STATUS_OK = _field(b"\x7a", b"\x18" + _SMALL[OK])
+
+
 def _span_pb(span: Span, attributes: _Attributes) -> bytes:
-    parts = [b"\x0a\x10", span.trace_id.to_bytes(16, "big"),
-             b"\x12\x08", span.span_id.to_bytes(8, "big")]
-    if span.parent is not None:
-        parts += (b"\x22\x08", span.parent.to_bytes(8, "big"))
-    parts += (_field(b"\x2a", span.name.encode()), _KIND, b"\x39", _Q(span.start), b"\x41",
-              _Q(span.end), attributes.shared(span.shared))
-    parts += attributes(b"\x4a", span.attributes)
-    for at, name, values in span.events:
-        parts.append(_field(b"\x5a", b"".join([b"\x09", _Q(at), _field(b"\x12", name.encode()),
+    t = span.trace_id
+    name = span.name.encode()
+    parts = [_ROOT(0x0A, 16, t >> 64, t & _M64, 0x12, 8, span.span_id) if span.parent is None
+             else _CHILD(0x0A, 16, t >> 64, t & _M64, 0x12, 8, span.span_id, 0x22, 8,
+                         span.parent),
+             b"\x2a", _varint(len(name)), name,
+             _TIMES(0x30, KIND_INTERNAL, 0x39, span.start, 0x41, span.end),
+             attributes.shared(span.shared), attributes.block(span.attributes)]
+    for at, title, values in span.events:
+        parts.append(_field(b"\x5a", b"".join([b"\x09", _Q(at), _field(b"\x12", title.encode()),
                                                *attributes(b"\x1a", values)])))
     code, message = span.status
-    if code != UNSET:
+    if code == OK and not message:
+        parts.append(_STATUS_OK)
+    elif code != UNSET:
         parts.append(_field(b"\x7a", (_field(b"\x12", message.encode()) if message else b"")
                             + b"\x18" + _SMALL[code]))
     parts.append(_FLAGS)
-    return _field(b"\x12", b"".join(parts))  # ScopeSpans.spans
+    body = b"".join(parts)
+    return b"\x12" + _varint(len(body)) + body  # ScopeSpans.spans
 
 
 def encode_protobuf(spans: list[Span], resource: Mapping[str, Any]) -> bytes:
@@ -587,7 +625,8 @@ class Sender:
                     if reused:  # the collector closed the idle connection: once more, anew
                         continue
                     why = f"{type(exc).__name__}: {exc}"
-                    retry = True
+                    ssl = sys.modules.get("ssl")  # imported for an https:// endpoint
+                    retry = ssl is None or not isinstance(exc, ssl.SSLError)  # not a blip
                 else:
                     if 200 <= code < 300:
                         break

@@ -7,6 +7,7 @@ import base64
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -39,7 +40,7 @@ class Receiver:
     through protobuf's own JSON parser), kept with when it came and its headers."""
 
     def __init__(self, answers: tuple[int, ...] = (), http10: bool = False,
-                 chunked: bool = False) -> None:
+                 chunked: bool = False, tls: tuple[Path, Path] | None = None) -> None:
         from google.protobuf import json_format
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
@@ -104,6 +105,12 @@ class Receiver:
 
         self.port = free_port()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -325,6 +332,30 @@ def test_the_built_in_is_found_as_importlib_metadata_finds_it():
     assert subscribers._load(own["otel"]).__module__ == "chronum.exporters.otel"
     text = "[console_scripts]\notel = x:y\n\n[chronum.subscribers]\n# a note\na = m.n:f.g\n"
     assert subscribers._group(text) == {"a": "m.n:f.g"}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_an_https_collector_with_its_own_certificate(tmp_path: Path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    receiver = Receiver(tls=(cert, key))
+    try:
+        url = f"https://127.0.0.1:{receiver.port}"
+        proc = _run(tmp_path, "name: f\nsteps:\n  - name: a\n    run: 'true'\n",
+                    OTEL_EXPORTER_OTLP_ENDPOINT=url, OTEL_EXPORTER_OTLP_CERTIFICATE=str(cert))
+        assert proc.returncode == 0, proc.stderr
+        assert "warning" not in proc.stderr
+        assert sorted(s.name for s in receiver.spans) == ["attempt 1", "run f", "step a"]
+        # without the certificate the collector is not trusted: a warning, not a failure
+        proc = _run(tmp_path, "name: f\nsteps:\n  - name: a\n    run: 'true'\n",
+                    OTEL_EXPORTER_OTLP_ENDPOINT=url)
+        assert proc.returncode == 0, proc.stderr
+        assert "could not send spans" in proc.stderr and "CERTIFICATE_VERIFY_FAILED" in proc.stderr
+        assert len(receiver.spans) == 3
+    finally:
+        receiver.close()
 
 
 def test_otel_sdk_disabled_sends_nothing(receiver: Receiver, tmp_path: Path):
