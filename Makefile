@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet --upgrade pip
 	@# compat mode: a plain .pth path entry; the default import hook costs ~20 ms per start.
 	@# Chronum with every user extra, plus the developers' tools (pyproject's dependency group `dev`).
-	@$(PY) -m pip install --quiet -e '.[notebook,dask,serve,otel,parquet]' --group dev --config-settings editable_mode=compat
+	@$(PY) -m pip install --quiet -e '.[notebook,dask,serve,parquet]' --group dev --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 # The notebooks (nbval, the browser test) run on the venv's python: its kernelspec goes into the
