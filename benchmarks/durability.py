@@ -7,9 +7,7 @@
 - **full**: the same with ``CHRONUM_DURABILITY=full`` (``PRAGMA synchronous = FULL``: the WAL
   is synced at every commit);
 - **old**: the buffered writer from before issue 16, restored here by a subclass that never
-  makes an attempt wait (commits come only from the ~50 ms timer). It exists in this file only;
-- **4k**: Chronum as shipped, on a database made with SQLite's default 4,096-byte pages (as
-  every store was before ``store.schema.PAGE_SIZE``; an existing file keeps its page size).
+  makes an attempt wait (commits come only from the ~50 ms timer). It exists in this file only.
 
 Each contestant is a whole process running ``chronum run`` through this file's driver
 (``--as new|full|old``), so all three pay the same start-up; runs are interleaved (new, full,
@@ -40,10 +38,6 @@ def _drive(variant: str, argv: list[str]) -> None:
                 return done
 
         chronum.session.StoreWriter = BufferedWriter  # type: ignore[misc]
-    if variant == "4k":
-        import chronum.store.schema
-
-        chronum.store.schema.PAGE_SIZE = 4096  # read when the file is first made
     from chronum.cli import console
 
     sys.argv = ["chronum", *argv]
@@ -104,19 +98,16 @@ def main(argv: list[str] | None = None) -> int:
 
                 return once
 
-            samples = bench.interleave([(v, runner(v)) for v in ("new", "full", "old", "4k")],
-                                       repeat)
+            samples = bench.interleave([(v, runner(v)) for v in ("new", "full", "old")], repeat)
             medians = {v: statistics.median(s) for v, s in samples.items()}
             rows.append((name, workload, medians))
     print(f"\nDurable before released, {time.strftime('%Y-%m-%d')}, medians of {repeat} "
           f"interleaved runs, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}:\n")
-    print("| Workload | new | full | old (buffered) | 4 KB pages | new / old | full / new "
-          "| new / 4 KB pages |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| Workload | new | full | old (buffered) | new / old | full / new |")
+    print("|---|---|---|---|---|---|")
     for name, workload, m in rows:
         print(f"| {name}: {len(workload.steps)} steps | {m['new']:.3f} s | {m['full']:.3f} s | "
-              f"{m['old']:.3f} s | {m['4k']:.3f} s | {m['new'] / m['old']:.2f}x | "
-              f"{m['full'] / m['new']:.2f}x | {m['new'] / m['4k']:.2f}x |")
+              f"{m['old']:.3f} s | {m['new'] / m['old']:.2f}x | {m['full'] / m['new']:.2f}x |")
     return 0
 
 

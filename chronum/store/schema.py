@@ -22,11 +22,6 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "migrate", "store_error", 
 BUSY_TIMEOUT_S = 30.0
 #: WAL frames (pages) after which a commit checkpoints the WAL into the database.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
-#: Bytes per page of a database this store creates (an existing file keeps its own). A run
-#: commits once per step it starts, and each commit appends every page it touched to the WAL
-#: whole: a step changes a few rows (events, the step, its attempt) of a few pages, so the WAL
-#: and its sync grow with the page size, not with what changed. SQLite's default is 4,096.
-PAGE_SIZE = 1024
 
 Migration = str | Callable[[sqlite3.Connection], None]
 
@@ -260,7 +255,6 @@ def connect(path: str) -> sqlite3.Connection:
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before WAL: only a new file takes it
         conn.execute("PRAGMA journal_mode = WAL").fetchone()
         conn.execute(f"PRAGMA synchronous = {level}")
         # A run commits before every step starts; checkpointing every 1,000 WAL frames (the

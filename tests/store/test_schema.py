@@ -14,7 +14,6 @@ import pytest
 from chronum.errors import StoreError
 from chronum.model import Flow
 from chronum.store import MIGRATIONS, SCHEMA_VERSION, Store
-from chronum.store.schema import PAGE_SIZE
 
 from .conftest import failed_run_events, feed
 
@@ -30,33 +29,6 @@ def test_a_new_file_is_at_the_latest_version_in_wal_mode(db_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert {"runs", "steps", "attempts", "events"} <= {
         r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    conn.close()
-
-
-def test_a_new_file_has_small_pages_and_an_old_file_keeps_its_own(db_path: Path,
-                                                                   flow: Flow) -> None:
-    """Each commit appends whole pages to the WAL: a new store uses small ones. A file made
-    with SQLite's default 4,096-byte pages keeps them, and takes runs as before."""
-    assert PAGE_SIZE < 4096
-    Store(db_path).close()
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
-    conn.close()
-
-    old_path = db_path.parent / "old.db"
-    old = sqlite3.connect(old_path)
-    old.execute("PRAGMA page_size = 4096")
-    old.executescript(str(MIGRATIONS[0]))
-    old.execute("PRAGMA user_version = 1")
-    old.commit()
-    old.close()
-    with Store(old_path) as store:
-        store.begin_run("r1", flow)
-        feed(store, *failed_run_events("r1"))
-        assert [r["status"] for r in store.history()] == ["failed"]
-    conn = sqlite3.connect(old_path)
-    assert conn.execute("PRAGMA page_size").fetchone() == (4096,)
-    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
 
 
