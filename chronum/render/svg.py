@@ -206,12 +206,12 @@ def counted(graph: Layout, groups: Mapping[str, Group]) -> str:
 
 def _elapsed_slot(group: str, node: _Node) -> str:
     """Where the live picture shows a running step's time: an empty HTML box above the name,
-    its text set by the stylesheet (``::after``), since a stylesheet cannot change SVG text."""
+    its text and look set by the stylesheet (``::after``), since a stylesheet cannot change SVG
+    text. No ``style`` attribute: a page with a Content Security Policy (the dashboard's) reports
+    every inline style it meets, even in a picture it then strips."""
     return (f'<foreignObject x="{float(node.label_x or 0) - 40:g}" y="{node.label_y - 23:g}" '
             f'width="80" height="12"><div xmlns="http://www.w3.org/1999/xhtml" '
-            f'id="{group}_e" class="chronum-elapsed-badge" style="font:9px Helvetica,'
-            f'sans-serif;line-height:12px;text-align:center;color:#444"></div>'
-            "</foreignObject>\n")
+            f'id="{group}_e" class="chronum-elapsed-badge"></div></foreignObject>\n')
 
 
 def elapsed_text(seconds: float) -> str:
@@ -296,6 +296,8 @@ def stylesheet(graph: Layout, states: Mapping[str, str], attempts: Mapping[str, 
         if name in index:
             text = elapsed_text(seconds)
             rules.append(f'#{node_id(p, index[name])}_e::after{{content:"{text}"}}')
+    rules.append(f'[id^="{p}_"] .chronum-elapsed-badge{{font:9px Helvetica,'
+                 "sans-serif;line-height:12px;text-align:center;color:#444}")
     # The picture fits the cell's width, and grows downwards up to its box's limit.
     rules.append(".chronum-graph svg{max-width:100%;height:auto}")
     return "<style>" + "\n".join(rules) + "</style>"

@@ -43,6 +43,7 @@ def test_the_picture_is_dots_own_plus_step_names_and_badges():
     slots = re.findall(r'<foreignObject [^>]*><div [^>]*id="p_(\d+)_e" class='
                        r'"chronum-elapsed-badge"[^>]*></div></foreignObject>\n', graph.svg)
     assert slots == [str(i) for i in range(100)]
+    assert " style=" not in graph.svg  # a page with a Content Security Policy reports those
     # the rest is dot's text, unchanged (from its <svg> element on: no XML prolog in HTML)
     plain = re.sub(r' data-step="[^"]*"|<text id="p_\d+_a\d+" [^>]*>[^<]*</text>\n'
                    r"|<foreignObject .*?</foreignObject>\n", "", graph.svg)
@@ -86,6 +87,8 @@ def test_the_stylesheet_paints_states_and_shows_the_badge_of_the_attempt_reached
         f"#p_1{{--chronum-state:retrying;--chronum-fill:{STATE_COLORS['retrying']}}}\n"
         f"#p_0{{--chronum-state:succeeded;--chronum-fill:{STATE_COLORS['succeeded']}}}\n"
         f"#p_1_a{svg.MAX_BADGE}{{display:inline}}\n"  # later tries show the last badge
+        '[id^="p_"] .chronum-elapsed-badge{font:9px Helvetica,sans-serif;line-height:12px;'
+        "text-align:center;color:#444}\n"  # the running-time slot's look, never inline
         ".chronum-graph svg{max-width:100%;height:auto}</style>")
     assert f'id="p_1_a{svg.MAX_BADGE}"' in graph.svg
     assert f'id="p_1_a{svg.MAX_BADGE + 1}"' not in graph.svg
