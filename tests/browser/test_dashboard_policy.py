@@ -1,6 +1,7 @@
 """The dashboard as a user's browser sees it, with its Content-Security-Policy in force (the
 other dashboard tests lift it to drive the page): every page of a recorded run, a failed run
-and a flow draws without one console error or failed request, the policy's reports included."""
+and a flow draws without one console error or failed request, the policy's reports included; the
+flow page's chart of durations is labelled and leads to its runs."""
 
 from __future__ import annotations
 
@@ -60,6 +61,11 @@ def test_every_page_draws_without_a_console_error_under_the_policy(browser: Any,
         page.wait_for_selector('#timeline rect.chronum-attempt[data-step="flaky"]')
         page.goto(f"{served.url}/flows/retried")
         page.wait_for_selector("table")
+        # the durations chart is labelled, and its dot of a run leads to that run
+        ticks = page.locator("svg.durations text.tick").all_text_contents()
+        assert ticks[0] == "0.00 s" and ticks[-2:] == ["older", "newer"], ticks
+        page.click(f'svg.durations a[data-run="{run_id}"] circle')
+        page.wait_for_selector('#graph g.node[data-step="flaky"][data-state="failed"]')
         page.wait_for_timeout(500)  # a late report of the policy would arrive by now
     finally:
         context.close()

@@ -348,16 +348,33 @@
     let body;
     try { body = await api("/api/flows/" + encodeURIComponent(name)); } catch (e) { show(failure(e)); return; }
     colors = body.colors || colors;
-    const width = 640, height = 160, runs = body.runs;
-    const chart = svgEl("svg", { width, height, class: "durations" });
+    const runs = body.runs;
+    // Oldest on the left; the y axis starts at 0 and is labelled, so a dot reads as a duration.
+    const width = 640, height = 180, left = 56, right = 12, topPad = 12, bottom = 28;
+    const plotW = width - left - right, plotH = height - topPad - bottom;
+    const chart = svgEl("svg", { width, height, class: "durations", role: "img",
+      "aria-label": `durations of the last ${runs.length} runs of ${body.flow}` });
     const top = Math.max(1e-9, ...runs.map((r) => Number(r.duration_s || 0)));
+    const yOf = (v) => topPad + plotH - (v / top) * plotH;
+    for (const v of [0, top / 2, top]) {
+      const y = yOf(v).toFixed(1);
+      chart.append(svgEl("line", { x1: left, x2: width - right, y1: y, y2: y, class: v ? "grid" : "axis" }));
+      const label = svgEl("text", { x: left - 6, y: (Number(y) + 4).toFixed(1), "text-anchor": "end", class: "tick" });
+      label.textContent = seconds(v);
+      chart.append(label);
+    }
+    for (const [text, x, anchor] of [["older", left, "start"], ["newer", width - right, "end"]]) {
+      const label = svgEl("text", { x, y: height - 8, "text-anchor": anchor, class: "tick" });
+      label.textContent = text;
+      chart.append(label);
+    }
     runs.forEach((r, i) => {
       if (r.duration_s === null) return;
-      const x = runs.length > 1 ? 10 + (i * (width - 20)) / (runs.length - 1) : width / 2;
-      const y = height - 10 - (Number(r.duration_s) / top) * (height - 20);
-      const dot = svgEl("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 3.5, fill: colors[r.status] || "#999", stroke: "#555" });
+      const x = runs.length > 1 ? left + 6 + (i * (plotW - 12)) / (runs.length - 1) : left + plotW / 2;
+      const link = svgEl("a", { href: "/runs/" + encodeURIComponent(r.run_id), "data-run": r.run_id });
+      const dot = svgEl("circle", { cx: x.toFixed(1), cy: yOf(Number(r.duration_s)).toFixed(1), r: 4, fill: colors[r.status] || "#999", stroke: "#555" });
       const title = svgEl("title", {}); title.textContent = `${r.run_id}: ${r.status}, ${seconds(r.duration_s)}`;
-      dot.append(title); chart.append(dot);
+      dot.append(title); link.append(dot); chart.append(link);
     });
     const rates = table(["step", "runs", "failed", "failure rate"], body.steps, (s) => {
       const bar = el("span", { class: "bar" }); bar.style.width = Math.round(100 * (s.failure_rate || 0)) + "px";
