@@ -117,3 +117,43 @@ def test_to_json_rows_turns_times_into_iso_utc(recorded: Store) -> None:
     assert run["steps"][2]["started_at"] is None
     assert run["steps"][0]["duration_s"] == 1.0
     json.dumps(run)  # serializable as is
+
+
+def _reference(rows: list[dict[str, object]], spec: dict[str, object]) -> pd.DataFrame:
+    """The frame built the plain way, one documented dtype per column from the store's dicts:
+    what the column-wise shortcuts of ``frames`` must give exactly."""
+    columns = {}
+    for name, dtype in _expected(spec).items():
+        values = [row[name] for row in rows]
+        if dtype == pd.api.types.pandas_dtype(TS):
+            floats = pd.Series(values, dtype="float64")
+            columns[name] = pd.to_datetime(floats, unit="s", utc=True).astype(TS)
+        else:
+            columns[name] = pd.Series(values, dtype=dtype)  # type: ignore[call-overload]
+    return pd.DataFrame(columns)
+
+
+def test_frames_equal_the_plain_build_from_the_store_s_rows(recorded: Store) -> None:
+    steps = steps_frame(recorded, "r1")
+    pd.testing.assert_frame_equal(steps, _reference(recorded.steps("r1"), STEPS))
+    attempts = attempts_frame(recorded, "r1")
+    pd.testing.assert_frame_equal(attempts, _reference(recorded.attempts("r1"), ATTEMPTS))
+    history = history_frame(recorded)
+    pd.testing.assert_frame_equal(history, _reference(recorded.history(), HISTORY))
+
+
+def test_columns_missing_on_every_step_are_still_there_and_typed(store: Store,
+                                                                 flow: Flow) -> None:
+    """A run that has only begun: every step pending, so exit codes, times, reasons, cache
+    keys and items are missing on every row, and the frame still has them all."""
+    store.begin_run("fresh", flow)
+    store.flush()
+    steps = steps_frame(store, "fresh")
+    assert list(steps.columns) == list(STEPS)
+    assert _dtypes(steps) == _expected(STEPS)
+    assert steps["run_id"].tolist() == ["fresh"] * 4
+    assert steps["step"].tolist() == ["build", "test", "deploy", "lint"]
+    for name in ("exit_code", "started_at", "finished_at", "duration_s", "reason",
+                 "cache_key", "item"):
+        assert steps[name].isna().all(), name
+    pd.testing.assert_frame_equal(steps, _reference(store.steps("fresh"), STEPS))
