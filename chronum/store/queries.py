@@ -56,8 +56,8 @@ EVENT_DATA_COLUMNS = ("status", "exit_code", "reason", "delay_s", "duration_s", 
 _ENDS_WITH_REASON = ("step.retrying", "step.failed", "step.cancelled")
 _RAW_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",
                      "reason", "cache_key", "item")
-_NULLABLE_STEP_COLUMNS = ("exit_code", "started_at", "finished_at", "reason", "cache_key",
-                          "item")
+#: The columns of ``steps`` that are NULL on most steps of most runs (``steps_table(sparse=)``).
+_SPARSE_STEP_COLUMNS = ("reason", "cache_key", "item")
 
 # ``INDEXED BY`` the partial index of failed steps: without ANALYZE statistics the planner
 # would count through every step of the run (100,000 for a big one) on each history() call.
@@ -99,16 +99,16 @@ def steps_table(conn: sqlite3.Connection, run_id: str,
     constant ``run_id`` nor the derived ``duration_s`` (pandas adds those column-wise).
 
     With ``status_codes``, ``status`` comes as the index of each state in it (-1 for one not
-    in it): small ints cost nothing to make, 100,000 decoded strings do. With ``sparse``, a
-    column that is NULL on every step is left out of the table (the frame makes it all
-    missing): one counting pass in SQLite costs less than a None per row to fetch and
-    convert, and most steps have no reason, cache key or item."""
+    in it): small ints cost nothing to make, 100,000 decoded strings do. With ``sparse``,
+    ``reason``, ``cache_key`` or ``item`` is left out of the table when it is NULL on every
+    step (the frame makes it all missing): most steps have none of them, and counting them
+    in SQLite costs less than fetching and converting a None per row."""
     columns: tuple[str, ...] = _RAW_STEP_COLUMNS
     if sparse:
         counts = conn.execute(
-            f"SELECT {', '.join(f'COUNT({c})' for c in _NULLABLE_STEP_COLUMNS)} "
+            f"SELECT {', '.join(f'COUNT({c})' for c in _SPARSE_STEP_COLUMNS)} "
             "FROM steps WHERE run_id = ?", (run_id,)).fetchone()
-        empty = {c for c, n in zip(_NULLABLE_STEP_COLUMNS, counts, strict=True) if not n}
+        empty = {c for c, n in zip(_SPARSE_STEP_COLUMNS, counts, strict=True) if not n}
         columns = tuple(c for c in columns if c not in empty)
     exprs = list(columns)
     args: list[Any] = [run_id]
