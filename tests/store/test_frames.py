@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+import chronum.eventbus as ev
 from chronum.errors import RunNotFoundError
 from chronum.model import RUN_STATES, STEP_STATES, Flow
 from chronum.store import (
@@ -157,3 +158,26 @@ def test_columns_missing_on_every_step_are_still_there_and_typed(store: Store,
                  "cache_key", "item"):
         assert steps[name].isna().all(), name
     pd.testing.assert_frame_equal(steps, _reference(store.steps("fresh"), STEPS))
+
+
+@pytest.mark.parametrize("exit_code", [-9, 2**40], ids=["signal", "beyond-32-bits"])
+def test_numbers_of_every_sign_and_size_survive_the_steps_frame(store: Store, flow: Flow,
+                                                                exit_code: int) -> None:
+    """A killed step's negative exit code, a missing one, one beyond 32 bits: the numbers
+    read straight into arrays give the same frame as the plain build."""
+    t0 = 1_700_000_000.0
+    store.begin_run("odd", flow)
+    feed(store,
+         ev.RunStarted(run_id="odd", at=t0, flow="deploy-api",
+                       steps=("build", "test", "deploy", "lint")),
+         ev.StepStarted(run_id="odd", at=t0 + 1, step="build", attempt=1),
+         ev.StepFailed(run_id="odd", at=t0 + 2, step="build", attempt=1, exit_code=exit_code,
+                       reason="killed"),
+         ev.StepStarted(run_id="odd", at=t0 + 3, step="lint", attempt=1),
+         ev.StepSucceeded(run_id="odd", at=t0 + 4.5, step="lint", attempt=1),
+         ev.RunFinished(run_id="odd", at=t0 + 5, status="failed", n_failed=1))
+    store.flush()
+    steps = steps_frame(store, "odd")
+    pd.testing.assert_frame_equal(steps, _reference(store.steps("odd"), STEPS))
+    assert steps["exit_code"].tolist() == [exit_code, pd.NA, pd.NA, 0]
+    assert steps["attempts"].tolist() == [1, 0, 0, 1]
