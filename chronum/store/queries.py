@@ -56,6 +56,8 @@ EVENT_DATA_COLUMNS = ("status", "exit_code", "reason", "delay_s", "duration_s", 
 _ENDS_WITH_REASON = ("step.retrying", "step.failed", "step.cancelled")
 _RAW_STEP_COLUMNS = ("step", "status", "attempts", "exit_code", "started_at", "finished_at",
                      "reason", "cache_key", "item")
+#: The columns of ``steps`` that are NULL on most steps of most runs (``steps_table(sparse=)``).
+_SPARSE_STEP_COLUMNS = ("reason", "cache_key", "item")
 
 # ``INDEXED BY`` the partial index of failed steps: without ANALYZE statistics the planner
 # would count through every step of the run (100,000 for a big one) on each history() call.
@@ -92,20 +94,30 @@ Table = tuple[tuple[str, ...], list[tuple[Any, ...]]]
 
 
 def steps_table(conn: sqlite3.Connection, run_id: str,
-                status_codes: Sequence[str] | None = None) -> Table:
+                status_codes: Sequence[str] | None = None, sparse: bool = False) -> Table:
     """``steps`` as (columns, tuples) for the DataFrame views: no dicts, and neither the
     constant ``run_id`` nor the derived ``duration_s`` (pandas adds those column-wise).
 
     With ``status_codes``, ``status`` comes as the index of each state in it (-1 for one not
-    in it): small ints cost nothing to make, 100,000 decoded strings do."""
-    if status_codes is None:
-        rows = conn.execute(_STEPS_SQL.format(extra=""), (run_id,)).fetchall()
-        return _RAW_STEP_COLUMNS, rows
-    cases = " ".join(f"WHEN ? THEN {i}" for i in range(len(status_codes)))
-    sql = _STEPS_SQL.format(extra="").replace("step, status,",
-                                              f"step, CASE status {cases} ELSE -1 END,", 1)
-    rows = conn.execute(sql, (*status_codes, run_id)).fetchall()
-    return _RAW_STEP_COLUMNS, rows
+    in it): small ints cost nothing to make, 100,000 decoded strings do. With ``sparse``,
+    ``reason``, ``cache_key`` or ``item`` is left out of the table when it is NULL on every
+    step (the frame makes it all missing): most steps have none of them, and counting them
+    in SQLite costs less than fetching and converting a None per row."""
+    columns: tuple[str, ...] = _RAW_STEP_COLUMNS
+    if sparse:
+        counts = conn.execute(
+            f"SELECT {', '.join(f'COUNT({c})' for c in _SPARSE_STEP_COLUMNS)} "
+            "FROM steps WHERE run_id = ?", (run_id,)).fetchone()
+        empty = {c for c, n in zip(_SPARSE_STEP_COLUMNS, counts, strict=True) if not n}
+        columns = tuple(c for c in columns if c not in empty)
+    exprs = list(columns)
+    args: list[Any] = [run_id]
+    if status_codes is not None:
+        cases = " ".join(f"WHEN ? THEN {i}" for i in range(len(status_codes)))
+        exprs[columns.index("status")] = f"CASE status {cases} ELSE -1 END"
+        args[:0] = status_codes
+    sql = f"SELECT {', '.join(exprs)} FROM steps WHERE run_id = ? ORDER BY position"
+    return columns, conn.execute(sql, args).fetchall()
 
 
 def _attempt_reasons(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, int], str]:

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+import chronum.eventbus as ev
 from chronum.errors import RunNotFoundError
 from chronum.model import RUN_STATES, STEP_STATES, Flow
 from chronum.store import (
@@ -117,3 +118,66 @@ def test_to_json_rows_turns_times_into_iso_utc(recorded: Store) -> None:
     assert run["steps"][2]["started_at"] is None
     assert run["steps"][0]["duration_s"] == 1.0
     json.dumps(run)  # serializable as is
+
+
+def _reference(rows: list[dict[str, object]], spec: dict[str, object]) -> pd.DataFrame:
+    """The frame built the plain way, one documented dtype per column from the store's dicts:
+    what the column-wise shortcuts of ``frames`` must give exactly."""
+    columns = {}
+    for name, dtype in _expected(spec).items():
+        values = [row[name] for row in rows]
+        if dtype == pd.api.types.pandas_dtype(TS):
+            floats = pd.Series(values, dtype="float64")
+            columns[name] = pd.to_datetime(floats, unit="s", utc=True).astype(TS)
+        else:
+            columns[name] = pd.Series(values, dtype=dtype)  # type: ignore[call-overload]
+    return pd.DataFrame(columns)
+
+
+def test_frames_equal_the_plain_build_from_the_store_s_rows(recorded: Store) -> None:
+    steps = steps_frame(recorded, "r1")
+    pd.testing.assert_frame_equal(steps, _reference(recorded.steps("r1"), STEPS))
+    attempts = attempts_frame(recorded, "r1")
+    pd.testing.assert_frame_equal(attempts, _reference(recorded.attempts("r1"), ATTEMPTS))
+    history = history_frame(recorded)
+    pd.testing.assert_frame_equal(history, _reference(recorded.history(), HISTORY))
+
+
+def test_columns_missing_on_every_step_are_still_there_and_typed(store: Store,
+                                                                 flow: Flow) -> None:
+    """A run that has only begun: every step pending, so exit codes, times, reasons, cache
+    keys and items are missing on every row, and the frame still has them all."""
+    store.begin_run("fresh", flow)
+    store.flush()
+    steps = steps_frame(store, "fresh")
+    assert list(steps.columns) == list(STEPS)
+    assert _dtypes(steps) == _expected(STEPS)
+    assert steps["run_id"].tolist() == ["fresh"] * 4
+    assert steps["step"].tolist() == ["build", "test", "deploy", "lint"]
+    for name in ("exit_code", "started_at", "finished_at", "duration_s", "reason",
+                 "cache_key", "item"):
+        assert steps[name].isna().all(), name
+    pd.testing.assert_frame_equal(steps, _reference(store.steps("fresh"), STEPS))
+
+
+@pytest.mark.parametrize("exit_code", [-9, 2**40], ids=["signal", "beyond-32-bits"])
+def test_numbers_of_every_sign_and_size_survive_the_steps_frame(store: Store, flow: Flow,
+                                                                exit_code: int) -> None:
+    """A killed step's negative exit code, a missing one, one beyond 32 bits: the numbers
+    read straight into arrays give the same frame as the plain build."""
+    t0 = 1_700_000_000.0
+    store.begin_run("odd", flow)
+    feed(store,
+         ev.RunStarted(run_id="odd", at=t0, flow="deploy-api",
+                       steps=("build", "test", "deploy", "lint")),
+         ev.StepStarted(run_id="odd", at=t0 + 1, step="build", attempt=1),
+         ev.StepFailed(run_id="odd", at=t0 + 2, step="build", attempt=1, exit_code=exit_code,
+                       reason="killed"),
+         ev.StepStarted(run_id="odd", at=t0 + 3, step="lint", attempt=1),
+         ev.StepSucceeded(run_id="odd", at=t0 + 4.5, step="lint", attempt=1),
+         ev.RunFinished(run_id="odd", at=t0 + 5, status="failed", n_failed=1))
+    store.flush()
+    steps = steps_frame(store, "odd")
+    pd.testing.assert_frame_equal(steps, _reference(store.steps("odd"), STEPS))
+    assert steps["exit_code"].tolist() == [exit_code, pd.NA, pd.NA, 0]
+    assert steps["attempts"].tolist() == [1, 0, 0, 1]
