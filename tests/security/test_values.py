@@ -73,10 +73,6 @@ def _failed_run(tmp_path: Path, **env: str) -> Path:
     return pickled
 
 
-def _statuses(tmp_path: Path) -> str:
-    return _cli(tmp_path, "show", "last").stdout
-
-
 def test_a_kept_value_is_private_and_resumes(tmp_path: Path) -> None:
     pickled = _failed_run(tmp_path)
     assert stat.S_IMODE(pickled.stat().st_mode) == 0o600
