@@ -251,8 +251,9 @@ class Store:
             return body(self._connection())
         except sqlite3.Error as exc:
             raise store_error(self.path, exc, "read") from exc
-        except json.JSONDecodeError as exc:  # a crafted or damaged file: one line, no traceback
-            raise StoreError(f"cannot read the Chronum database {self.path}: it holds text "
+        except (json.JSONDecodeError, TypeError, OverflowError) as exc:
+            # a crafted or damaged file (text where JSON or a time belongs): one line
+            raise StoreError(f"cannot read the Chronum database {self.path}: it holds values "
                              f"Chronum did not write ({exc}); the file is damaged or was "
                              "made by something else") from None
 
