@@ -132,3 +132,39 @@ def test_hostile_yaml_is_one_line_quickly(tmp_path: Path, text: str, expected: s
         assert proc.returncode == 2 and expected in proc.stderr, proc.stderr[-500:]
     assert time.monotonic() - started < 30
     assert not (tmp_path / "pwned").exists()
+
+
+EVIL = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\nimport chronum\n" \
+       "flow = chronum.Flow('real')\n"
+
+
+def test_a_picture_of_a_past_run_never_runs_the_code_a_database_names(recorded: Path) -> None:
+    """``chronum.show`` (and the dashboard's graph) rebuild a past run's flow from its file:
+    only from a YAML or JSON file, never by running a ``.py`` flow a database points at."""
+    marker = recorded / "pwned"
+    (recorded / "evil.py").write_text(EVIL.format(marker=str(marker)))
+    _edit(recorded / "crafted.db", f"UPDATE runs SET source = '{recorded / 'evil.py'}'")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import chronum; chronum.show('last', db='crafted.db')"],
+        cwd=recorded, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+
+
+def test_the_dashboard_graph_never_runs_the_code_a_database_names(tmp_path: Path) -> None:
+    from tests.serve.conftest import Served
+
+    served = Served(tmp_path)
+    try:
+        served.wait_ready()
+        flow = served.write("f.yaml", "name: f\nsteps:\n  - name: a\n    run: echo hi\n")
+        served.run(flow)
+        marker = tmp_path / "pwned"
+        (tmp_path / "evil.py").write_text(EVIL.format(marker=str(marker)))
+        _edit(served.db, f"UPDATE runs SET source = '{tmp_path / 'evil.py'}'")
+        rid = served.get("/api/runs")["runs"][0]["run_id"]
+        graph = served.get(f"/api/runs/{rid}/graph")
+        assert 'data-step="a"' in graph["svg"]
+        assert not marker.exists()
+    finally:
+        served.stop()
