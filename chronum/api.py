@@ -588,9 +588,15 @@ def recorded_flow(info: Mapping[str, Any]) -> Flow:
     ``source``, ``params``, ``steps``): its flow file loaded again with the run's params, or,
     when the file is gone or no longer loads, a flow of its recorded step names (no edges).
 
-    The one rebuild every picture of a past run uses: ``show()`` and ``chronum serve``."""
+    The one rebuild every picture of a past run uses: ``show()`` and ``chronum serve``. Only a
+    file Chronum's own YAML/JSON parser reads is loaded: a ``.py`` flow (or a plugin's format)
+    runs code, and a picture must not run what a database from someone else names."""
+    from .spec import default_parsers
+
     source = info.get("source")
-    if source and os.path.exists(source):
+    fmt = default_parsers.format_for(source) if source else None
+    if source and fmt in ("yaml", "json") and default_parsers.is_builtin(fmt) and \
+            os.path.exists(source):
         try:
             return load(source, params=info.get("params") or None)
         except Exception:

@@ -248,6 +248,8 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         if not plan.kept and not plan.keys and plan.parent_run_id is None and (
                 options.from_step or options.only or caching_in_play(flow, options.cache)):
             plan = _cache_plan(store, flow, options, functions)
+        if mask and plan.reasons:  # "param p changed (old → new)" may quote a secret
+            plan = replace(plan, reasons=_masked(plan.reasons, mask) or {})
         writer = StoreWriter(store)
         jsonl = (JsonLinesWriter(options.events_jsonl)
                  if options.events_jsonl is not None else None)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import UsageError
+from ..errors import StoreError, UsageError
 from ..store import Store, queries
 
 __all__ = ["COLUMNS", "export", "rows"]
@@ -122,10 +122,15 @@ def _text_rows(table: str, raw: Iterator[tuple[Any, ...]]) -> Iterator[dict[str,
     data = columns.index("data") if "data" in columns else -1
     for row in raw:
         out = list(row)
-        for i in times:
-            out[i] = _iso(out[i])
-        if data >= 0:
-            out[data] = json.loads(out[data])
+        try:
+            for i in times:
+                out[i] = _iso(out[i])
+            if data >= 0:
+                out[data] = json.loads(out[data])
+        except (TypeError, ValueError, OverflowError) as exc:  # an edited database: one line
+            raise StoreError(f"cannot export {table}: a row holds a value Chronum did not "
+                             f"write ({exc}); the database is damaged or was made by "
+                             "something else") from None
         yield dict(zip(columns, out, strict=True))
 
 

@@ -320,7 +320,8 @@ class Server:
         prepare_resume(rid, db=self.db)  # says now, in one line, why it cannot be resumed
         self._children = [c for c in self._children if c.poll() is None]
         child = subprocess.Popen(
-            [sys.executable, "-m", "chronum", "resume", rid, "--db", str(self.db), "-q"],
+            # `--`: a run id from the store is never read as an option, whatever it holds
+            [sys.executable, "-m", "chronum", "resume", "--db", str(self.db), "-q", "--", rid],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             cwd=str(self.db.parent), start_new_session=True)
         self._children.append(child)

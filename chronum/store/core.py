@@ -13,6 +13,7 @@ An in-memory database (``":memory:"``) keeps its step logs in a temporary folder
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -250,6 +251,11 @@ class Store:
             return body(self._connection())
         except sqlite3.Error as exc:
             raise store_error(self.path, exc, "read") from exc
+        except (json.JSONDecodeError, TypeError, OverflowError) as exc:
+            # a crafted or damaged file (text where JSON or a time belongs): one line
+            raise StoreError(f"cannot read the Chronum database {self.path}: it holds values "
+                             f"Chronum did not write ({exc}); the file is damaged or was "
+                             "made by something else") from None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -403,7 +409,7 @@ class Store:
             row = self._log_row(run_id, step)
             if row is None:
                 return None
-            path = self.log_root / (row[0] or relative_log_path(run_id, step))
+            path = self._inside_logs(row[0], run_id, step)
             try:
                 found = path.exists()
             except OSError as exc:  # a name too long for the file system, say
@@ -416,6 +422,21 @@ class Store:
                 return None
             run_id = row[1]
         return None
+
+    def _inside_logs(self, stored: str | None, run_id: str, step: str) -> Path:
+        """A step's log path as the database names it, only ever under the ``logs/`` folder:
+        a database from someone else must not make ``chronum logs`` print any file."""
+        try:
+            path = self.log_root / (stored or relative_log_path(run_id, step))
+            inside = path.resolve().is_relative_to((self.log_root / "logs").resolve())
+        except (ValueError, OSError):
+            inside = False
+        if not inside:
+            where = _short(stored or "")
+            raise StoreError(f"the database {self.path} names a log of step {_short(step)} of "
+                             f"run {_short(run_id)} outside its logs/ folder ({where}); it "
+                             "was not written by Chronum, so it is not read")
+        return path
 
     def _log_row(self, run_id: str, step: str) -> tuple[str | None, str | None] | None:
         def select(conn: sqlite3.Connection) -> tuple[str | None, str | None] | None:

@@ -292,7 +292,10 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 def _iso(value: object) -> object:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="milliseconds")
+        try:
+            return datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="milliseconds")
+        except (OverflowError, OSError, ValueError):  # not a time (an edited database)
+            return value
     return value
 
 

@@ -53,7 +53,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_split_holds_back_what_may_begin_a_secret() -> None:
     mask = Masker(["abcdef"])
-    assert mask.split("xxxxxxxxab") == ("xxxxx", "xxxab")  # 5 = longest secret less one
+    # 7 = the longest masked form (the secret's base64, 8 characters) less one
+    assert mask.split("xxxxxxxxab") == ("xxx", "xxxxxab")
     assert mask.split("xxxxabcdefyy") == ("xxxxabcdef", "yy")  # straddles: taken whole
     assert mask.split("abc") == ("", "abc")
     assert Masker([]).split("abc") == ("abc", "")
