@@ -19,7 +19,7 @@ from .._args import parse_duration
 from ..errors import ExecutorError, Location, SpecError
 from ..model import Backoff, Flow, RetryPolicy, Step
 from . import _fanout
-from ._checks import Checker, describe, field_path
+from ._checks import Checker, describe, did_you_mean, field_path
 from ._conditions import check_references, condition
 from ._nodes import Pos, child_pos, pos_of
 
@@ -424,6 +424,10 @@ class _Builder(Checker):
         if m.get("shell") is not None and executor != "shell" and "shell" not in extra:
             self.at(m, "shell", path, pos, f"'shell' is only for the shell executor, not "
                     f"{executor!r}")
+        if not (has_run or has_call) and any(
+                isinstance(k, str) and k not in STEP_KEYS | extra and did_you_mean(k, ("run", "call"))
+                for k in m):
+            return  # 'runn:' is already reported as a misspelt key; "needs 'run'" would repeat it
         if executor == "shell" and not (has_run or has_call):
             self.add(pos, path, "a shell step needs 'run'")
         elif executor in PYTHON_LIKE:
