@@ -167,3 +167,47 @@ def test_unknown_run_ids_are_one_line(chronum: Chronum) -> None:
         proc = chronum(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "zzz" in _one_line(proc.stderr)
+
+
+def test_a_reader_that_stops_early_ends_no_run_and_prints_no_warning(chronum: Chronum) -> None:
+    steps = "".join(f"  - name: s{i}\n    run: seq 3000\n" for i in range(20))
+    chronum.write("many.yaml", "name: many\nsteps:\n" + steps)
+    # `chronum run many.yaml | head -1`: head exits after one line, closing the pipe
+    producer = chronum.popen("run", "many.yaml")
+    assert producer.stdout is not None
+    first = producer.stdout.readline()
+    producer.stdout.close()
+    _, err = producer.communicate(timeout=60)
+    assert first.startswith("▶ many · run ")
+    assert producer.returncode == 0
+    assert err == ""
+    assert chronum.json("show", "last")["status"] == "succeeded"
+
+
+def test_serve_prints_its_address_and_nothing_else(chronum: Chronum) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = chronum.popen("serve", "--port", str(port))
+    try:
+        assert proc.stderr is not None
+        first, second = proc.stderr.readline(), proc.stderr.readline()
+        assert first == (f"chronum serve: the dashboard of {chronum.db} at "
+                         f"http://127.0.0.1:{port}/\n")
+        assert second.startswith(f"chronum serve: open http://127.0.0.1:{port}/#token=")
+        deadline = time.monotonic() + 20
+        while True:  # the server answers: whatever it printed while starting is in the pipe
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "chronum serve did not answer"
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        _, rest = proc.communicate(timeout=20)
+    assert rest == ""  # no deprecation warning of a library the user did not choose
