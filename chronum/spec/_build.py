@@ -212,7 +212,11 @@ class _Builder(Checker):
             return ()
         raw = doc["steps"]
         if not isinstance(raw, list | tuple):
-            self.at(doc, "steps", "", pos, f"expected a list of steps, got {describe(raw)}")
+            # ``steps:`` followed by one step's keys, without the ``- `` of a list item
+            hint = ("start each step with '- ', as in '  - name: build'"
+                    if isinstance(raw, Mapping) and "name" in raw else "")
+            self.at(doc, "steps", "", pos, f"expected a list of steps, got {describe(raw)}",
+                    hint)
             return ()
         spos = child_pos(doc, "steps", pos)
         steps: list[Step] = []

@@ -211,3 +211,17 @@ def test_serve_prints_its_address_and_nothing_else(chronum: Chronum) -> None:
         proc.terminate()
         _, rest = proc.communicate(timeout=20)
     assert rest == ""  # no deprecation warning of a library the user did not choose
+
+
+def test_steps_written_without_list_dashes_says_how_to_fix_it(chronum: Chronum) -> None:
+    chronum.write("f.yaml", """
+        name: f
+        steps:
+          name: a
+          run: echo a
+    """)
+    proc = chronum("run", "f.yaml")
+    assert proc.returncode == 2
+    assert _one_line(proc.stderr) == (
+        "f.yaml:3:3: steps: expected a list of steps, got a mapping (start each step with "
+        "'- ', as in '  - name: build')")
