@@ -93,9 +93,13 @@ runs = chronum.runs()
 print(sorted(zip(runs["flow"], runs["status"])))
 chronum.steps()"""
 
-CELLS = ["%load_ext chronum", HELLO, *(text for text, _ in MISTAKES), FAILING, FIRST, SECOND,
-         WAIT, LONG, FRAMES]
-HELLO_CELL, FIRST_MISTAKE, FAILING_CELL = 1, 2, 2 + len(MISTAKES)
+#: A mistake in Python: the error's one line, as the terminal prints it.
+NO_SUCH_RUN = "import chronum\nchronum.steps('nosuch')"
+
+CELLS = ["%load_ext chronum", HELLO, *(text for text, _ in MISTAKES), NO_SUCH_RUN, FAILING,
+         FIRST, SECOND, WAIT, LONG, FRAMES]
+HELLO_CELL, FIRST_MISTAKE, NO_SUCH_RUN_CELL = 1, 2, 2 + len(MISTAKES)
+FAILING_CELL = NO_SUCH_RUN_CELL + 1
 LONG_CELL, FRAMES_CELL = len(CELLS) - 2, len(CELLS) - 1
 
 #: Each code cell's outputs: their MIME type and text (textContent: a cell out of sight is
@@ -207,6 +211,9 @@ def test_a_newcomers_notebook(page: Any, lab: Lab) -> None:
         outputs = cells[FIRST_MISTAKE + offset]
         lines = [x for x in _text(outputs).splitlines() if x.strip()]
         assert lines == [f"UsageError: {line}"], lines
+    lines = [x for x in _text(cells[NO_SUCH_RUN_CELL]).splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        "RunNotFoundError: no run matches 'nosuch' in "), lines
     # A failed step: the run is shown failed with the step's reason, and does not raise.
     failing = _text(cells[FAILING_CELL])
     assert "failed" in failing and "exited with code 3" in failing, failing
