@@ -44,6 +44,7 @@ __all__ = [
     "register_parser",
     "resume",
     "run",
+    "runs",
     "show",
     "steps",
 ]
@@ -73,6 +74,7 @@ _LAZY = {
     "load": "chronum.api",
     "resume": "chronum.api",
     "run": "chronum.api",
+    "runs": "chronum.api",
     "steps": "chronum.api",
     "show": "chronum.api",
 }
@@ -92,6 +94,7 @@ if TYPE_CHECKING:
         load,
         resume,
         run,
+        runs,
         show,
         steps,
     )

@@ -53,6 +53,7 @@ __all__ = [
     "resume",
     "resume_with",
     "run",
+    "runs",
     "show",
     "show_logs",
     "steps",
@@ -493,6 +494,11 @@ def history(limit: int | None = None, *, flow: str | None = None, status: str | 
     flow and in that state."""
     with _open_store(db) as store:
         return frames.history_frame(store, limit, flow=flow, status=status)
+
+
+#: ``chronum.runs()``: the name a reader guesses beside ``steps()``, ``attempts()`` and
+#: ``events()`` (and ``chronum export runs``); the same frame as ``history()``.
+runs = history
 
 
 def _selection(flow: str | None, since: Any, until: Any, status: str | None

@@ -96,19 +96,27 @@ class SpecError(ChronumError):
         return cls([Problem(Location(file, line, col, path), message, hint)])
 
 
-class UsageError(ChronumError):
+class _OneLine:
+    """A user's mistake shown by IPython (a notebook cell) as its message alone, as the CLI
+    prints it: a traceback through Chronum's frames says nothing the message does not."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class UsageError(_OneLine, ChronumError):
     exit_code = 2
 
 
-class RunNotFoundError(ChronumError):
+class RunNotFoundError(_OneLine, ChronumError):
     exit_code = 2
 
 
-class StoreError(ChronumError):
+class StoreError(_OneLine, ChronumError):
     exit_code = 1
 
 
-class ExecutorError(ChronumError):
+class ExecutorError(_OneLine, ChronumError):
     exit_code = 2
 
 
@@ -119,7 +127,7 @@ _DOT_HINT = (
 )
 
 
-class DotNotFoundError(ChronumError):
+class DotNotFoundError(_OneLine, ChronumError):
     """``dot`` is not on PATH: SVG and PNG need it; DOT text (``-o graph.dot``) does not."""
 
     exit_code = 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -150,3 +151,34 @@ def test_every_example_validates(path: Path):
     out = subprocess.run([sys.executable, "-m", "chronum", "validate", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+# --- what the pages say a command prints ---------------------------------------------------
+
+def _normalized(line: str) -> str:
+    """A printed line without what changes between runs: run ids, durations, file names."""
+    line = re.sub(r"\b[0-9a-f]{12}\b", "RUN", line)
+    line = re.sub(r"\b\d+\.\d+s\b", "Ns", line)
+    return re.sub(r"release-RUN\.txt", "release.txt", line)
+
+
+@pytest.mark.parametrize("page", [README, DOCS / "cli.md"], ids=lambda p: p.name)
+def test_the_example_run_prints_what_the_page_shows(page: Path, tmp_path: Path):
+    """The page's `$ chronum run examples/chronum.yaml`, run as written: its first lines (the
+    header and the steps that start at once, in file order) and its last line are the real
+    ones, and every line it shows is printed."""
+    (shown,) = [b for b in re.findall(r"```text\n(.*?)```", page.read_text(), flags=re.S)
+                if b.startswith("$ chronum run examples/chronum.yaml\n")]
+    lines = shown.splitlines()[1:]
+    shutil.copytree(ROOT / "examples", tmp_path / "examples",
+                    ignore=shutil.ignore_patterns("build", ".chronum*"))
+    out = subprocess.run([sys.executable, "-m", "chronum", "run", "examples/chronum.yaml"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    printed = [_normalized(x) for x in out.stdout.splitlines()]
+    expected = [_normalized(x) for x in lines]
+    head = expected[:expected.index("...")]
+    assert printed[:4] == head[:4]
+    assert printed[-1] == expected[-1]
+    assert [x for x in expected if x != "..." and x not in printed] == []

@@ -121,7 +121,17 @@ class Printer:
         if not instance:
             line = self.describe(event)
         if line is not None:
-            self.emit_line(self.paint(event, line))
+            try:
+                self.emit_line(self.paint(event, line))
+            except BrokenPipeError:
+                self.reader_gone()
+
+    def reader_gone(self) -> None:
+        """The reader of a pipe stopped early (``chronum run f.yaml | head``): as any command
+        in a pipe, stop printing without a word; the run goes on and is recorded whole."""
+        import os
+
+        self._out = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
 
     def paint(self, event: Event, line: str) -> str:
         code = _COLOURS.get(type(event)) if self.colour else None
@@ -246,7 +256,10 @@ class PlainPrinter(Printer):
 
     def _flush(self) -> None:
         self._flush_due = False
-        self.out.flush()
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            self.reader_gone()
 
     def close(self) -> None:
         self.out.flush()

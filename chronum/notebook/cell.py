@@ -16,7 +16,7 @@ import shlex
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from IPython.core.error import UsageError
 from IPython.display import DisplayHandle, display
@@ -342,13 +342,27 @@ class RunHandle:
         return f"<RunHandle {self.run_id} {self.flow.name}: {self.status}>"
 
 
+#: Tasks a cell started that can outlive its coroutine (a layout still drawing when the run
+#: was cancelled or failed, a run the Cancel button cancelled while the cell was interrupted):
+#: the loop holds tasks only weakly, and a pending task collected as garbage is reported as
+#: "Task was destroyed but it is pending!" into whichever cell runs then.
+_TASKS: set[asyncio.Future[Any]] = set()
+T = TypeVar("T")
+
+
+def _keep(task: asyncio.Future[T]) -> asyncio.Future[T]:
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+    return task
+
+
 async def _execute(flow: Flow, options: RunOptions, view: LiveView | None, screen: _Screen,
                    plan: ReusePlan | None) -> api.Run:
     """Run the flow with the view subscribed; a Cancel click gives a ``cancelled`` Run."""
-    layout = asyncio.ensure_future(view.layout()) if view is not None else None
+    layout = _keep(asyncio.ensure_future(view.layout())) if view is not None else None
     if view is not None:
         options = replace(options, subscribers=(*options.subscribers, view))
-    run_task = asyncio.ensure_future(api.execute(flow, options, plan))
+    run_task = _keep(asyncio.ensure_future(api.execute(flow, options, plan)))
     if view is not None:
         view.attach(run_task)
     try:

@@ -47,6 +47,11 @@ def serve(db: Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | N
         import webbrowser
 
         webbrowser.open(f"{url}#token={token}")
+    # uvicorn >= 0.35 says at start that this implementation is deprecated: the user can do
+    # nothing about it, and the implementation is the one the dashboard is tested with.
+    import warnings
+
+    warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             ws="websockets", lifespan="on")
     uvicorn.Server(config).run()

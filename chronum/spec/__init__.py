@@ -71,6 +71,8 @@ def load(path: str | os.PathLike[str], *, params: Mapping[str, str] | None = Non
     file = os.fspath(path)
     registry = parsers or default_parsers
     fmt = registry.format_for(file)
+    if os.path.isdir(file):
+        raise _a_folder(file, registry)
     if fmt is None:
         suffix = Path(file).suffix
         raise SpecError.single(
@@ -150,6 +152,18 @@ def _parse(text: str, file: str, fmt: str, registry: ParserRegistry) -> Any:
         raise
     except Exception as exc:  # a plugin's own error becomes a message, not a traceback
         raise SpecError.single(file, f"the {fmt} parser failed: {exc}") from exc
+
+
+def _a_folder(file: str, registry: ParserRegistry) -> SpecError:
+    """``chronum run flows/``: name the flow files the folder holds, so the fix is a copy."""
+    try:
+        found = sorted(p.name for p in Path(file).iterdir()
+                       if p.is_file() and registry.format_for(str(p)) is not None)[:3]
+    except OSError:  # an unreadable folder: the error is still that it is a folder
+        found = []
+    hint = (f"name a flow file in it: {', '.join(os.path.join(file, n) for n in found)}"
+            if found else f"give the path of a flow file ({', '.join(registry.extensions())})")
+    return SpecError.single(file, "is a folder, not a flow file", hint)
 
 
 def _too_big(file: str, size: int | None) -> SpecError:

@@ -15,11 +15,10 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from .. import dag
-from .._args import parse_duration
 from ..errors import ExecutorError, Location, SpecError
 from ..model import Backoff, Flow, RetryPolicy, Step
 from . import _fanout
-from ._checks import Checker, describe, field_path
+from ._checks import Checker, describe, did_you_mean, field_path
 from ._conditions import check_references, condition
 from ._nodes import Pos, child_pos, pos_of
 
@@ -77,6 +76,8 @@ MAX_RETRIES = 1_000
 #: Seconds: the longest timeout (30 days) and the longest backoff wait (one day).
 MAX_TIMEOUT = 30 * 24 * 3600.0
 MAX_BACKOFF = 24 * 3600.0
+#: How long a cached result may be reused, at most (``cacheFor``).
+MAX_CACHE_FOR = 365 * 24 * 3600.0
 #: How much each backoff wait may grow over the one before.
 MAX_FACTOR = 100.0
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -211,7 +212,11 @@ class _Builder(Checker):
             return ()
         raw = doc["steps"]
         if not isinstance(raw, list | tuple):
-            self.at(doc, "steps", "", pos, f"expected a list of steps, got {describe(raw)}")
+            # ``steps:`` followed by one step's keys, without the ``- `` of a list item
+            hint = ("start each step with '- ', as in '  - name: build'"
+                    if isinstance(raw, Mapping) and "name" in raw else "")
+            self.at(doc, "steps", "", pos, f"expected a list of steps, got {describe(raw)}",
+                    hint)
             return ()
         spos = child_pos(doc, "steps", pos)
         steps: list[Step] = []
@@ -309,12 +314,7 @@ class _Builder(Checker):
             else:
                 out["cache_key"] = self.text(m, "cacheKey", path, pos)
         if get("cacheFor") is not None:
-            seconds = parse_duration(m["cacheFor"])
-            if seconds is None:
-                self.at(m, "cacheFor", path, pos, f"cacheFor is not a duration: "
-                        f"{describe(m['cacheFor'])}",
-                        "give a number of seconds or a duration like 30m, 6h or 7d")
-            out["cache_for"] = seconds
+            out["cache_for"] = self.duration(m, "cacheFor", path, pos, MAX_CACHE_FOR)
         for key, field in (("inputs", "inputs"), ("outputs", "output_files")):
             if get(key) is not None:
                 out[field] = self.paths(m, key, path, pos)
@@ -424,6 +424,10 @@ class _Builder(Checker):
         if m.get("shell") is not None and executor != "shell" and "shell" not in extra:
             self.at(m, "shell", path, pos, f"'shell' is only for the shell executor, not "
                     f"{executor!r}")
+        if not (has_run or has_call) and any(
+                isinstance(k, str) and k not in STEP_KEYS | extra
+                and did_you_mean(k, ("run", "call")) for k in m):
+            return  # 'runn:' is reported as a misspelt key; "needs 'run'" would say it twice
         if executor == "shell" and not (has_run or has_call):
             self.add(pos, path, "a shell step needs 'run'")
         elif executor in PYTHON_LIKE:

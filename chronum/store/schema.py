@@ -277,6 +277,19 @@ def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
         migration(conn)
 
 
+def _refuse_a_foreign_database(conn: sqlite3.Connection, path: str | Path) -> None:
+    """A SQLite file with tables but no schema version is another program's: adding Chronum's
+    tables to it would mix two stores in one file, so it is refused instead."""
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name LIMIT 4")]
+    if tables:
+        shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+        raise StoreError(
+            f"{path} is a SQLite database but not a Chronum store (its tables: {shown}); "
+            "point --db / CHRONUM_DB at a new file or an existing Chronum database")
+
+
 def migrate(conn: sqlite3.Connection, path: str | Path,
             migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
     """Bring the schema to ``len(migrations)``; return the version found before."""
@@ -293,6 +306,8 @@ def migrate(conn: sqlite3.Connection, path: str | Path,
     conn.execute("BEGIN IMMEDIATE")
     try:
         found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if found == 0:
+            _refuse_a_foreign_database(conn, path)
         for migration in migrations[found:]:
             _apply(conn, migration)
         conn.execute(f"PRAGMA user_version = {target}")

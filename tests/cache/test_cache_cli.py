@@ -196,8 +196,8 @@ def test_located_errors_and_warnings(chronum: Chronum) -> None:
     proc = chronum("validate", "bad.yaml")
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[:2] == [
-        "bad.yaml:5:15: steps[0].cacheFor: cacheFor is not a duration: a string 'soon' "
-        "(give a number of seconds or a duration like 30m, 6h or 7d)",
+        "bad.yaml:5:15: steps[0].cacheFor: expected seconds or a duration, got a string "
+        "'soon' (write a number of seconds or a duration like 90s, 10m, 2h or 1h30m)",
         "bad.yaml:8:13: steps[1].inputs: expected a path or a list of paths, got an "
         "integer 3",
     ]
