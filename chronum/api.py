@@ -251,7 +251,15 @@ def _still_running(run_id: str) -> tuple[str, ...]:
 
 
 def _open_store(db: PathLike | None) -> Store:
-    return Store(resolve_db_path(db))
+    path = resolve_db_path(db)
+    if path.exists():
+        return Store(path)
+    # Nothing was recorded there: the reader gets an empty store in memory, named by the path
+    # in its messages, rather than making the file and its folders (a misspelt db= in a
+    # notebook would leave them behind, and show an empty history as if it were the real one).
+    store = Store(":memory:")
+    store.path = path
+    return store
 
 
 def _model(flow: Flow | FlowBuilder | PathLike, params: Mapping[str, str] | None

@@ -238,6 +238,9 @@ async def start(flow: Flow, options: RunOptions, plan: ReusePlan | None = None) 
         extras["functions"] = functions
     plan = plan or ReusePlan()
     _warn_still_running(flow)
+    from .executors.python import refresh_modules
+
+    refresh_modules((s.call for s in flow.steps if s.call), flow.base_dir)
     # What the store keeps passes the masker too (the engine masks what it emits): a secret
     # given as ``-p token=...`` or written into a cell's text is stored as ``***``.
     mask = Masker(read_secrets(flow, os.environ).values())

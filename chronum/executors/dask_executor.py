@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import importlib.util
 import inspect
+import logging
 import os
 import shlex
 import signal
@@ -55,6 +56,13 @@ ADDRESS_VAR = "CHRONUM_DASK_ADDRESS"
 #: ``1``: the LocalCluster started for a run uses worker processes rather than threads.
 PROCESSES_VAR = "CHRONUM_DASK_PROCESSES"
 _TOPIC = "chronum-log"
+
+
+def _task_failures(record: logging.LogRecord) -> bool:
+    """Drops a worker's "Compute Failed" report of a task's exception: the failed step shows
+    that exception, with its traceback, in its own log (a cluster's other troubles still
+    print)."""
+    return not str(record.msg).startswith("Compute Failed")
 _POLL = 0.1
 
 
@@ -216,6 +224,35 @@ def _pickle(func: Callable[..., Any]) -> bytes:
     return payload
 
 
+def _traceback_text(exc: BaseException, tb: Any, source: str | None) -> str:
+    """The task's traceback, its frames located in ``source``, the file of the step's function.
+
+    cloudpickle names the code it sends by value ``<dynamic-code>`` (the function's own module,
+    when the workers cannot import it), so a worker's frames would not say where they are.
+    Only that module goes by value, so each such frame is in ``source``, read here for its line.
+    """
+    shown = traceback.TracebackException(type(exc), exc, tb)
+    if source:
+        for te in _chain(shown):
+            te.stack = traceback.StackSummary.from_list(
+                [traceback.FrameSummary(source, f.lineno, f.name)
+                 if f.filename == "<dynamic-code>" else f for f in te.stack])
+    return "".join(shown.format())
+
+
+def _chain(te: traceback.TracebackException) -> list[traceback.TracebackException]:
+    """``te`` and the exceptions it was raised from or during (each shown once)."""
+    seen: list[traceback.TracebackException] = []
+    todo = [te]
+    while todo:
+        item = todo.pop()
+        if any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+    return seen
+
+
 def _log_lines(log: LogSink, text: str) -> None:
     for line in text.rstrip("\n").split("\n"):
         log("stderr", line)
@@ -260,6 +297,8 @@ class DaskExecutor:
         self._cluster = await LocalCluster(  # type: ignore[no-untyped-call]
             processes=processes, dashboard_address=None, asynchronous=True,
             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        if not processes:  # its workers log in this process
+            logging.getLogger("distributed.worker").addFilter(_task_failures)
         return await Client(self._cluster, asynchronous=True)  # type: ignore[no-untyped-call]
 
     def _on_log(self, event: tuple[float, Any]) -> None:
@@ -286,6 +325,7 @@ class DaskExecutor:
         await client.close()
         if cluster is not None:
             await cluster.close()
+            logging.getLogger("distributed.worker").removeFilter(_task_failures)
 
     # -- one step -------------------------------------------------------------------------
 
@@ -297,7 +337,7 @@ class DaskExecutor:
         submitted = self._prepare(step, ctx)
         if isinstance(submitted, Result):
             return submitted
-        func, args = submitted
+        func, args, source = submitted
         client = await self.client(ctx.env)
         tag = f"chronum-{ctx.run_id}-{step.name}-{ctx.attempt}"
         self._sinks[tag] = ctx.log
@@ -308,12 +348,13 @@ class DaskExecutor:
             except asyncio.CancelledError:
                 await _uninterrupted(client.cancel([future], force=True))
                 raise
-            return await self._outcome(step, ctx, future)
+            return await self._outcome(step, ctx, future, source)
         finally:
             self._sinks.pop(tag, None)
 
     def _prepare(self, step: Step, ctx: StepContext
-                 ) -> tuple[Callable[..., Any], list[Any]] | Result:
+                 ) -> tuple[Callable[..., Any], list[Any], str | None] | Result:
+        """The task and its arguments, and for a call the file of the function's code."""
         from .python import _bind, _CallError, _resolve, call_plan
 
         if step.call:
@@ -326,7 +367,8 @@ class DaskExecutor:
             except Exception as exc:  # cloudpickle could not pickle it (a lock, a socket ...)
                 return _refuse(ctx, f"{step.call}: cannot send the function to the cluster: "
                                     f"{type(exc).__name__}: {exc}")
-            return _call_task, [payload, args, kwargs]
+            code = getattr(func, "__code__", None)
+            return _call_task, [payload, args, kwargs], getattr(code, "co_filename", None)
         assert step.run is not None
         try:
             argv = shlex.split(step.run)
@@ -336,14 +378,15 @@ class DaskExecutor:
         if not script.is_file():
             return _refuse(ctx, f"python script not found: {script}", code=2)
         return _script_task, [[str(script), *argv[1:]], dict(ctx.env), str(Path(ctx.cwd)),
-                              ctx.grace]
+                              ctx.grace], None
 
-    async def _outcome(self, step: Step, ctx: StepContext, future: Any) -> Result:
+    async def _outcome(self, step: Step, ctx: StepContext, future: Any,
+                       source: str | None = None) -> Result:
         if future.status == "error":
             exc = await future.exception()
             tb = await future.traceback()
             tb = tb.tb_next if tb is not None else None  # the first frame is _call_task's
-            _log_lines(ctx.log, "".join(traceback.format_exception(type(exc), exc, tb)))
+            _log_lines(ctx.log, _traceback_text(exc, tb, source))
             text = str(exc).strip().splitlines()
             summary = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
             return Result(1, error=summary)

@@ -28,15 +28,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import logging
+import os
 import queue
 import shlex
 import sys
 import threading
 import traceback
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar, copy_context
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, TextIO, cast
@@ -47,7 +49,8 @@ from .base import LogSink, Result, StepContext
 from .process import MAX_LINE, describe_exit, run_process
 
 __all__ = ["CONTEXT_NAMES", "STILL_RUNNING", "CallPlan", "PythonExecutor", "call_plan",
-           "find_function", "on_thread_end", "still_running", "still_running_in_flow"]
+           "find_function", "on_thread_end", "refresh_modules", "still_running",
+           "still_running_in_flow"]
 
 #: Parameter names that receive the ``StepContext`` rather than an upstream value.
 CONTEXT_NAMES = frozenset({"ctx", "context"})
@@ -227,10 +230,104 @@ def _add_to_path(folder: Path) -> None:
             sys.path.insert(0, path)
 
 
+#: The flow folder's own modules as last imported here: name -> (file, mtime_ns, size).
+_stamps: dict[str, tuple[str, int, int]] = {}
+#: Modules whose edited file could not be imported again: name -> why (their steps fail).
+_broken: dict[str, str] = {}
+#: (module, flow folder, module's file) -> the folder's own file of that module, or None when
+#: the folder has none (an installed module): decided once, not on every call.
+_owners: dict[tuple[str, str, str], str | None] = {}
+
+
+def _stamp(file: str) -> tuple[str, int, int] | None:
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return file, st.st_mtime_ns, st.st_size
+
+
+def _own_file(module_name: str, base_dir: Path) -> str | None:
+    """The file in the flow's folder that ``import module_name`` means there, if any."""
+    base = os.path.join(os.fspath(base_dir), *module_name.split("."))
+    for file in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(file):
+            return file
+    return None
+
+
+def refresh_modules(targets: Iterable[str], base_dir: Path) -> None:
+    """Before a run (and before a cell's checks): each module its ``call:`` steps name is the
+    flow folder's file as it is now. One edited since it was imported is imported again, so
+    running a flow again in the same process (a notebook cell, above all) runs the code as it
+    is now, as a new process would; one of that name imported from another folder (another
+    flow's) is replaced by this folder's. Only those modules: the modules they import are not.
+    Checked once per run, not per step: a step resolves its function from what this left."""
+    for module_name in dict.fromkeys(t.partition(":")[0] for t in targets if ":" in t):
+        _broken.pop(module_name, None)
+        try:
+            _fresh(module_name, base_dir)
+        except _CallError as exc:
+            # Its steps fail with this, instead of running the code from before the edit.
+            _broken[module_name] = str(exc)
+
+
+def _fresh(module_name: str, base_dir: Path) -> None:
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None) if module is not None else None
+    if module is None or not file:
+        return
+    where = (module_name, os.fspath(base_dir), file)
+    own = _owners.get(where, "")
+    if own == "":  # not decided yet for this module, folder and file
+        own = _owners[where] = _own_file(module_name, base_dir)
+    if own is None:
+        return  # installed, or elsewhere on sys.path: not the flow folder's to watch
+    now = _stamp(file)
+    if own != file:
+        if os.path.realpath(own) != os.path.realpath(file):
+            _load(module_name, own)  # another folder's module of that name
+            return
+        _owners[where] = file  # the same file, by another path
+    before = _stamps.get(module_name)
+    if before is None or now is None or now == before:
+        if before is None and now is not None:
+            _stamps[module_name] = now
+        return
+    _load(module_name, file, module)
+
+
+def _load(module_name: str, file: str, module: Any = None) -> None:
+    """Import ``module_name`` from ``file`` (again, into ``module`` when given)."""
+    try:
+        if module is not None:
+            importlib.reload(module)
+        else:
+            spec = importlib.util.spec_from_file_location(module_name, file)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {file}")
+            fresh = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = fresh
+            try:
+                spec.loader.exec_module(fresh)
+            except BaseException:
+                sys.modules.pop(module_name, None)
+                raise
+    except Exception as exc:
+        raise _CallError(f"cannot import module {module_name!r}: {_summary(exc)}") from exc
+    stamp = _stamp(file)
+    if stamp is not None:
+        _stamps[module_name] = stamp
+    for key in [k for k in _callables if k[1].partition(":")[0] == module_name]:
+        del _callables[key]
+
+
 def _import_target(target: str, base_dir: Path) -> Callable[..., Any]:
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise _CallError(f"call: {target!r} should be 'module:function'")
+    if _broken and module_name in _broken:
+        raise _CallError(_broken[module_name])
     key = (str(base_dir), target)
     if key in _callables:
         return _callables[key]
@@ -240,6 +337,7 @@ def _import_target(target: str, base_dir: Path) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise _CallError(f"cannot import module {module_name!r}: {_summary(exc)}") from exc
+    _fresh(module_name, base_dir)  # imported now, or before from another folder
     obj: Any = module
     for part in attr.split("."):
         try:

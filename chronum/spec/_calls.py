@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import Location, Problem
-from ..executors.python import CONTEXT_NAMES, call_plan, find_function
+from ..executors.python import CONTEXT_NAMES, call_plan, find_function, refresh_modules
 from ..model import Flow, Step
 from ._build import PYTHON_LIKE
 from ._checks import did_you_mean
@@ -44,6 +44,7 @@ def check_calls(flow: Flow, namespace: Mapping[str, Any] | None = None, *,
     ``text`` is the flow's source text, used only to point at the ``call:`` line."""
     problems: list[Problem] = []
     names = set(flow.step_names)
+    refresh_modules((s.call for s in flow.steps if s.call), flow.base_dir)  # as the run will
     for step in flow.steps:
         if step.call is None or step.executor not in PYTHON_LIKE:
             continue

@@ -49,28 +49,7 @@ _KINDS: dict[str, str] = {
 _EVENT_DATA_KINDS = {"status": "text", "n_failed": "Int64", "attempt": "Int64"}
 
 
-# The numpy dtype a column of each kind is read into when no value is missing.
-_ARRAY_DTYPES = {"time": "float64", "float64": "float64", "int64": "int64", "Int64": "int64"}
-
-
-def _values(np: Any, rows: Sequence[tuple[Any, ...]], i: int, kind: str) -> Any:
-    """Column ``i`` of ``rows``: a numpy array when its kind is numeric and no value is
-    missing (read straight from the rows, where a list would box and then scan every value
-    again), else a list."""
-    get = itemgetter(i)
-    dtype = _ARRAY_DTYPES.get(kind)
-    if kind == "status" and rows and isinstance(rows[0][i], int):
-        dtype = "int64"  # status codes made by the query (``queries.steps_table``)
-    if dtype is not None:
-        try:
-            return np.fromiter(map(get, rows), dtype=dtype, count=len(rows))
-        except (TypeError, ValueError):  # a None: the list keeps it as missing
-            pass
-    return list(map(get, rows))  # a third of the time of zip(*rows)
-
-
-def _column(pd: Any, kind: str, values: Any, statuses: Sequence[str]) -> Any:
-    """One column of ``kind`` from a list of values, or from a numpy array of them."""
+def _column(pd: Any, kind: str, values: Sequence[Any], statuses: Sequence[str]) -> Any:
     if kind == "time":
         floats = pd.Series(values, dtype="float64")
         return pd.to_datetime(floats, unit="s", utc=True).astype(TIMESTAMP_DTYPE)
@@ -78,7 +57,7 @@ def _column(pd: Any, kind: str, values: Any, statuses: Sequence[str]) -> Any:
         # The statuses are a known small set: their codes come from a dict rather than from
         # pandas factorizing every string (already codes when the query made them: see
         # ``queries.steps_table``).
-        if not isinstance(values, list) or (values and isinstance(values[0], int)):
+        if values and isinstance(values[0], int):
             codes = values
         else:
             index = {name: i for i, name in enumerate(statuses)}
@@ -106,7 +85,6 @@ def _frame(table: Table, wanted: Sequence[str], statuses: Sequence[str] = STEP_S
     """Columns ``wanted`` from ``table``; ``run_id`` and ``duration_s`` are filled in
     column-wise when the query left them out, and so is any other column the query left out
     because it has no value on any row (all missing)."""
-    import numpy as np
     import pandas as pd
 
     columns, rows = table
@@ -117,8 +95,8 @@ def _frame(table: Table, wanted: Sequence[str], statuses: Sequence[str] = STEP_S
 
     data = {}
     for i, name in enumerate(columns):
-        kind = kind_of(name)
-        data[name] = _column(pd, kind, _values(np, rows, i, kind), statuses)
+        values = list(map(itemgetter(i), rows))  # faster than zip(*rows) or numpy records
+        data[name] = _column(pd, kind_of(name), values, statuses)
     if "run_id" in wanted and "run_id" not in data:
         data["run_id"] = _repeated(pd, "text", run_id, n, statuses)
     if ("duration_s" in wanted and "duration_s" not in data and "started_at" in data

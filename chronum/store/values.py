@@ -19,6 +19,7 @@ only: a value may hold what a secret protected.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import importlib.util
@@ -84,6 +85,20 @@ def _read_key(path: str) -> bytes | None:
     return key if len(key) >= 32 else None
 
 
+def _make_key(folder: str, path: str) -> None:
+    """Write a new key beside, then link it in: another process sees all of it or none."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with open(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+
+
 def _key() -> bytes:
     """This user's key for signing values: made once, kept in the cache folder (0600)."""
     if _key_cache:
@@ -92,21 +107,13 @@ def _key() -> bytes:
     key: bytes | None = None
     if folder is not None:
         path = os.path.join(folder, _KEY_FILE)
-        key = _read_key(path)
-        if key is None and not os.path.lexists(path):
+        if not os.path.lexists(path):
             try:
-                os.makedirs(folder, mode=0o700, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    os.write(fd, secrets.token_bytes(32))
-                finally:
-                    os.close(fd)
-            except FileExistsError:
-                pass  # another process made it first
+                _make_key(folder, path)
             except OSError as exc:
                 logger.warning("cannot keep the key that signs values in %s (%s); values "
                                "kept now load in this process only", folder, exc)
-            key = _read_key(path)
+        key = _read_key(path)
     if key is None:
         key = secrets.token_bytes(32)
     _key_cache.append(key)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import chronum as chronum_api
-from chronum.errors import StoreError
+from chronum.errors import RunNotFoundError, StoreError
 
 from .conftest import Chronum
 
@@ -225,3 +225,15 @@ def test_steps_written_without_list_dashes_says_how_to_fix_it(chronum: Chronum) 
     assert _one_line(proc.stderr) == (
         "f.yaml:3:3: steps: expected a list of steps, got a mapping (start each step with "
         "'- ', as in '  - name: build')")
+
+
+def test_reading_a_database_not_made_yet_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "nowhere" / "runs.db"
+    assert chronum_api.runs(db=db).empty
+    assert list(chronum_api.steps(db=db, since=0).columns[:2]) == ["run_id", "flow"]
+    with pytest.raises(RunNotFoundError, match=f"no runs recorded yet in {db}"):
+        chronum_api.steps(db=db)
+    with pytest.raises(RunNotFoundError, match=f"no run matches 'abc': no runs recorded yet "
+                                               f"in {db}"):
+        chronum_api.show("abc", db=db)
+    assert not (tmp_path / "nowhere").exists()

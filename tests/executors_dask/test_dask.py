@@ -83,7 +83,11 @@ def test_a_flow_of_local_module_functions_runs_on_a_local_cluster(tmp_path: Path
     assert _log(db, "make") == "making 20\n"
     boom = _log(db, "boom")
     assert boom.startswith("Traceback (most recent call last):\n")
-    assert 'raise ValueError(f"bad value {make}")' in boom or "in boom" in boom
+    # the frame of the function sent by value names its file and shows its line, as a
+    # python step's traceback does (cloudpickle calls that code "<dynamic-code>")
+    assert f'File "{tmp_path / "steps_mod.py"}", line ' in boom, boom
+    assert 'raise ValueError(f"bad value {make}")' in boom, boom
+    assert "<dynamic-code>" not in boom
     assert boom.endswith("ValueError: bad value 40\n".replace("40", "20"))
 
 
@@ -254,3 +258,16 @@ def test_a_function_asking_for_the_step_context_is_refused(tmp_path: Path):
     assert run.status == "failed"
     assert ("parameter 'ctx': a step that runs on a dask worker has no step context"
             in chronum.steps(db=db)["reason"][0])
+
+
+def test_a_failing_dask_step_prints_its_error_once_at_the_terminal(tmp_path: Path):
+    """The step's log shows the exception; the local cluster's worker does not print its own
+    "Compute Failed" report of the same exception beside it."""
+    flow = _flow(tmp_path, FLOW)
+    out = subprocess.run([sys.executable, "-m", "chronum", "run", str(flow), "--db",
+                          str(tmp_path / "state.db")], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    both = out.stdout + out.stderr
+    assert "Compute Failed" not in both, both
+    assert both.count("ValueError: bad value 20") == 2, both  # the log's line, the summary's

@@ -131,3 +131,25 @@ def test_a_crafted_run_id_names_no_folder_outside_runs(tmp_path: Path) -> None:
     assert load_value(folder, "x") == [1, 2]
     (folder / "y.pickle").write_bytes(pickle.dumps(_Evil(tmp_path / "pwned")))
     assert load_value(folder, "y") is MISSING and not (tmp_path / "pwned").exists()
+
+
+def test_the_key_is_private_to_the_user(tmp_path: Path) -> None:
+    """The key is made once, readable by its owner only, and a key others could read is not
+    used (another user could sign values with it)."""
+    cache = tmp_path / "cache"
+    code = ("from pathlib import Path; from chronum.store.values import save_value, load_value;"
+            "p = save_value(Path('v'), 'x', 42); print(load_value(Path('v'), 'x'))")
+    env = {**os.environ, "CHRONUM_CACHE_DIR": str(cache)}
+    first = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert first.stdout.strip() == "42", first.stderr
+    key = cache / "values.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
+    key.chmod(0o644)
+    again = subprocess.run(
+        [sys.executable, "-c", "from pathlib import Path; from chronum.store.values import "
+         "load_value; print(load_value(Path('v'), 'x'))"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60)
+    assert "is not private to this user" in again.stderr
+    assert "was not written by Chronum for this user" in again.stderr
+    assert "42" not in again.stdout
