@@ -16,7 +16,7 @@ from graphlib import CycleError, TopologicalSorter
 from .errors import SpecError
 from .model import Flow
 
-__all__ = ["downstream", "find_cycle", "order", "upstream"]
+__all__ = ["cycle_hint", "downstream", "find_cycle", "order", "upstream"]
 
 
 def _dependents(edges: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
@@ -27,6 +27,14 @@ def _dependents(edges: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
             if need in out:
                 out[need].append(name)
     return out
+
+
+def cycle_hint(cycle: list[str]) -> str:
+    """How to break ``cycle`` (a closed path from ``find_cycle``): its last step needs the one
+    before it, so that need is one to remove."""
+    if len(cycle) < 3:
+        return ""
+    return f"remove one need on this loop, e.g. {cycle[-2]!r} from the needs of {cycle[-1]!r}"
 
 
 def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -172,8 +180,8 @@ def order(flow: Flow) -> list[str]:
         sorter.prepare()
     except CycleError:
         cycle = find_cycle({s.name: s.needs for s in flow.steps}) or []
-        raise SpecError.single(flow.source or "<flow>", "cycle: " + " -> ".join(cycle)
-                               ) from None
+        raise SpecError.single(flow.source or "<flow>", "cycle: " + " -> ".join(cycle),
+                               cycle_hint(cycle)) from None
     heap = [(index[name], name) for name in sorter.get_ready()]
     heapq.heapify(heap)
     out: list[str] = []

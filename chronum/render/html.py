@@ -117,7 +117,7 @@ def legend_html() -> str:
 def plain_text(flow_name: str, status: str | None, n_steps: int) -> str:
     """The fixed ``text/plain`` of a view: no id, no time, so saved notebooks compare equal."""
     state = f": {status}" if status else ""
-    return f"<chronum run {flow_name}{state} ({n_steps} steps)>"
+    return f"<chronum run {flow_name}{state} ({n_steps} step{'' if n_steps == 1 else 's'})>"
 
 
 def _cell(value: Any) -> str:

@@ -562,7 +562,8 @@ class _Builder(Checker):
         cycle = dag.find_cycle(edges)
         if cycle:
             loc = first[cycle[0]].location or Location(self.file)
-            self.add((loc.line, loc.col), loc.path, "cycle: " + " -> ".join(cycle))
+            self.add((loc.line, loc.col), loc.path, "cycle: " + " -> ".join(cycle),
+                     dag.cycle_hint(cycle))
         else:
             check_references(self, steps, first, mappings)
 

@@ -43,7 +43,8 @@ CASES = [
      ["flow.yaml:6:21: steps[0].foreach.from: step 'a' needs itself"]),
     ("foreach-from-cycle", "name: f\nsteps:\n  - {name: a, run: x, foreach: {from: b}}\n"
      "  - {name: b, run: x, needs: [a]}\n",
-     ["flow.yaml:3:5: steps[0]: cycle: a -> b -> a"]),
+     ["flow.yaml:3:5: steps[0]: cycle: a -> b -> a (remove one need on this loop, e.g. "
+      "'b' from the needs of 'a')"]),
     ("foreach-and-matrix", S + "    foreach: [1]\n    matrix: {k: [1]}\n",
      ["flow.yaml:7:13: steps[0].matrix: a step takes 'foreach' or 'matrix', not both "
       "(a matrix is already a list of items: move the list into it)"]),

@@ -75,7 +75,7 @@ def test_failed_run_is_shown_failed_and_raises_only_with_raise(notebook):
                    "print(_.status)",
                    "%%chronum bad --raise\nsteps:\n  - name: f\n    run: exit 3\n"],
                   allow_errors=True)
-    assert nb.cells[1].outputs[0].data["text/plain"] == "<chronum run bad: failed (1 steps)>"
+    assert nb.cells[1].outputs[0].data["text/plain"] == "<chronum run bad: failed (1 step)>"
     assert all(o.output_type != "error" for o in nb.cells[1].outputs)
     assert text_of(nb.cells[2]) == "failed\n"
     errors = [o for o in nb.cells[3].outputs if o.output_type == "error"]
@@ -90,7 +90,7 @@ def test_background_returns_a_running_handle_then_wait_gives_the_run(notebook):
                    "print(type(h).__name__, (await h.wait()) is r)"])
     assert text_of(nb.cells[2]) == "running\n"
     assert text_of(nb.cells[3]) == "succeeded succeeded True\n"
-    assert nb.cells[1].outputs[0].data["text/plain"] == "<chronum run bg: succeeded (1 steps)>"
+    assert nb.cells[1].outputs[0].data["text/plain"] == "<chronum run bg: succeeded (1 step)>"
 
 
 NOTEBOOK_FUNCTIONS = """

@@ -222,4 +222,4 @@ def test_the_cancel_control_asks_the_kernel_and_cancels_through_its_comm():
     view, replies = asyncio.run(main())
     assert replies == [{"run_id": "cc1", "live": False, "final": view.static_bundle()},
                        {"run_id": "zz", "live": False}]
-    assert replies[0]["final"]["text/plain"] == "<chronum run c: cancelled (1 steps)>"
+    assert replies[0]["final"]["text/plain"] == "<chronum run c: cancelled (1 step)>"

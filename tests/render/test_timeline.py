@@ -90,7 +90,7 @@ def test_run_displays_in_plain_python_without_importing_ipython(tmp_path: Path):
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, cwd=tmp_path).stdout
-    assert out == "<chronum run p: succeeded (1 steps)>\nTrue False False\n1\n"
+    assert out == "<chronum run p: succeeded (1 step)>\nTrue False False\n1\n"
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed")

@@ -114,7 +114,8 @@ def test_cycles_and_duplicates_are_reported_where_they_were_written():
         flow.build()
     first_b = _line_of("marker: cycle-start") + 1
     assert [str(p) for p in err.value.problems] == [
-        f"{__file__}:{_line_of('marker: cycle-start')}:1: a: cycle: a -> b -> c -> a",
+        f"{__file__}:{_line_of('marker: cycle-start')}:1: a: cycle: a -> b -> c -> a (remove "
+        "one need on this loop, e.g. 'c' from the needs of 'a')",
         f"{__file__}:{_line_of('marker: duplicate')}:1: b.name: duplicate step name 'b' "
         f"(the first is on line {first_b})",
     ]

@@ -88,7 +88,8 @@ CASES = [
           - {name: b, run: x, needs: [a]}
           - {name: c, run: x, needs: [b, z]}
         """),
-     ["flow.yaml:4:5: steps[1]: cycle: a -> b -> c -> a"]),
+     ["flow.yaml:4:5: steps[1]: cycle: a -> b -> c -> a (remove one need on this loop, "
+      "e.g. 'c' from the needs of 'a')"]),
     ("unknown-executor", STEP + "    executor: dockr\n",
      ["flow.yaml:5:15: steps[0].executor: unknown executor 'dockr' "
       "(did you mean 'docker'? installed executors: docker, python, shell)"]),
