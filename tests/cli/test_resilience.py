@@ -129,7 +129,7 @@ def test_resume_reruns_failed_and_downstream_only(chronum: Chronum, tmp_path: Pa
     assert (tmp_path / "ran.txt").read_text().split() == ["b", "c"]
     assert chronum.json("history")[0]["parent_run_id"] == first["run_id"]
     # a cached step points at the run that really produced it, across two resumes
-    third = json.loads(chronum("resume", "last", "--format", "json").stdout)
+    third = json.loads(chronum("resume", "last", "--again", "--format", "json").stdout)
     assert {s["status"] for s in third["steps"]} == {"cached"}
     with sqlite3.connect(chronum.db) as con:
         (origin,) = con.execute("select cached_from from steps where run_id=? and step='a'",

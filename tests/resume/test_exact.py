@@ -127,6 +127,22 @@ def test_a_succeeded_resume_is_named_and_again_runs_the_rest_once_more(chronum: 
     assert _ran(chronum) == ["one", "two", "two", "two"]
 
 
+def test_a_run_that_succeeded_has_nothing_to_resume_unless_again(chronum: Chronum):
+    _two_step(chronum, "true")
+    assert chronum("run", "flow.yaml", "-q").returncode == 0
+    first = chronum.json("show", "last")["run_id"]
+    refused = chronum("resume", "last", "-q")
+    assert refused.returncode == 2
+    assert refused.stderr == (f"chronum: error: run {first} succeeded: nothing to resume; run "
+                              "its flow again with `chronum run`, or resume "
+                              f"{first} with --again (again=True in Python) to record a run "
+                              "that reuses every step\n")
+    assert chronum.json("show", "last")["run_id"] == first  # nothing was recorded
+    assert chronum("resume", first, "--again", "-q").returncode == 0
+    assert chronum.json("show", "last")["steps"][0]["status"] == "cached"
+    assert _ran(chronum) == ["one", "two"]
+
+
 @pytest.mark.parametrize("n", [2, 4])
 def test_concurrent_resumes_run_the_remaining_steps_once(chronum: Chronum, n: int):
     chronum.write("flow.yaml", """
