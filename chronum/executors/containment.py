@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -221,7 +220,7 @@ def _supervisor(grace: float) -> str | None:
         if _supervisor_key is not None and _supervisor_key[0] == os.getpid():
             return _supervisor_key[1] or None
         _supervisor_key = (os.getpid(), "")
-        key = f"{os.getpid()}-{secrets.token_hex(6)}"
+        key = f"{os.getpid()}-{_random_hex(6)}"
         read_end, write_end = os.pipe()  # both close-on-exec: no step process inherits them
         try:
             pid = os.posix_spawn(
@@ -248,7 +247,13 @@ def _supervisor(grace: float) -> str | None:
 def new_token(grace: float, *, detach: bool) -> str:
     """A token for one step process; a detached step's is unknown to the supervisor."""
     key = None if detach else _supervisor(grace)
-    return f"{key or 'free-' + str(os.getpid())}.{secrets.token_hex(8)}"
+    return f"{key or 'free-' + str(os.getpid())}.{_random_hex(8)}"
+
+
+def _random_hex(nbytes: int) -> str:
+    """What ``secrets.token_hex`` returns, from the same source, without importing ``secrets``
+    (and ``hmac`` with it) into every run."""
+    return os.urandom(nbytes).hex()
 
 
 # -- one step's tree -------------------------------------------------------------------------
