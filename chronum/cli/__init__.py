@@ -49,19 +49,7 @@ def _paths(*actions: argparse.Action) -> None:
         action.complete = "file"  # type: ignore[attr-defined]
 
 
-#: The commands, in the order ``chronum --help`` lists them.
-COMMANDS = ("run", "validate", "graph", "history", "show", "logs", "resume", "cancel", "cache",
-            "serve", "export", "completion")
-
-
-def _parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line, or with ``only`` just that command's subparser.
-
-    argparse makes a help formatter (and looks at the terminal's size) for every argument it
-    is given, and the whole tree has about eighty, a fair share of a one-step run's start-up
-    (docs/performance.md). A command line uses one command, so ``main`` builds only that
-    one; ``chronum --help``, a mistyped command and shell completion get them all.
-    """
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chronum",
         description="Run workflow DAGs written in YAML; every run is recorded in SQLite.",
@@ -73,9 +61,6 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(name, **kwargs)
         return parser
-
-    def wanted(name: str) -> bool:
-        return only is None or only == name
 
     def flow_file(cmd: argparse.ArgumentParser) -> None:
         _paths(cmd.add_argument("file", metavar="FILE", help="the flow file (YAML)"))
@@ -105,121 +90,106 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
                          "observer (a chronum.subscribers entry point, e.g. otel; repeatable; "
                          "also $CHRONUM_SUBSCRIBERS=a,b)")
 
-    if wanted("run"):
-        run = command("run", help="run a flow file")
-        flow_file(run)
-        run.add_argument("-p", "--param", dest="params", action="append", type=name_value,
-                         default=[], metavar="NAME=VALUE",
-                         help="override a declared param (repeatable)")
-        run.add_argument("--executor", choices=("dask",),
-                         help="run every python step with this executor "
-                              "(dask: on a Dask cluster)")
-        run.add_argument("--no-cache", dest="cache", action="store_false", default=None,
-                         help="reuse no earlier result (keys are still recorded)")
-        run.add_argument("--cache", dest="cache", action="store_true",
-                         help="cache every step without its own 'cache:' (as 'cache: true')")
-        run.add_argument("--from", dest="from_step", metavar="STEP",
-                         help="run STEP and everything downstream; reuse the latest results "
-                              "of what is upstream")
-        run.add_argument("--only", nargs="+", metavar="STEP", default=[],
-                         help="run just these steps, reusing the latest results they need")
-        run_options(run)
+    run = command("run", help="run a flow file")
+    flow_file(run)
+    run.add_argument("-p", "--param", dest="params", action="append", type=name_value, default=[],
+                     metavar="NAME=VALUE", help="override a declared param (repeatable)")
+    run.add_argument("--executor", choices=("dask",),
+                     help="run every python step with this executor (dask: on a Dask cluster)")
+    run.add_argument("--no-cache", dest="cache", action="store_false", default=None,
+                     help="reuse no earlier result (keys are still recorded)")
+    run.add_argument("--cache", dest="cache", action="store_true",
+                     help="cache every step without its own 'cache:' (as 'cache: true')")
+    run.add_argument("--from", dest="from_step", metavar="STEP",
+                     help="run STEP and everything downstream; reuse the latest results "
+                          "of what is upstream")
+    run.add_argument("--only", nargs="+", metavar="STEP", default=[],
+                     help="run just these steps, reusing the latest results they need")
+    run_options(run)
 
-    if wanted("validate"):
-        val = command("validate", help="check a flow file and report every problem")
-        flow_file(val)
+    val = command("validate", help="check a flow file and report every problem")
+    flow_file(val)
 
-    if wanted("graph"):
-        graph = command("graph", help="draw a flow (DOT, SVG or PNG)")
-        flow_file(graph)
-        _paths(graph.add_argument("-o", "--output", metavar="OUT",
-                                  help="out.svg, out.png or out.dot (default: DOT on stdout)"))
+    graph = command("graph", help="draw a flow (DOT, SVG or PNG)")
+    flow_file(graph)
+    _paths(graph.add_argument("-o", "--output", metavar="OUT",
+                              help="out.svg, out.png or out.dot (default: DOT on stdout)"))
 
-    if wanted("history"):
-        hist = command("history", help="past runs, newest first")
-        hist.add_argument("--limit", type=_positive, default=20, metavar="N",
-                          help="show the N newest runs (default: 20)")
-        hist.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                          help="an aligned table (the default), CSV, or a JSON list")
-        db_option(hist)
+    hist = command("history", help="past runs, newest first")
+    hist.add_argument("--limit", type=_positive, default=20, metavar="N",
+                      help="show the N newest runs (default: 20)")
+    hist.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                      help="an aligned table (the default), CSV, or a JSON list")
+    db_option(hist)
 
-    if wanted("show"):
-        show = command("show", help="one run and its steps")
-        show.add_argument("run", metavar="RUN", help=_RUN_HELP)
-        show.add_argument("--format", choices=("table", "json"), default="table",
-                          help="an aligned table (the default) or a JSON object")
-        db_option(show)
+    show = command("show", help="one run and its steps")
+    show.add_argument("run", metavar="RUN", help=_RUN_HELP)
+    show.add_argument("--format", choices=("table", "json"), default="table",
+                      help="an aligned table (the default) or a JSON object")
+    db_option(show)
 
-    if wanted("logs"):
-        logs = command("logs", help="the log of a run's steps")
-        logs.add_argument("run", metavar="RUN", help=_RUN_HELP)
-        logs.add_argument("step", nargs="?", metavar="STEP",
-                          help="only this step's log (default: every step's, each with a header)")
-        db_option(logs)
+    logs = command("logs", help="the log of a run's steps")
+    logs.add_argument("run", metavar="RUN", help=_RUN_HELP)
+    logs.add_argument("step", nargs="?", metavar="STEP",
+                      help="only this step's log (default: every step's, each with a header)")
+    db_option(logs)
 
-    if wanted("resume"):
-        resume = command("resume", help="run again what did not succeed in RUN")
-        resume.add_argument("run", metavar="RUN", help=_RUN_HELP)
-        resume.add_argument("--again", action="store_true",
-                            help="resume RUN although an earlier resume of it succeeded")
-        resume.add_argument("--no-kill", dest="kill", action="store_false",
-                            help="refuse, naming them, instead of stopping the processes and "
-                                 "containers the dead run left running")
-        run_options(resume)
+    resume = command("resume", help="run again what did not succeed in RUN")
+    resume.add_argument("run", metavar="RUN", help=_RUN_HELP)
+    resume.add_argument("--again", action="store_true",
+                        help="resume RUN although an earlier resume of it succeeded")
+    resume.add_argument("--no-kill", dest="kill", action="store_false",
+                        help="refuse, naming them, instead of stopping the processes and "
+                             "containers the dead run left running")
+    run_options(resume)
 
-    if wanted("cancel"):
-        cancel = command("cancel", help="record a run whose runner is gone as cancelled")
-        cancel.add_argument("run", metavar="RUN", help=_RUN_HELP)
-        cancel.add_argument("--force", action="store_true",
-                            help="cancel a run recorded on another host (its runner cannot be "
-                                 "checked from here)")
-        db_option(cancel)
+    cancel = command("cancel", help="record a run whose runner is gone as cancelled")
+    cancel.add_argument("run", metavar="RUN", help=_RUN_HELP)
+    cancel.add_argument("--force", action="store_true",
+                        help="cancel a run recorded on another host (its runner cannot be "
+                             "checked from here)")
+    db_option(cancel)
 
-    if wanted("cache"):
-        cache = command("cache", help="list or clear the values cached steps kept")
-        cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True,
-                                              help="list or clear")
-        cache_list = cache_commands.add_parser("list", help="flows, steps, kept values and sizes")
-        cache_list.add_argument("--flow", metavar="NAME", help="only this flow's")
-        db_option(cache_list)
-        cache_clear = cache_commands.add_parser(
-            "clear", help="remove kept values (and mark them gone, so no later run reuses them)")
-        cache_clear.add_argument("--flow", metavar="NAME", help="only this flow's")
-        cache_clear.add_argument("--older-than", metavar="AGE", type=_age,
-                                 help="only values saved longer ago than AGE (30m, 6h, 7d)")
-        db_option(cache_clear)
+    cache = command("cache", help="list or clear the values cached steps kept")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True,
+                                          help="list or clear")
+    cache_list = cache_commands.add_parser("list", help="flows, steps, kept values and sizes")
+    cache_list.add_argument("--flow", metavar="NAME", help="only this flow's")
+    db_option(cache_list)
+    cache_clear = cache_commands.add_parser(
+        "clear", help="remove kept values (and mark them gone, so no later run reuses them)")
+    cache_clear.add_argument("--flow", metavar="NAME", help="only this flow's")
+    cache_clear.add_argument("--older-than", metavar="AGE", type=_age,
+                             help="only values saved longer ago than AGE (30m, 6h, 7d)")
+    db_option(cache_clear)
 
-    if wanted("serve"):
-        srv = command("serve", help="a local dashboard of the runs, with a JSON API and WebSocket")
-        db_option(srv)
-        srv.add_argument("--host", default="127.0.0.1",
-                         help="address to bind (default: 127.0.0.1; any other needs --token)")
-        srv.add_argument("--port", type=_positive, default=8765, help="port (default: 8765)")
-        srv.add_argument("--token", help="the token every call needs (default: "
-                         "$CHRONUM_SERVE_TOKEN, else a random one, printed in the URL)")
-        srv.add_argument("--open", action="store_true", help="open the dashboard in a browser")
+    srv = command("serve", help="a local dashboard of the runs, with a JSON API and WebSocket")
+    db_option(srv)
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default: 127.0.0.1; any other needs --token)")
+    srv.add_argument("--port", type=_positive, default=8765, help="port (default: 8765)")
+    srv.add_argument("--token", help="the token every call needs (default: "
+                     "$CHRONUM_SERVE_TOKEN, else a random one, printed in the URL)")
+    srv.add_argument("--open", action="store_true", help="open the dashboard in a browser")
 
-    if wanted("export"):
-        export = command("export", help="write runs, steps, attempts or events for other tools")
-        export.add_argument("table", choices=("runs", "steps", "attempts", "events"),
-                            help="what to write: runs, steps, attempts or events")
-        export.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="csv",
-                            help="csv (the default), jsonl, or parquet (needs -o and pyarrow)")
-        export.add_argument("--flow", help="only the runs of this flow")
-        export.add_argument("--since", metavar="TIME",
-                            help="only runs started at or after TIME (ISO 8601; naive means UTC)")
-        _paths(export.add_argument("-o", "--output", metavar="PATH",
-                                   help="write to PATH (default: stdout; parquet needs a file)"))
-        db_option(export)
+    export = command("export", help="write runs, steps, attempts or events for other tools")
+    export.add_argument("table", choices=("runs", "steps", "attempts", "events"),
+                        help="what to write: runs, steps, attempts or events")
+    export.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="csv",
+                        help="csv (the default), jsonl, or parquet (needs -o and pyarrow)")
+    export.add_argument("--flow", help="only the runs of this flow")
+    export.add_argument("--since", metavar="TIME",
+                        help="only runs started at or after TIME (ISO 8601; naive means UTC)")
+    _paths(export.add_argument("-o", "--output", metavar="PATH",
+                               help="write to PATH (default: stdout; parquet needs a file)"))
+    db_option(export)
 
-    if wanted("completion"):
-        completion = command(
-            "completion", help="print a shell completion script",
-            description="Print a completion script for SHELL. For bash, for instance: "
-                        "chronum completion bash > "
-                        "~/.local/share/bash-completion/completions/chronum")
-        completion.add_argument("shell", metavar="SHELL", choices=("bash", "zsh", "tcsh"),
-                                help="bash, zsh or tcsh")
+    completion = command(
+        "completion", help="print a shell completion script",
+        description="Print a completion script for SHELL. For bash, for instance: "
+                    "chronum completion bash > ~/.local/share/bash-completion/completions/chronum")
+    completion.add_argument("shell", metavar="SHELL", choices=("bash", "zsh", "tcsh"),
+                            help="bash, zsh or tcsh")
     return p
 
 
@@ -251,14 +221,8 @@ def _show_warnings() -> None:
         logger.propagate = False
 
 
-def _command_in(argv: Sequence[str]) -> str | None:
-    """The command ``argv`` names first, if it names one before any option (``run ...``)."""
-    return argv[0] if argv and argv[0] in COMMANDS else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser(_command_in(argv)).parse_args(argv)
+    args = _parser().parse_args(argv)
     _show_warnings()
     from . import commands
 
