@@ -72,6 +72,9 @@ def main(argv: list[str]) -> int:
 
         func, args, kwargs = cloudpickle.load(fh)
     os.unlink(source)
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, ChildContext):  # its env is this process's: never on disk
+            arg.env = dict(os.environ)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s:%(name)s:%(message)s")
     try:

@@ -770,7 +770,9 @@ async def _isolated_call(target: str, func: Callable[..., Any], args: list[Any],
 
     from .._isolated import ChildContext
 
-    child_ctx = ChildContext(ctx.run_id, ctx.attempt, dict(ctx.env), ctx.cwd, dict(ctx.params),
+    # No env in the file: the child gets it as its environment (secrets included), and fills
+    # ctx.env from there, so a runner killed before the child read the file leaves no secret.
+    child_ctx = ChildContext(ctx.run_id, ctx.attempt, {}, ctx.cwd, dict(ctx.params),
                              dict(ctx.inputs), ctx.grace)
     args = [child_ctx if a is ctx else a for a in args]
     kwargs = {k: child_ctx if v is ctx else v for k, v in kwargs.items()}

@@ -61,7 +61,8 @@ class ParserRegistry:
 
     def is_builtin(self, fmt: str) -> bool:
         """Whether ``fmt`` is parsed by Chronum's own YAML/JSON parser (not replaced)."""
-        return self._targets.get(fmt) == BUILTINS.get(fmt, (None,))[0]
+        builtin = BUILTINS.get(fmt)
+        return builtin is not None and self._targets.get(fmt) == builtin[0]
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded or not self._use_entry_points:

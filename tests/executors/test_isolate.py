@@ -70,6 +70,23 @@ def test_the_call_runs_in_a_child_and_its_value_print_and_logging_come_back(tmp_
     assert "rows 3" in log and "INFO:clean:dropped 1" in log
 
 
+def test_the_child_ctx_env_is_the_step_environment_secrets_included(tmp_path, monkeypatch):
+    # The file that carries the call to the child holds no environment (a secret in it would
+    # outlive a killed runner); the child's ctx.env is its own environment, the step's.
+    monkeypatch.setenv("ISO_TOKEN", "s3cr3t-value")
+    env_of = _cell_function(
+        "def env_of(ctx):\n"
+        "    return {k: ctx.env.get(k) for k in ('ISO_TOKEN', 'FROM_FLOW', 'CHRONUM_STEP')}\n",
+        "env_of")
+    flow = _flow("name: iso\nsecrets: [ISO_TOKEN]\nenv: {FROM_FLOW: hello}\nsteps:\n"
+                 "  - name: env_of\n    executor: python\n    call: env_of\n"
+                 "    isolate: process\n", tmp_path)
+    run = chronum.run(flow, db=tmp_path / "c.db", namespace={"env_of": env_of})
+    assert run.status == "succeeded", run.errors
+    assert run.outputs["env_of"] == {"ISO_TOKEN": "s3cr3t-value", "FROM_FLOW": "hello",
+                                     "CHRONUM_STEP": "env_of"}
+
+
 def test_an_exception_in_the_child_fails_the_step_with_its_traceback(tmp_path):
     boom = _cell_function("def boom():\n    raise ValueError('bad input')\n", "boom")
     flow = _flow("name: iso\nsteps:\n  - name: boom\n    executor: python\n    call: boom\n"
