@@ -75,8 +75,9 @@ def flow_identity(flow: Flow) -> tuple[str | None, str | None, str]:
 def resume_conflict(conn: sqlite3.Connection, run_id: str, again: bool, *,
                     claim: bool = False) -> str | None:
     """Why ``run_id`` cannot be resumed now (another resume runs, or it or a resume of it
-    succeeded, unless ``again``), or None. With ``claim`` (inside the transaction that inserts the resume), a
-    resume whose runner died on this host is marked interrupted, which frees the run."""
+    succeeded, unless ``again``), or None. With ``claim`` (inside the transaction that
+    inserts the resume), a resume whose runner died on this host is marked interrupted, which
+    frees the run."""
     if not again:
         row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is not None and row[0] == "succeeded":
