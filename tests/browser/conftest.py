@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.serve.conftest import served  # noqa: F401  (the dashboard tests' server)
+
 from .lab import CHROMIUM, CHROMIUM_ARGS, Lab
 
 

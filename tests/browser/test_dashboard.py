@@ -8,7 +8,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,16 +15,6 @@ import pytest
 from tests.serve.conftest import Served, pid_alive
 
 from .lab import SCREENSHOTS
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    server = Served(tmp_path)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

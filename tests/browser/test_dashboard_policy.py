@@ -5,23 +5,9 @@ flow page's chart of durations is labelled and leads to its runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.serve.conftest import Served
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    server = Served(tmp_path)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 def test_every_page_draws_without_a_console_error_under_the_policy(browser: Any,
